@@ -1,0 +1,105 @@
+"""One error type for every user mistake, carrying a 1-based source location.
+
+Stages raise :class:`SpecError` (or :class:`SpecErrors` when they collect several
+independent mistakes); only the CLI formats them, lark-style: one line
+``path:line:col: error: message``, then the offending source line with a caret.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from difflib import get_close_matches
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Location:
+    """A 1-based position in a source file (``line`` and ``col`` are 0 when unknown)."""
+
+    path: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.path
+        return f"{self.path}:{self.line}:{self.col}"
+
+    def shifted(self, cols: int) -> "Location":
+        """The same line, ``cols`` columns further right (for positions inside a scalar)."""
+        return Location(self.path, self.line, self.col + cols)
+
+
+class SpecError(Exception):
+    """A user error located in a spec, a grid, a recipe or on the command line."""
+
+    def __init__(self, message: str, loc: Location | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.loc = loc or Location("<unknown>")
+        self.hint = hint
+
+    @property
+    def errors(self) -> list["SpecError"]:
+        return [self]
+
+    def line(self) -> str:
+        """The one-line form: ``path:line:col: error: message; hint``."""
+        text = f"{self.loc}: error: {self.message}"
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+    def __str__(self) -> str:
+        return self.line()
+
+
+class SpecErrors(SpecError):
+    """Several independent errors found in one pass, reported together in source order."""
+
+    def __init__(self, errors: Iterable[SpecError]):
+        flat: list[SpecError] = []
+        for e in errors:
+            flat.extend(e.errors)
+        flat.sort(key=lambda e: (e.loc.path, e.loc.line, e.loc.col))
+        self._errors = flat
+        first = flat[0]
+        super().__init__(first.message, first.loc, first.hint)
+
+    @property
+    def errors(self) -> list[SpecError]:
+        return list(self._errors)
+
+    def __str__(self) -> str:
+        return "\n".join(e.line() for e in self._errors)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A ``did you mean 'x'?`` hint for a misspelt name, or None.
+
+    >>> did_you_mean("kernal", ["kernel", "stride"])
+    "did you mean 'kernel'?"
+    """
+    match = get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean '{match[0]}'?" if match else None
+
+
+def format_error(err: SpecError, sources: dict[str, str] | None = None) -> str:
+    """Render an error as its line plus the source line and a caret, when the source is known."""
+    out = [err.line()]
+    loc = err.loc
+    text = None
+    if sources is not None and loc.path in sources:
+        text = sources[loc.path]
+    elif loc.line > 0:
+        try:
+            with open(loc.path, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError):
+            text = None
+    if text is not None and loc.line > 0:
+        lines = text.splitlines()
+        if loc.line <= len(lines):
+            src = lines[loc.line - 1].rstrip("\n")
+            out.append(f"    {src}")
+            out.append("    " + " " * max(loc.col - 1, 0) + "^")
+    return "\n".join(out)

@@ -1,0 +1,477 @@
+"""Stage 2: expand a spec into a networkx graph of primitive ops (the IR).
+
+The IR is the contract between stages: every later stage (shapes, torch,
+codegen, render, grid) reads only the attributes documented here.
+
+Nodes (id = hierarchical name, the torch module path, e.g. ``layer2.0.conv1``):
+
+=============  ===============================================================
+``op``         primitive op name from :data:`archspec.ops.OPS`, or ``"input"``
+``args``       dict of the op's arguments, typed and defaulted
+               (kernel/stride/padding as ``(h, w)`` pairs)
+``inputs``     tuple of input node ids, in argument order (edges repeat them,
+               with an ``index`` attribute)
+``scope``      tuple of enclosing scope paths, outermost first
+               (``("layer2", "layer2.0")``); see ``graph.graph["scopes"]``
+``loc``        :class:`~archspec.errors.Location` of the layer in the spec
+``shape``      output shape per sample, batch left symbolic: ``(C, H, W)`` or
+               ``(F,)``; ``None`` only while errors are being collected
+``params``     trainable parameter count
+``macs``       multiply-accumulates per sample (conv and linear)
+``train_only`` True for nodes of heads that run only in training
+=============  ===============================================================
+
+Graph attributes (``graph.graph``): ``name``, ``path``, ``description``,
+``init`` (weight-init scheme), ``input`` (id of the input node), ``outputs``
+(list of dicts: ``name``, ``node``, ``loss_weight``, ``train_only``), ``scopes``
+(dict path → dict with ``kind`` = block | seq | repeat | container, ``label``
+such as ``B(3,3)``, ``block`` name, ``args``, ``loc``, ``train_only``) and
+``params`` (the spec's resolved parameters and ``let`` values).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
+from archspec.ops import OPS, OpError, normalise_args, shape_str
+from archspec.spec import expr as ex
+from archspec.spec.loader import (REQUIRED, check_type, eval_node, evaluate_env, interpolate,
+                                  parse_block_value)
+from archspec.spec.model import BlockDef, Item, Spec
+from archspec.spec.yamlsrc import YNode, YScalar, YSeq
+
+MAX_DEPTH = 64          # nesting of block instances
+MAX_NODES = 200_000     # primitive ops in one graph
+
+NODE_ATTRS = ("op", "args", "inputs", "scope", "loc", "shape", "params", "macs", "train_only")
+
+
+@dataclass
+class _Scope:
+    prefix: str                      # "" at the root, "layer2.0" inside a block
+    names: dict[str, str | None]     # local name -> node id (None: failed)
+    parent: "_Scope | None" = None
+    sequential: bool = False         # unnamed items get positional names, as in nn.Sequential
+    counter: int = 0
+    used: set[str] = field(default_factory=set)
+    train_only: bool = False
+    blocks: tuple[str, ...] = ()     # block names being expanded (recursion guard)
+
+    def full(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def lookup(self, name: str) -> tuple[bool, str | None]:
+        s: _Scope | None = self
+        while s is not None:
+            if name in s.names:
+                return True, s.names[name]
+            s = s.parent
+        return False, None
+
+    def visible(self) -> list[str]:
+        out: list[str] = []
+        s: _Scope | None = self
+        while s is not None:
+            out.extend(s.names)
+            s = s.parent
+        return out
+
+
+class _Builder:
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.g = nx.DiGraph()
+        self.errors: list[SpecError] = []
+        self.scopes: dict[str, dict[str, Any]] = {}
+        self.first_loc: dict[str, Location] = {}
+        self.blocks = dict(spec.blocks)
+
+    # ------------------------------------------------------------ errors
+    def error(self, e: SpecError) -> None:
+        self.errors.extend(e.errors)
+
+    # ------------------------------------------------------------- nodes
+    def add_node(self, nid: str, op: str, args: dict, inputs: list[str], scope: _Scope,
+                 loc: Location, shape: tuple | None, params: int = 0, macs: int = 0) -> None:
+        if nid in self.g:
+            raise SpecError(f"duplicate layer name '{nid}'", loc,
+                            f"it was first defined at line {self.first_loc[nid].line}")
+        if self.g.number_of_nodes() >= MAX_NODES:
+            raise SpecError(f"the network has more than {MAX_NODES:,} ops", loc,
+                            "check the repeat counts")
+        self.first_loc[nid] = loc
+        parts = nid.split(".")
+        scopes = tuple(".".join(parts[:i]) for i in range(1, len(parts)))
+        for s in scopes:
+            self.scopes.setdefault(s, {"kind": "container", "label": s.rsplit(".", 1)[-1],
+                                       "block": None, "args": {}, "loc": loc,
+                                       "train_only": scope.train_only})
+        self.g.add_node(nid, op=op, args=args, inputs=tuple(inputs), scope=scopes, loc=loc,
+                        shape=shape, params=params, macs=macs, train_only=scope.train_only)
+        for i, src in enumerate(inputs):
+            self.g.add_edge(src, nid, index=i)
+
+    def node_name(self, item: Item, scope: _Scope, env: dict, default: str) -> str:
+        if item.name is not None:
+            name = interpolate(item.name, env)
+            for part in name.split("."):
+                if not part or not all(c.isalnum() or c == "_" for c in part):
+                    raise SpecError(f"layer name '{name}' is not valid", item.name.loc,
+                                    "use letters, digits and '_', with '.' between levels")
+            if name in ("input", self.spec.input_name) and not scope.prefix:
+                raise SpecError(f"'{name}' is the network input's name", item.name.loc,
+                                "choose another layer name")
+        elif scope.sequential:
+            name = str(scope.counter)
+        else:
+            name = default
+            k = 1
+            while name in scope.used:
+                name = f"{default}_{k}"
+                k += 1
+        scope.used.add(name)
+        scope.counter += 1
+        return name
+
+    # ------------------------------------------------------------ inputs
+    def refs(self, node: YNode, scope: _Scope, env: dict) -> list[str | None]:
+        items = node.items if isinstance(node, YSeq) else (node,)
+        out: list[str | None] = []
+        for n in items:
+            if not (isinstance(n, YScalar) and isinstance(n.value, str)):
+                raise SpecError(f"an input reference must be a layer name, got {n.value!r}"
+                                if isinstance(n, YScalar) else "an input reference must be a "
+                                "layer name", n.loc)
+            name = interpolate(n, env)
+            found, nid = scope.lookup(name)
+            if not found:
+                if name in self.g and not name.startswith("input"):
+                    out.append(name)   # a full hierarchical name
+                    continue
+                raise SpecError(f"undefined input '{name}'", n.loc,
+                                did_you_mean(name, scope.visible()) or
+                                "inputs name earlier layers of the same block, or 'input'")
+            out.append(nid)
+        return out
+
+    def inputs_of(self, item: Item, scope: _Scope, env: dict, cursor: str | None
+                  ) -> list[str | None]:
+        ins = self.refs(item.source, scope, env) if item.source is not None else [cursor]
+        if item.extra is not None:
+            ins += self.refs(item.extra, scope, env)
+        return ins
+
+    # -------------------------------------------------------- expansion
+    def expand(self, items: tuple[Item, ...], scope: _Scope, env: dict, cursor: str | None
+               ) -> str | None:
+        for item in items:
+            try:
+                cursor = self.expand_item(item, scope, env, cursor)
+            except SpecError as e:
+                self.error(e)
+                cursor = None
+        return cursor
+
+    def expand_item(self, item: Item, scope: _Scope, env: dict, cursor: str | None
+                    ) -> str | None:
+        if item.kind == "for":
+            try:
+                values = eval_node(item.loop_in, env)
+            except SpecError as e:
+                raise e
+            if not isinstance(values, (list, tuple)):
+                raise SpecError(f"'in' of a for loop must be a list, got {values!r}",
+                                item.loop_in.loc, "for example in: range(3)")
+            for v in values:
+                cursor = self.expand(item.seq, scope, {**env, item.loop_var: v}, cursor)
+            return cursor
+        if item.when is not None:
+            cond = eval_node(item.when, env)
+            if not isinstance(cond, bool):
+                raise SpecError(f"'when' must be true or false, got {cond!r}", item.when.loc)
+            if not cond:
+                ins = self.inputs_of(item, scope, env, cursor)
+                if item.name is not None:
+                    scope.names[interpolate(item.name, env)] = ins[0]
+                return ins[0] if not item.train_only else cursor
+        ins = self.inputs_of(item, scope, env, cursor)
+        if item.kind == "op":
+            out = self.expand_op(item, scope, env, ins)
+        elif item.kind == "block":
+            out = self.expand_block_item(item, scope, env, ins)
+        else:
+            out = self.expand_seq(item, scope, env, ins)
+        return cursor if item.train_only else out
+
+    def _shape_of(self, nid: str | None) -> tuple | None:
+        return None if nid is None else self.g.nodes[nid]["shape"]
+
+    def expand_op(self, item: Item, scope: _Scope, env: dict, ins: list[str | None]) -> str | None:
+        op = OPS[item.op]
+        name = self.node_name(item, scope, env, item.op)
+        nid = scope.full(name)
+        given: dict[str, Any] = {}
+        field_locs: dict[str, Location] = {}
+        for k, node in item.args:
+            f = op.field(k)
+            field_locs[k] = node.loc
+            if f is not None and f.type == "padding" and isinstance(node, YScalar) and \
+                    node.value in ("same", "valid"):
+                given[k] = node.value
+            else:
+                given[k] = eval_node(node, env)
+        try:
+            args = normalise_args(op, given)
+        except OpError as e:
+            raise SpecError(f"{nid}: {e.message}", field_locs.get(e.field or "", item.loc),
+                            e.hint) from None
+        n = len(ins)
+        if n < op.min_inputs or (op.max_inputs is not None and n > op.max_inputs):
+            want = (f"{op.min_inputs}" if op.max_inputs == op.min_inputs else
+                    f"at least {op.min_inputs}" if op.max_inputs is None else
+                    f"{op.min_inputs} to {op.max_inputs}")
+            raise SpecError(f"{nid}: {item.op} takes {want} input(s), got {n}",
+                            item.source.loc if item.source is not None else item.loc,
+                            "list the inputs with from: [a, b]" if op.min_inputs > 1 else None)
+        scope.names[name] = None
+        if any(i is None for i in ins):
+            return None    # an earlier error: do not cascade
+        shapes = [self._shape_of(i) for i in ins]
+        if any(s is None for s in shapes):
+            return None
+        try:
+            shape = op.infer(args, shapes)
+        except OpError as e:
+            detail = ", ".join(f"{i} {shape_str(s)}" for i, s in zip(ins, shapes))
+            raise SpecError(f"{nid}: {e.message} (input: {detail})",
+                            field_locs.get(e.field or "", item.loc), e.hint) from None
+        params = op.params(args, shapes, shape)
+        macs = op.macs(args, shapes, shape)
+        self.add_node(nid, item.op, args, ins, scope, item.loc, shape, params, macs)
+        scope.names[name] = nid
+        return nid
+
+    def resolve_block(self, item: Item, env: dict) -> tuple[ex.BlockRef, BlockDef]:
+        node = item.block
+        if isinstance(node, YScalar) and isinstance(node.value, ex.BlockRef):
+            ref = node.value
+        elif not (isinstance(node, YScalar) and isinstance(node.value, str)):
+            raise SpecError("'block' must be a block reference such as B(3,3)", node.loc)
+        else:
+            text = node.value.strip()
+            val = env.get(text) if text.isidentifier() and text not in self.blocks else None
+            if isinstance(val, ex.BlockRef):
+                ref = val
+            elif isinstance(val, str):
+                ref = parse_block_value(val, node.loc, env)
+            else:
+                ref = parse_block_value(text, node.loc, env)
+        bdef = self.blocks.get(ref.name)
+        if bdef is None:
+            raise SpecError(f"undefined block '{ref.name}'", node.loc,
+                            did_you_mean(ref.name, self.blocks) or
+                            "blocks: " + ", ".join(sorted(self.blocks)))
+        return ref, bdef
+
+    def bind(self, ref: ex.BlockRef, bdef: BlockDef, item: Item, env: dict,
+             extra: tuple = ()) -> dict[str, Any]:
+        params = {p.name: p for p in bdef.params}
+        order = [p.name for p in bdef.params if p.name != bdef.varargs]
+        args: dict[str, Any] = {}
+        if bdef.varargs:
+            args[bdef.varargs] = list(ref.args)
+        else:
+            if len(ref.args) > len(order):
+                raise SpecError(f"block '{bdef.name}' takes {len(order)} positional argument(s), "
+                                f"got {len(ref.args)}", item.block.loc)
+            args.update(zip(order, ref.args))
+        for k, v in ref.kwargs:
+            if k not in params:
+                raise SpecError(f"block '{bdef.name}' has no parameter '{k}'", item.block.loc,
+                                did_you_mean(k, params))
+            args[k] = v
+        if item.row is not None:
+            tname, rname, rloc = item.row
+            table = self.spec.table(tname)
+            if table is None:
+                raise SpecError(f"undefined table '{tname}'", rloc,
+                                did_you_mean(tname, [t for t, _ in self.spec.tables]))
+            found = table.row(rname)
+            if found is None:
+                raise SpecError(f"table '{tname}' has no row '{rname}'", rloc,
+                                did_you_mean(rname, [r for r, _, _ in table.rows]) or
+                                "rows: " + ", ".join(r for r, _, _ in table.rows))
+            vals, _ = found
+            for col, vnode in zip(table.columns, vals):
+                if col not in params:
+                    raise SpecError(f"table column '{col}' is not a parameter of block "
+                                    f"'{bdef.name}'", table.loc, did_you_mean(col, params))
+                args[col] = eval_node(vnode, env)
+        for k, node in tuple(item.args) + tuple(extra):
+            if k not in params:
+                raise SpecError(f"block '{bdef.name}' has no parameter '{k}'", node.loc,
+                                did_you_mean(k, params) or
+                                "parameters: " + ", ".join(params))
+            args[k] = eval_node(node, env)
+        for p in bdef.params:
+            if p.name not in args:
+                if p.default is REQUIRED:
+                    raise SpecError(f"block '{bdef.name}' is missing required parameter "
+                                    f"'{p.name}'", item.loc, p.doc or None)
+                args[p.name] = p.default
+            elif p.type != "any" and args[p.name] is not None:
+                args[p.name] = check_type(args[p.name], p.type, p.name, item.loc)
+        return args
+
+    def expand_block_item(self, item: Item, scope: _Scope, env: dict, ins: list[str | None]
+                          ) -> str | None:
+        ref, bdef = self.resolve_block(item, env)
+        default = bdef.name if bdef.name.islower() else "block"
+        name = self.node_name(item, scope, env, default)
+        path = scope.full(name)
+        scope.names[name] = None
+        if len(ins) != 1:
+            raise SpecError(f"a block takes one input, got {len(ins)}", item.loc)
+        if item.repeat is not None:
+            n = eval_node(item.repeat, env)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise SpecError(f"{path}: repeat must be a positive integer, got {n!r}",
+                                item.repeat.loc, "a stage needs at least one block")
+            self.scopes[path] = {"kind": "repeat", "label": f"{ref} ×{n}", "block": bdef.name,
+                                 "args": {}, "loc": item.loc, "train_only": scope.train_only,
+                                 "repeat": n}
+            cur = ins[0]
+            for j in range(n):
+                args = self.bind(ref, bdef, item, env, item.first if j == 0 else ())
+                if j == 0:
+                    self.scopes[path]["args"] = args
+                cur = self.instantiate(bdef, ref, args, f"{path}.{j}", cur, scope, item)
+            out = cur
+        else:
+            args = self.bind(ref, bdef, item, env)
+            out = self.instantiate(bdef, ref, args, path, ins[0], scope, item)
+        scope.names[name] = out
+        return out
+
+    def instantiate(self, bdef: BlockDef, ref: ex.BlockRef, args: dict, path: str,
+                    inp: str | None, parent: _Scope, item: Item) -> str | None:
+        if bdef.name in parent.blocks:
+            raise SpecError(f"block '{bdef.name}' uses itself", item.loc,
+                            "blocks cannot be recursive")
+        if len(parent.blocks) >= MAX_DEPTH:
+            raise SpecError(f"blocks nest more than {MAX_DEPTH} deep", item.loc)
+        train_only = parent.train_only or item.train_only
+        shape = self._shape_of(inp)
+        label = str(ref) if (ref.args or ref.kwargs) else bdef.name
+        if bdef.label is not None:
+            label = interpolate(bdef.label, {**dict(self.spec.env), **args})
+        self.scopes[path] = {"kind": "block", "label": label, "block": bdef.name, "args": args,
+                             "loc": item.loc, "train_only": train_only}
+        if inp is None or shape is None:
+            return None
+        base = {**dict(self.spec.env), **args, "in_channels": shape[0], "in_shape": list(shape)}
+        try:
+            env = evaluate_env((), bdef.lets, bdef.checks, base)
+        except SpecError as e:
+            user = dict(self.spec.sources)
+            raise SpecErrors(SpecError(f"{path}: {x.message}", x.loc if x.loc.path in user
+                                       else item.loc, x.hint) for x in e.errors) from None
+        inner = _Scope(path, {"input": inp}, None, False, 0, set(), train_only,
+                       parent.blocks + (bdef.name,))
+        return self.expand(bdef.items, inner, env, inp)
+
+    def expand_seq(self, item: Item, scope: _Scope, env: dict, ins: list[str | None]
+                   ) -> str | None:
+        name = self.node_name(item, scope, env, "seq")
+        path = scope.full(name)
+        scope.names[name] = None
+        if len(ins) != 1:
+            raise SpecError(f"a seq takes one input, got {len(ins)}", item.loc)
+        train_only = scope.train_only or item.train_only
+        n = 1
+        if item.repeat is not None:
+            n = eval_node(item.repeat, env)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise SpecError(f"{path}: repeat must be a positive integer, got {n!r}",
+                                item.repeat.loc)
+        self.scopes[path] = {"kind": "seq", "label": name, "block": None, "args": {},
+                             "loc": item.loc, "train_only": train_only}
+        cur = ins[0]
+        for j in range(n):
+            p = f"{path}.{j}" if item.repeat is not None else path
+            inner = _Scope(p, {"input": cur}, scope, True, 0, set(), train_only, scope.blocks)
+            cur = self.expand(item.seq, inner, env, cur)
+        scope.names[name] = cur
+        return cur
+
+    # ------------------------------------------------------------- root
+    def build(self) -> nx.DiGraph:
+        spec = self.spec
+        env = dict(spec.env)
+        shape = []
+        for n in spec.input_shape:
+            try:
+                v = eval_node(n, env)
+            except SpecError as e:
+                self.error(e)
+                continue
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                self.error(SpecError(f"input sizes must be positive integers, got {v!r}", n.loc))
+            shape.append(v)
+        root = _Scope("", {}, None)
+        in_id = spec.input_name
+        if not self.errors:
+            self.add_node(in_id, "input", {}, [], root, spec.input_loc, tuple(shape))
+            root.names["input"] = in_id
+            root.names[in_id] = in_id
+            last = self.expand(spec.items, root, env, in_id)
+        else:
+            last = None
+        outputs = []
+        if not spec.outputs:
+            if last is not None:
+                outputs.append({"name": "out", "node": last, "loss_weight": 1.0,
+                                "train_only": False})
+        for o in spec.outputs:
+            found, nid = root.lookup(o.source)
+            if not found and o.source in self.g:
+                found, nid = True, o.source
+            if not found:
+                self.error(SpecError(f"output '{o.name}' reads undefined layer '{o.source}'",
+                                     o.loc, did_you_mean(o.source, list(root.names) + list(self.g))))
+                continue
+            if nid is None:
+                continue
+            outputs.append({"name": o.name, "node": nid, "loss_weight": o.loss_weight,
+                            "train_only": bool(self.g.nodes[nid]["train_only"])})
+        if not self.errors and not any(not o["train_only"] for o in outputs):
+            self.error(SpecError("the network has no output that runs in evaluation",
+                                 spec.input_loc))
+        if self.errors:
+            seen, uniq = set(), []
+            for e in self.errors:
+                key = (e.loc, e.message)
+                if key not in seen:
+                    seen.add(key)
+                    uniq.append(e)
+            raise SpecErrors(uniq)
+        self.g.graph.update(name=spec.name, path=spec.path, description=spec.description,
+                            init=spec.init, input=in_id, outputs=outputs, scopes=self.scopes,
+                            params={k: v for k, v in spec.env})
+        return self.g
+
+
+def compile_graph(spec: Spec) -> nx.DiGraph:
+    """Expand a loaded spec into the IR graph, with every node's shape inferred.
+
+    Raises :class:`~archspec.errors.SpecErrors` with every independent error found.
+
+    >>> import archspec
+    >>> g = archspec.compile_graph(archspec.load_spec("specs/wrn-28-10.yaml"))
+    >>> g.nodes["layer2.0.conv1"]["shape"]
+    (320, 16, 16)
+    """
+    return _Builder(spec).build()

@@ -1,0 +1,339 @@
+"""The closed registry of primitive ops: fields, shape rule, parameter and MAC counts.
+
+Every op knows its own complexity without tensors (as in pycls): given its
+arguments and input shapes (per sample, batch left symbolic) it returns its output
+shape, parameter count and multiply-accumulates. The graph stage uses the shape
+rules while it expands a spec (a block's ``when: in_channels != out`` needs them);
+the shapes stage totals and reports; the torch backend maps each op to a module.
+
+MACs count convolutions and linear layers (the convention of torchvision's GFLOPS
+column); element-wise ops, pooling and normalisation count 0.
+
+>>> OPS["conv"].infer({"out": 16, "kernel": (3, 3), "stride": (1, 1), "padding": (1, 1),
+...                    "dilation": (1, 1), "groups": 1, "bias": False}, [(3, 32, 32)])
+(16, 32, 32)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+Shape = tuple[int, ...]
+
+
+class OpError(Exception):
+    """A bad argument or shape; ``field`` names the argument to point at, when there is one."""
+
+    def __init__(self, message: str, field: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.hint = hint
+
+
+_REQ = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str       # int | pos_int | pair | pair0 | padding | float | prob | bool | dim | opt_pair
+    default: Any = _REQ
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQ
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    fields: tuple[Field, ...]
+    infer: Callable[[dict, list[Shape]], Shape]
+    doc: str
+    min_inputs: int = 1
+    max_inputs: int | None = 1
+    params: Callable[[dict, list[Shape], Shape], int] = lambda a, i, o: 0
+    macs: Callable[[dict, list[Shape], Shape], int] = lambda a, i, o: 0
+    torch: str = ""   # the torch module or function it becomes
+
+    def field(self, name: str) -> Field | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+
+# ----------------------------------------------------------------- argument types
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _pair(v: Any, name: str, minimum: int) -> tuple[int, int]:
+    if _is_int(v):
+        v = (v, v)
+    if (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) for x in v)):
+        if min(v) < minimum:
+            raise OpError(f"'{name}' must be at least {minimum}, got {_fmt(v)}", name)
+        return (int(v[0]), int(v[1]))
+    raise OpError(f"'{name}' must be an integer or a pair [h, w], got {v!r}", name)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
+        return str(v[0])
+    return str(list(v)) if isinstance(v, tuple) else str(v)
+
+
+def coerce(f: Field, v: Any) -> Any:
+    """Check and normalise one argument value; raise :class:`OpError` when it is the wrong type."""
+    t, n = f.type, f.name
+    if t == "bool":
+        if isinstance(v, bool):
+            return v
+        raise OpError(f"'{n}' must be true or false, got {v!r}", n)
+    if t in ("int", "pos_int", "dim"):
+        if not _is_int(v):
+            raise OpError(f"'{n}' must be an integer, got {v!r}", n)
+        if t == "pos_int" and v < 1:
+            raise OpError(f"'{n}' must be at least 1, got {v}", n)
+        return v
+    if t in ("float", "prob"):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise OpError(f"'{n}' must be a number, got {v!r}", n)
+        if t == "prob" and not 0.0 <= v <= 1.0:
+            raise OpError(f"'{n}' must be a probability in [0, 1], got {v}", n)
+        if t == "float" and v < 0 and n in ("eps", "momentum"):
+            raise OpError(f"'{n}' must not be negative, got {v}", n)
+        return float(v)
+    if t == "pair":
+        return _pair(v, n, 1)
+    if t == "pair0":
+        return _pair(v, n, 0)
+    if t == "opt_pair":
+        return None if v is None else _pair(v, n, 1)
+    if t == "padding":
+        if v in ("same", "valid"):
+            return v
+        return _pair(v, n, 0)
+    raise AssertionError(f"unknown field type {t}")  # registry bug, not user input
+
+
+# ------------------------------------------------------------------ shape helpers
+def _one(shapes: list[Shape], rank: int | None, what: str) -> Shape:
+    s = shapes[0]
+    if rank is not None and len(s) != rank:
+        want = {3: "a (channels, height, width) input", 1: "a flat (features) input"}[rank]
+        hint = "insert {op: flatten} before it" if rank == 1 else None
+        raise OpError(f"{what} expects {want}, got {_shape(s)}", hint=hint)
+    return s
+
+
+def _shape(s: Shape) -> str:
+    return "(N, " + ", ".join(str(x) for x in s) + ")"
+
+
+def _window(size: int, k: int, s: int, p: int, d: int, ceil: bool, axis: str, what: str) -> int:
+    eff = d * (k - 1) + 1
+    if size + 2 * p < eff:
+        raise OpError(f"{what} kernel {eff} is larger than its padded input: {axis} {size} + 2×{p} "
+                      f"padding = {size + 2 * p}", "kernel",
+                      "use a smaller kernel or more padding, or remove a downsampling layer before it")
+    num = size + 2 * p - eff
+    out = (-(-num // s) if ceil else num // s) + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1   # the last window must start inside the input or its left padding (torch rule)
+    if out < 1:
+        raise OpError(f"{what} output {axis} drops below 1 (input {axis} {size})", "stride")
+    return out
+
+
+def _spatial(a: dict, s: Shape, what: str, ceil: bool = False) -> tuple[int, int]:
+    k, st = a["kernel"], a["stride"] or a["kernel"]
+    pad, dil = a["padding"], a.get("dilation", (1, 1))
+    if pad == "valid":
+        pad = (0, 0)
+    if pad == "same":
+        if st != (1, 1):
+            raise OpError(f"padding 'same' needs stride 1, got stride {_fmt(st)}", "padding",
+                          "give the padding as a number for a strided conv")
+        return s[1], s[2]
+    return (_window(s[1], k[0], st[0], pad[0], dil[0], ceil, "height", what),
+            _window(s[2], k[1], st[1], pad[1], dil[1], ceil, "width", what))
+
+
+# ---------------------------------------------------------------------- the ops
+def _conv(a: dict, shapes: list[Shape]) -> Shape:
+    s = _one(shapes, 3, "conv")
+    c, g = s[0], a["groups"]
+    if c % g:
+        raise OpError(f"input channels {c} are not divisible by groups {g}", "groups")
+    if a["out"] % g:
+        raise OpError(f"output channels {a['out']} are not divisible by groups {g}", "groups")
+    h, w = _spatial(a, s, "conv")
+    return (a["out"], h, w)
+
+
+def _conv_params(a: dict, i: list[Shape], o: Shape) -> int:
+    kh, kw = a["kernel"]
+    return a["out"] * (i[0][0] // a["groups"]) * kh * kw + (a["out"] if a["bias"] else 0)
+
+
+def _conv_macs(a: dict, i: list[Shape], o: Shape) -> int:
+    kh, kw = a["kernel"]
+    return o[0] * o[1] * o[2] * (i[0][0] // a["groups"]) * kh * kw
+
+
+def _pool(what: str, ceil_ok: bool = True) -> Callable[[dict, list[Shape]], Shape]:
+    def infer(a: dict, shapes: list[Shape]) -> Shape:
+        s = _one(shapes, 3, what)
+        k = a["kernel"]
+        pad = a["padding"]
+        if pad[0] * 2 > k[0] or pad[1] * 2 > k[1]:
+            raise OpError(f"{what} padding {_fmt(pad)} is more than half its kernel {_fmt(k)}",
+                          "padding")
+        h, w = _spatial(a, s, what, ceil=a["ceil_mode"])
+        return (s[0], h, w)
+    return infer
+
+
+def _adaptive(what: str) -> Callable[[dict, list[Shape]], Shape]:
+    def infer(a: dict, shapes: list[Shape]) -> Shape:
+        s = _one(shapes, 3, what)
+        return (s[0], *a["size"])
+    return infer
+
+
+def _same(what: str, rank: int | None = None) -> Callable[[dict, list[Shape]], Shape]:
+    def infer(a: dict, shapes: list[Shape]) -> Shape:
+        return _one(shapes, rank, what)
+    return infer
+
+
+def _batchnorm(a: dict, shapes: list[Shape]) -> Shape:
+    s = shapes[0]
+    if len(s) not in (1, 3):
+        raise OpError(f"batchnorm expects (C, H, W) or (features), got {_shape(s)}")
+    return s
+
+
+def _linear(a: dict, shapes: list[Shape]) -> Shape:
+    _one(shapes, 1, "linear")
+    return (a["out"],)
+
+
+def _flatten(a: dict, shapes: list[Shape]) -> Shape:
+    return (math.prod(shapes[0]),)
+
+
+def _add(a: dict, shapes: list[Shape]) -> Shape:
+    first = shapes[0]
+    for s in shapes[1:]:
+        if s != first:
+            raise OpError(f"add needs equal shapes, got {_shape(first)} and {_shape(s)}")
+    return first
+
+
+def _concat(a: dict, shapes: list[Shape]) -> Shape:
+    first = shapes[0]
+    for s in shapes[1:]:
+        if len(s) != len(first) or s[1:] != first[1:]:
+            raise OpError("concat needs equal shapes except for channels, got "
+                          + " and ".join(_shape(x) for x in shapes))
+    return (sum(s[0] for s in shapes), *first[1:])
+
+
+def _softmax(what: str) -> Callable[[dict, list[Shape]], Shape]:
+    def infer(a: dict, shapes: list[Shape]) -> Shape:
+        s = shapes[0]
+        rank = len(s) + 1
+        if not -rank <= a["dim"] < rank:
+            raise OpError(f"{what} dim {a['dim']} is out of range for {_shape(s)}", "dim")
+        return s
+    return infer
+
+
+def _shake(a: dict, shapes: list[Shape]) -> Shape:
+    return _add(a, shapes)
+
+
+_P = lambda: Field("p", "prob", 0.5, "probability of zeroing")  # noqa: E731
+_POOL_FIELDS = (Field("kernel", "pair", doc="window size"),
+                Field("stride", "opt_pair", None, "defaults to the kernel size"),
+                Field("padding", "pair0", 0, "implicit padding on both sides"),
+                Field("ceil_mode", "bool", False, "round the output size up (Caffe's rule)"))
+
+OPS: dict[str, OpDef] = {op.name: op for op in [
+    OpDef("conv", (Field("out", "pos_int", doc="output channels"),
+                   Field("kernel", "pair", doc="kernel size, an integer or [h, w]"),
+                   Field("stride", "pair", 1), Field("padding", "padding", 0,
+                                                     "an integer, [h, w], 'same' or 'valid'"),
+                   Field("dilation", "pair", 1), Field("groups", "pos_int", 1),
+                   Field("bias", "bool", True)),
+          _conv, "2-D convolution", params=_conv_params, macs=_conv_macs, torch="nn.Conv2d"),
+    OpDef("batchnorm", (Field("eps", "float", 1e-5), Field("momentum", "float", 0.1),
+                        Field("affine", "bool", True), Field("track_running_stats", "bool", True)),
+          _batchnorm, "batch normalisation over channels (or features)",
+          params=lambda a, i, o: 2 * i[0][0] if a["affine"] else 0, torch="nn.BatchNorm2d"),
+    OpDef("relu", (), _same("relu"), "ReLU", torch="nn.ReLU"),
+    OpDef("relu6", (), _same("relu6"), "ReLU6", torch="nn.ReLU6"),
+    OpDef("leaky_relu", (Field("negative_slope", "float", 0.01),), _same("leaky_relu"),
+          "leaky ReLU", torch="nn.LeakyReLU"),
+    OpDef("elu", (Field("alpha", "float", 1.0),), _same("elu"), "ELU", torch="nn.ELU"),
+    OpDef("gelu", (), _same("gelu"), "GELU", torch="nn.GELU"),
+    OpDef("silu", (), _same("silu"), "SiLU (swish)", torch="nn.SiLU"),
+    OpDef("hardswish", (), _same("hardswish"), "hard swish", torch="nn.Hardswish"),
+    OpDef("sigmoid", (), _same("sigmoid"), "sigmoid", torch="nn.Sigmoid"),
+    OpDef("tanh", (), _same("tanh"), "tanh", torch="nn.Tanh"),
+    OpDef("identity", (), _same("identity"), "passes its input through", torch="nn.Identity"),
+    OpDef("maxpool", _POOL_FIELDS + (Field("dilation", "pair", 1),), _pool("maxpool"),
+          "2-D max pooling", torch="nn.MaxPool2d"),
+    OpDef("avgpool", _POOL_FIELDS + (Field("count_include_pad", "bool", True),),
+          _pool("avgpool"), "2-D average pooling", torch="nn.AvgPool2d"),
+    OpDef("adaptive_avgpool", (Field("size", "pair", doc="output size, e.g. 1 or [4, 4]"),),
+          _adaptive("adaptive_avgpool"), "adaptive average pooling to a fixed size",
+          torch="nn.AdaptiveAvgPool2d"),
+    OpDef("adaptive_maxpool", (Field("size", "pair", doc="output size, e.g. 1 or [4, 4]"),),
+          _adaptive("adaptive_maxpool"), "adaptive max pooling to a fixed size",
+          torch="nn.AdaptiveMaxPool2d"),
+    OpDef("dropout", (_P(),), _same("dropout"), "element-wise dropout", torch="nn.Dropout"),
+    OpDef("dropout2d", (_P(),), _same("dropout2d", 3), "channel-wise dropout",
+          torch="nn.Dropout2d"),
+    OpDef("linear", (Field("out", "pos_int", doc="output features"), Field("bias", "bool", True)),
+          _linear, "fully connected layer",
+          params=lambda a, i, o: i[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
+          macs=lambda a, i, o: i[0][0] * a["out"], torch="nn.Linear"),
+    OpDef("flatten", (), _flatten, "flattens (C, H, W) to (C·H·W)", torch="nn.Flatten"),
+    OpDef("add", (), _add, "element-wise sum of its inputs (a residual join)",
+          min_inputs=2, max_inputs=None, torch="operator.add"),
+    OpDef("concat", (), _concat, "concatenation along channels",
+          min_inputs=2, max_inputs=None, torch="torch.cat"),
+    OpDef("softmax", (Field("dim", "dim", -1),), _softmax("softmax"), "softmax",
+          torch="F.softmax"),
+    OpDef("log_softmax", (Field("dim", "dim", -1),), _softmax("log_softmax"), "log-softmax",
+          torch="F.log_softmax"),
+    OpDef("shake", (), _shake,
+          "Shake-Shake merge: random convex weights forward, independent ones backward, "
+          "0.5/0.5 in eval", min_inputs=2, max_inputs=2, torch="archspec shake"),
+]}
+
+
+def normalise_args(op: OpDef, given: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults and coerce types; raise :class:`OpError` naming the first bad field."""
+    out: dict[str, Any] = {}
+    for f in op.fields:
+        if f.name in given:
+            out[f.name] = coerce(f, given[f.name])
+        elif f.required:
+            raise OpError(f"{op.name} is missing required argument '{f.name}'", None,
+                          f"{f.name}: {f.doc}" if f.doc else None)
+        else:
+            out[f.name] = coerce(f, f.default) if f.default is not None else None
+    return out
+
+
+def shape_str(s: Shape | None) -> str:
+    """``(N, 16, 32, 32)``: a per-sample shape with its symbolic batch."""
+    return "?" if s is None else _shape(s)

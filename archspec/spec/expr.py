@@ -1,0 +1,316 @@
+"""A small, safe expression language for spec values.
+
+Expressions are parsed with :mod:`ast` and evaluated by walking a whitelist of
+node types; nothing is ever passed to ``eval``. The language is the arithmetic
+a paper writes: ``(d - 4) / 6``, ``16 * k``, ``stride if i == 0 else 1``.
+
+``/`` between integers is *exact* division: ``(d - 4) / 6`` with ``d = 27`` is an
+error ("does not divide"), because a network cannot have 3.83 blocks. Use a
+float operand (``1.0 / 3``) for real division, or ``//`` to floor.
+
+>>> evaluate(parse("(d - 4) / 6"), {"d": 28})
+4
+>>> evaluate(parse("[3] * l"), {"l": 3})
+[3, 3, 3]
+"""
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, Mapping
+
+from archspec.errors import Location, SpecError, did_you_mean
+
+
+class ExprError(Exception):
+    """An evaluation error at character ``offset`` of the expression text."""
+
+    def __init__(self, message: str, offset: int = 0, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """A reference to a block definition with bound arguments, e.g. ``B(3,3)``."""
+
+    name: str
+    args: tuple = ()
+    kwargs: tuple = ()  # tuple of (name, value), hashable
+
+    def __str__(self) -> str:
+        parts = [_show(a) for a in self.args] + [f"{k}={_show(v)}" for k, v in self.kwargs]
+        return f"{self.name}({','.join(parts)})" if parts else self.name
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ",".join(_show(x) for x in v) + "]"
+    return str(v)
+
+
+_MAX_POW = 64
+_MAX_SEQ = 100_000
+
+
+def _pow(a: Any, b: Any) -> Any:
+    if isinstance(b, (int, float)) and abs(b) > _MAX_POW:
+        raise ValueError(f"exponent {b} is too large (at most {_MAX_POW})")
+    return a ** b
+
+
+def _mul(a: Any, b: Any) -> Any:
+    if isinstance(a, (list, str)) or isinstance(b, (list, str)):
+        n = b if isinstance(a, (list, str)) else a
+        seq = a if isinstance(a, (list, str)) else b
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"a list can only be repeated an integer number of times, not {n!r}")
+        if n * len(seq) > _MAX_SEQ:
+            raise ValueError(f"list of {n * len(seq):,} items is too long")
+    return a * b
+
+
+def _truediv(a: Any, b: Any) -> Any:
+    if b == 0:
+        raise ZeroDivisionError("division by zero")
+    if _is_int(a) and _is_int(b):
+        if a % b:
+            raise ValueError(f"{a} / {b} does not divide: {a} is not a multiple of {b}")
+        return a // b
+    return a / b
+
+
+def _floordiv(a: Any, b: Any) -> Any:
+    if b == 0:
+        raise ZeroDivisionError("division by zero")
+    return a // b
+
+
+def _mod(a: Any, b: Any) -> Any:
+    if b == 0:
+        raise ZeroDivisionError("modulo by zero")
+    return a % b
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: _mul, ast.Div: _truediv,
+    ast.FloorDiv: _floordiv, ast.Mod: _mod, ast.Pow: _pow,
+}
+_CMPOPS: dict[type, Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b, ast.Is: lambda a, b: a is b,
+    ast.IsNot: lambda a, b: a is not b,
+}
+
+
+def _range(*args: int) -> list[int]:
+    r = range(*args)
+    if len(r) > _MAX_SEQ:
+        raise ValueError(f"range of {len(r):,} items is too long")
+    return list(r)
+
+
+#: The functions an expression may call: a closed, side-effect-free set.
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "min": min, "max": max, "abs": abs, "len": len, "int": int, "float": float,
+    "round": round, "sum": sum, "range": _range, "ceil": math.ceil, "floor": math.floor,
+    "sqrt": math.sqrt, "list": list, "str": str, "bool": bool,
+}
+_CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False,
+              "None": None}
+
+
+@lru_cache(maxsize=8192)
+def parse(text: str) -> ast.expression:
+    """Parse expression text into an AST, or raise :class:`ExprError` at the bad character."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        raise ExprError(f"cannot parse expression '{text}': {e.msg}",
+                        max((e.offset or 1) - 1, 0)) from None
+    return tree
+
+
+def names_in(text: str) -> set[str]:
+    """The free names an expression reads (for dependency and typo checks)."""
+    try:
+        tree = parse(text)
+    except ExprError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(FUNCTIONS) - set(_CONSTANTS)
+
+
+def evaluate(tree: ast.expression, env: Mapping[str, Any]) -> Any:
+    """Evaluate a parsed expression in ``env`` (a mapping of names to values)."""
+    return _Eval(env).run(tree.body)
+
+
+class _Eval:
+    def __init__(self, env: Mapping[str, Any]):
+        self.env = env
+
+    def fail(self, node: ast.AST, message: str, hint: str | None = None) -> ExprError:
+        return ExprError(message, getattr(node, "col_offset", 0), hint)
+
+    def run(self, node: ast.AST) -> Any:
+        m = getattr(self, "_" + type(node).__name__, None)
+        if m is None:
+            raise self.fail(node, f"'{type(node).__name__}' is not allowed in a spec expression",
+                            "expressions may use numbers, names, + - * / // % **, comparisons, "
+                            "and/or/not, 'a if c else b', lists and " + ", ".join(sorted(FUNCTIONS)))
+        return m(node)
+
+    def _Constant(self, node: ast.Constant) -> Any:
+        if isinstance(node.value, (int, float, str, bool)) or node.value is None:
+            return node.value
+        raise self.fail(node, f"constant {node.value!r} is not allowed")
+
+    def _Name(self, node: ast.Name) -> Any:
+        if node.id in self.env:
+            return self.env[node.id]
+        if node.id in _CONSTANTS:
+            return _CONSTANTS[node.id]
+        raise self.fail(node, f"undefined name '{node.id}'",
+                        did_you_mean(node.id, list(self.env)) or
+                        "names are parameters, 'let' values, block parameters or loop variables")
+
+    def _BinOp(self, node: ast.BinOp) -> Any:
+        op = _BINOPS.get(type(node.op))
+        if op is None:
+            raise self.fail(node, f"operator '{type(node.op).__name__}' is not allowed")
+        a, b = self.run(node.left), self.run(node.right)
+        try:
+            return op(a, b)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as e:
+            raise self.fail(node, str(e)) from None
+
+    def _UnaryOp(self, node: ast.UnaryOp) -> Any:
+        v = self.run(node.operand)
+        try:
+            if isinstance(node.op, ast.USub):
+                return -v
+            if isinstance(node.op, ast.UAdd):
+                return +v
+            if isinstance(node.op, ast.Not):
+                return not v
+        except TypeError as e:
+            raise self.fail(node, str(e)) from None
+        raise self.fail(node, "operator '~' is not allowed")
+
+    def _BoolOp(self, node: ast.BoolOp) -> Any:
+        if isinstance(node.op, ast.And):
+            v: Any = True
+            for x in node.values:
+                v = self.run(x)
+                if not v:
+                    return v
+            return v
+        v = False
+        for x in node.values:
+            v = self.run(x)
+            if v:
+                return v
+        return v
+
+    def _Compare(self, node: ast.Compare) -> bool:
+        left = self.run(node.left)
+        for op, right_node in zip(node.ops, node.comparators):
+            right = self.run(right_node)
+            try:
+                if not _CMPOPS[type(op)](left, right):
+                    return False
+            except TypeError as e:
+                raise self.fail(node, str(e)) from None
+            left = right
+        return True
+
+    def _IfExp(self, node: ast.IfExp) -> Any:
+        return self.run(node.body) if self.run(node.test) else self.run(node.orelse)
+
+    def _List(self, node: ast.List) -> list:
+        out: list = []
+        for e in node.elts:
+            if isinstance(e, ast.Starred):
+                out.extend(self.run(e.value))
+            else:
+                out.append(self.run(e))
+        return out
+
+    _Tuple = _List
+
+    def _Subscript(self, node: ast.Subscript) -> Any:
+        seq = self.run(node.value)
+        if isinstance(node.slice, ast.Slice):
+            parts = [self.run(p) if p is not None else None
+                     for p in (node.slice.lower, node.slice.upper, node.slice.step)]
+            try:
+                return seq[slice(*parts)]
+            except (TypeError, ValueError) as e:
+                raise self.fail(node, str(e)) from None
+        idx = self.run(node.slice)
+        try:
+            return seq[idx]
+        except (IndexError, KeyError):
+            raise self.fail(node, f"index {idx!r} is out of range for {seq!r}") from None
+        except TypeError as e:
+            raise self.fail(node, str(e)) from None
+
+    def _Attribute(self, node: ast.Attribute) -> Any:
+        v = self.run(node.value)
+        if isinstance(v, BlockRef) and node.attr in ("name", "args"):
+            return getattr(v, node.attr) if node.attr == "name" else list(v.args)
+        raise self.fail(node, f"attribute '.{node.attr}' is not available here",
+                        "only a block reference has attributes (.name, .args)")
+
+    def _Call(self, node: ast.Call) -> Any:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            name = node.func.id if isinstance(node.func, ast.Name) else "this"
+            raise self.fail(node, f"function '{name}' is not available in expressions",
+                            did_you_mean(name, FUNCTIONS) or
+                            "available: " + ", ".join(sorted(FUNCTIONS)))
+        args: list = []
+        for a in node.args:
+            if isinstance(a, ast.Starred):
+                args.extend(self.run(a.value))
+            else:
+                args.append(self.run(a))
+        if node.keywords:
+            raise self.fail(node, "keyword arguments are not allowed in function calls")
+        try:
+            return FUNCTIONS[node.func.id](*args)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise self.fail(node, f"{node.func.id}(): {e}") from None
+
+
+def parse_block_ref(text: str) -> tuple[str, list[ast.AST], list[tuple[str, ast.AST]]]:
+    """Split ``B(3,3)`` or ``bottleneck(groups=32)`` into its name and argument ASTs."""
+    tree = parse(text)
+    body = tree.body
+    if isinstance(body, ast.Name):
+        return body.id, [], []
+    if isinstance(body, ast.Call) and isinstance(body.func, ast.Name):
+        return body.func.id, list(body.args), [(k.arg, k.value) for k in body.keywords
+                                                if k.arg is not None]
+    raise ExprError(f"'{text}' is not a block reference", 0,
+                    "write a block name, optionally with arguments, e.g. B(3,3)")
+
+
+def eval_arg(node: ast.AST, env: Mapping[str, Any]) -> Any:
+    """Evaluate one argument AST of a block reference."""
+    return _Eval(env).run(node)
+
+
+def to_spec_error(e: ExprError, loc: Location) -> SpecError:
+    return SpecError(e.message, loc, e.hint)

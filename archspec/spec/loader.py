@@ -1,0 +1,719 @@
+"""Load a YAML spec into a validated, frozen :class:`~archspec.spec.model.Spec`.
+
+The loader resolves ``extends`` (a spec overriding another's parameters) and
+``include`` (block and table libraries), checks every key against a closed
+vocabulary (with "did you mean"), applies ``--set`` overrides, evaluates the
+parameters' ``let`` values and ``checks``, and leaves per-instance expressions
+for the graph stage.
+"""
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
+from archspec.ops import OPS
+from archspec.spec import expr as ex
+from archspec.spec.model import (REQUIRED, BlockDef, Check, Item, Let, Output, ParamDef, Spec,
+                                 Table)
+from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq, located, parse_yaml, plain
+
+MAX_SPEC_BYTES = 4 * 1024 * 1024
+STDLIB = os.path.join(os.path.dirname(__file__), "stdlib.yaml")
+
+#: Weight-initialisation schemes a spec may name (implemented by the torch backend).
+INIT_SCHEMES = ("torch", "wrn", "torchvision_resnet", "torchvision_googlenet", "googlenet_seed")
+
+TOP_KEYS = ("archspec", "name", "description", "extends", "include", "params", "let", "checks",
+            "input", "init", "tables", "blocks", "layers", "outputs")
+BLOCK_KEYS = ("doc", "params", "varargs", "let", "checks", "label", "layers")
+META_KEYS = ("from", "with", "when", "repeat", "first", "row", "train_only")
+KIND_KEYS = ("op", "block", "seq", "for")
+PARAM_TYPES = ("int", "float", "bool", "str", "list", "block", "any")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RESERVED = {"input", "in_channels", "in_shape"}
+
+
+# -------------------------------------------------------------------- helpers
+def _err(msg: str, node: YNode | Location, hint: str | None = None) -> SpecError:
+    loc = node if isinstance(node, Location) else node.loc
+    return SpecError(msg, loc, hint)
+
+
+def _expect_map(node: YNode, what: str) -> YMap:
+    if not isinstance(node, YMap):
+        raise _err(f"{what} must be a mapping, got {_kind(node)}", node)
+    return node
+
+
+def _expect_seq(node: YNode, what: str) -> YSeq:
+    if not isinstance(node, YSeq):
+        raise _err(f"{what} must be a list, got {_kind(node)}", node)
+    return node
+
+
+def _expect_str(node: YNode, what: str) -> str:
+    if not isinstance(node, YScalar) or not isinstance(node.value, str):
+        raise _err(f"{what} must be a string, got {_kind(node)}", node)
+    return node.value
+
+
+def _kind(node: YNode) -> str:
+    if isinstance(node, YMap):
+        return "a mapping"
+    if isinstance(node, YSeq):
+        return "a list"
+    v = node.value
+    if v is None:
+        return "nothing (null)"
+    return f"{type(v).__name__} {v!r}"
+
+
+def _check_keys(m: YMap, allowed: Iterable[str], where: str) -> list[SpecError]:
+    allowed = list(allowed)
+    errs = []
+    for k in m.keys():
+        if k not in allowed:
+            errs.append(SpecError(f"unknown key '{k}' in {where}", m.key_loc(k),
+                                  did_you_mean(k, allowed) or "allowed: " + ", ".join(allowed)))
+    return errs
+
+
+def _check_name(name: str, loc: Location, what: str) -> None:
+    if not _NAME_RE.match(name):
+        raise SpecError(f"{what} '{name}' is not a valid name", loc,
+                        "names start with a letter or '_' and contain letters, digits and '_'")
+
+
+def eval_node(node: YNode, env: Mapping[str, Any], strings: bool = False) -> Any:
+    """Evaluate a located value: strings are expressions unless ``strings`` is set."""
+    if isinstance(node, YScalar):
+        if isinstance(node.value, str) and not strings:
+            return eval_text(node.value, node, env)
+        return node.value
+    if isinstance(node, YSeq):
+        return [eval_node(n, env, strings) for n in node.items]
+    return {k: eval_node(v, env, strings) for k, v in node.entries}
+
+
+def eval_text(text: str, node: YScalar, env: Mapping[str, Any]) -> Any:
+    try:
+        return ex.evaluate(ex.parse(text), env)
+    except ex.ExprError as e:
+        raise SpecError(e.message, node.expr_loc(e.offset), e.hint) from None
+
+
+_INTERP = re.compile(r"\{([^{}]*)\}")
+
+
+def interpolate(node: YScalar, env: Mapping[str, Any]) -> str:
+    """Fill ``{expr}`` holes in a name or a message: ``"conv{i+1}"`` → ``"conv2"``."""
+    text = str(node.value)
+
+    def sub(m: re.Match) -> str:
+        try:
+            v = ex.evaluate(ex.parse(m.group(1)), env)
+        except ex.ExprError as e:
+            raise SpecError(e.message, node.expr_loc(m.start(1) + e.offset), e.hint) from None
+        return str(v)
+    return _INTERP.sub(sub, text)
+
+
+# ----------------------------------------------------------------- file level
+def _read(path: str, at: Location | None) -> tuple[str, YMap]:
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"spec file is {size:,} bytes, more than the {MAX_SPEC_BYTES:,} allowed",
+                            Location(path, 1, 1))
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise SpecError(f"no such spec file '{path}'", at or Location(path),
+                        "check the path; specs live under specs/") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read spec '{path}': {e}", at or Location(path)) from None
+    root = parse_yaml(text, path)
+    if not isinstance(root, YMap):
+        raise SpecError(f"a spec must be a YAML mapping, got {_kind(root)}", root.loc,
+                        "start with keys such as 'name:', 'params:' and 'layers:'")
+    return text, root
+
+
+def _merge(base: YMap, child: YMap) -> YMap:
+    """Child keys win; params, let, blocks and tables merge entry by entry."""
+    entries = dict(base.entries)
+    key_locs = dict(base.key_locs)
+    for k, v in child.entries:
+        if k in ("params", "let", "blocks", "tables") and isinstance(v, YMap) and \
+                isinstance(entries.get(k), YMap):
+            merged = dict(entries[k].entries)
+            merged.update(dict(v.entries))
+            kl = dict(entries[k].key_locs)
+            kl.update(v.key_locs)
+            entries[k] = YMap(tuple(merged.items()), v.loc, kl)
+        elif k == "checks" and isinstance(v, YSeq) and isinstance(entries.get(k), YSeq):
+            entries[k] = YSeq(entries[k].items + v.items, v.loc)
+        else:
+            entries[k] = v
+        key_locs[k] = child.key_loc(k)
+    entries.pop("extends", None)
+    return YMap(tuple(entries.items()), child.loc, key_locs)
+
+
+def _resolve(path: str, sources: dict[str, str], chain: tuple[str, ...],
+             at: Location | None) -> YMap:
+    real = os.path.realpath(path)
+    if real in chain:
+        raise SpecError(f"'extends' forms a cycle through '{path}'", at or Location(path))
+    text, root = _read(path, at)
+    sources[path] = text
+    errs = _check_keys(root, TOP_KEYS, "the spec")
+    if errs:
+        raise SpecErrors(errs)
+    here = os.path.dirname(path)
+    parts: list[YMap] = []
+    inc = root.get("include")
+    if inc is not None:
+        for n in (inc.items if isinstance(inc, YSeq) else (inc,)):
+            p = os.path.join(here, _expect_str(n, "'include'"))
+            lib = _resolve(p, sources, chain + (real,), n.loc)
+            parts.append(YMap(tuple((k, v) for k, v in lib.entries if k in ("blocks", "tables")),
+                              lib.loc, lib.key_locs))
+    ext = root.get("extends")
+    if ext is not None:
+        p = os.path.join(here, _expect_str(ext, "'extends'"))
+        parts.append(_resolve(p, sources, chain + (real,), ext.loc))
+    merged = YMap((), root.loc)
+    for part in parts:
+        merged = _merge(merged, part)
+    rest = YMap(tuple((k, v) for k, v in root.entries if k != "include"), root.loc, root.key_locs)
+    return _merge(merged, rest) if parts else rest
+
+
+# ------------------------------------------------------------------ parameters
+def _type_of(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, list):
+        return "list"
+    return "any"
+
+
+def check_type(value: Any, t: str, name: str, loc: Location) -> Any:
+    """Check a parameter value against its type (ints pass as floats; block strings parse)."""
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str),
+        "list": isinstance(value, list),
+        "block": isinstance(value, (str, ex.BlockRef)),
+        "any": True,
+    }[t]
+    if not ok:
+        raise SpecError(f"parameter '{name}' must be {_TYPE_WORDS[t]}, got {value!r}", loc)
+    if t == "float":
+        return float(value)
+    return value
+
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false",
+               "str": "a string", "list": "a list", "block": "a block reference such as B(3,3)",
+               "any": "a value"}
+
+
+def parse_params(node: YNode | None, where: str, block: bool = False) -> list[ParamDef]:
+    if node is None:
+        return []
+    m = _expect_map(node, f"'params' of {where}")
+    out = []
+    for name, v in m.entries:
+        loc = m.key_loc(name)
+        _check_name(name, loc, "parameter")
+        if name in _RESERVED:
+            raise SpecError(f"'{name}' is reserved and cannot be a parameter name", loc)
+        doc, choices, t = "", (), None
+        if isinstance(v, YMap) and ("default" in v or "type" in v or "doc" in v):
+            errs = _check_keys(v, ("default", "type", "doc", "choices"), f"parameter '{name}'")
+            if errs:
+                raise SpecErrors(errs)
+            if "type" in v:
+                t = _expect_str(v.get("type"), "'type'")
+                if t not in PARAM_TYPES:
+                    raise _err(f"unknown parameter type '{t}'", v.get("type"),
+                               did_you_mean(t, PARAM_TYPES) or "one of " + ", ".join(PARAM_TYPES))
+            if "doc" in v:
+                doc = _expect_str(v.get("doc"), "'doc'")
+            if "choices" in v:
+                choices = tuple(plain(_expect_seq(v.get("choices"), "'choices'")))
+            if "default" in v:
+                default = plain(v.get("default"))
+            elif block:
+                default = REQUIRED
+            else:
+                raise _err(f"parameter '{name}' needs a default", v,
+                           "a spec's parameters all have defaults; override them with --set")
+        elif isinstance(v, YScalar) and v.value in ("int", "float", "bool", "str", "list",
+                                                   "block") and block:
+            t, default = v.value, REQUIRED   # `out: int` declares a required block parameter
+        else:
+            default = plain(v)
+        if t is None:
+            t = _type_of(default) if default is not REQUIRED else "any"
+            if t == "str" and isinstance(default, str) and re.match(r"^[A-Za-z_]\w*\(.*\)$",
+                                                                  default):
+                t = "block"
+        if default is not REQUIRED and default is not None:
+            default = check_type(default, t, name, v.loc)
+        out.append(ParamDef(name, default, t, doc, choices, v.loc))
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any, Location]:
+    """Split ``--set key=value``; the value is read as a YAML scalar or list."""
+    loc = Location(f"--set {text}", 1, 1)
+    if "=" not in text:
+        raise SpecError(f"override '{text}' is not of the form key=value", loc,
+                        "for example --set k=8")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, dict):
+        value = raw
+    return key, value, loc
+
+
+def _apply_overrides(params: list[ParamDef], overrides: Mapping[str, Any] | Iterable[str] | None
+                     ) -> tuple[list[ParamDef], tuple[tuple[str, Any], ...]]:
+    if not overrides:
+        return params, ()
+    items: list[tuple[str, Any, Location]] = []
+    if isinstance(overrides, Mapping):
+        items = [(k, v, Location(f"--set {k}={v}", 1, 1)) for k, v in overrides.items()]
+    else:
+        items = [parse_override(t) for t in overrides]
+    by_name = {p.name: i for i, p in enumerate(params)}
+    params = list(params)
+    applied = []
+    for key, value, loc in items:
+        if key not in by_name:
+            raise SpecError(f"unknown parameter '{key}'", loc,
+                            did_you_mean(key, by_name) or
+                            "parameters: " + ", ".join(p.name for p in params))
+        p = params[by_name[key]]
+        if p.type in ("str", "block") and not isinstance(value, str):
+            value = str(value) if not isinstance(value, (list, dict)) else value
+        if p.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        value = check_type(value, p.type, key, loc)
+        params[by_name[key]] = ParamDef(p.name, value, p.type, p.doc, p.choices, p.loc)
+        applied.append((key, value))
+    return params, tuple(applied)
+
+
+def parse_lets(node: YNode | None, where: str) -> list[Let]:
+    if node is None:
+        return []
+    m = _expect_map(node, f"'let' of {where}")
+    out = []
+    for name, v in m.entries:
+        _check_name(name, m.key_loc(name), "let value")
+        out.append(Let(name, v, m.key_loc(name)))
+    return out
+
+
+def parse_checks(node: YNode | None, where: str) -> list[Check]:
+    if node is None:
+        return []
+    out = []
+    for c in _expect_seq(node, f"'checks' of {where}"):
+        c = _expect_map(c, "a check")
+        errs = _check_keys(c, ("check", "message"), "a check")
+        if errs:
+            raise SpecErrors(errs)
+        if "check" not in c:
+            raise _err("a check needs 'check: <condition>'", c)
+        msg = _expect_str(c.get("message"), "'message'") if "message" in c else ""
+        out.append(Check(c.get("check"), msg, c.get("check").loc))
+    return out
+
+
+def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterable[Check],
+                 base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate lets in order, then checks; a failing check explains a failing let."""
+    env: dict[str, Any] = dict(base or {})
+    for p in params:
+        env[p.name] = p.default
+        if p.type == "block" and isinstance(p.default, str):
+            env[p.name] = parse_block_value(p.default, p.loc)
+        if p.choices and p.default not in p.choices:
+            raise SpecError(f"parameter '{p.name}' must be one of "
+                            + ", ".join(map(str, p.choices)) + f", got {p.default!r}", p.loc)
+    let_errors: list[SpecError] = []
+    failed: set[str] = set()
+    for let in lets:
+        if ex.names_in(str(let.expr.value) if isinstance(let.expr, YScalar) else "") & failed:
+            failed.add(let.name)
+            continue
+        try:
+            env[let.name] = eval_node(let.expr, env)
+        except SpecError as e:
+            let_errors.append(e)
+            failed.add(let.name)
+    check_errors = []
+    for c in checks:
+        text = c.expr.value if isinstance(c.expr, YScalar) else ""
+        if isinstance(text, str) and ex.names_in(text) & failed:
+            # the check reads a value that failed; evaluate what we can without it
+            pass
+        try:
+            ok = eval_node(c.expr, env)
+        except SpecError as e:
+            if isinstance(text, str) and ex.names_in(text) & failed:
+                continue
+            check_errors.append(e)
+            continue
+        if not ok:
+            msg = interpolate(YScalar(c.message, c.loc), env) if c.message else \
+                f"check failed: {text}"
+            check_errors.append(SpecError(msg, c.loc))
+    if check_errors:
+        raise SpecErrors(check_errors)
+    if let_errors:
+        raise SpecErrors(let_errors)
+    return env
+
+
+def parse_block_value(text: str, loc: Location, env: Mapping[str, Any] | None = None
+                      ) -> ex.BlockRef:
+    """Parse ``B(3,3)`` (arguments evaluated in ``env``) into a :class:`BlockRef`."""
+    node = YScalar(text, loc)
+    try:
+        name, args, kwargs = ex.parse_block_ref(text)
+        vals: list = []
+        for a in args:
+            if isinstance(a, ex.ast.Starred):
+                vals.extend(ex.eval_arg(a.value, env or {}))
+            else:
+                vals.append(ex.eval_arg(a, env or {}))
+        kw = tuple((k, ex.eval_arg(v, env or {})) for k, v in kwargs)
+    except ex.ExprError as e:
+        raise SpecError(e.message, node.expr_loc(e.offset), e.hint) from None
+    return ex.BlockRef(name, tuple(vals), kw)
+
+
+# ------------------------------------------------------------------- layers
+def parse_items(node: YNode | None, where: str, errors: list[SpecError]) -> tuple[Item, ...]:
+    if node is None:
+        return ()
+    seq = _expect_seq(node, f"'layers' of {where}")
+    out = []
+    for n in seq:
+        try:
+            out.append(parse_item(n, errors))
+        except SpecError as e:
+            errors.extend(e.errors)
+    return tuple(out)
+
+
+def parse_item(node: YNode, errors: list[SpecError]) -> Item:
+    if isinstance(node, YScalar) and isinstance(node.value, str):
+        hint = did_you_mean(node.value, OPS) if node.value not in OPS else None
+        raise _err(f"a layer must be a mapping, got the string {node.value!r}", node,
+                   f"write {{op: {node.value}}}" if node.value in OPS else hint)
+    m = _expect_map(node, "a layer")
+    name: YNode | None = None
+    body = m
+    if len(m) == 1 and m.keys()[0] not in KIND_KEYS + META_KEYS:
+        key, val = m.entries[0]
+        if not isinstance(val, YMap):
+            raise _err(f"layer '{key}' must be a mapping such as {{op: relu}}, got {_kind(val)}",
+                       val if isinstance(val, YScalar) else m, did_you_mean(key, KIND_KEYS))
+        name = YScalar(key, m.key_loc(key))
+        body = val
+    kinds = [k for k in KIND_KEYS if k in body]
+    loc = name.loc if name is not None else body.loc
+    if not kinds:
+        keys = body.keys()
+        guess = next((did_you_mean(k, KIND_KEYS) for k in keys if did_you_mean(k, KIND_KEYS)),
+                     None)
+        raise _err("a layer needs one of 'op:', 'block:', 'seq:' or 'for:'", body,
+                   guess or f"found keys: {', '.join(keys)}")
+    if len(kinds) > 1:
+        raise _err(f"a layer cannot have both '{kinds[0]}:' and '{kinds[1]}:'",
+                   body.key_loc(kinds[1]))
+    kind = kinds[0]
+    meta: dict[str, Any] = {}
+    for k in META_KEYS:
+        if k in body:
+            meta[k] = body.get(k)
+    if "train_only" in meta:
+        tv = meta["train_only"]
+        if not (isinstance(tv, YScalar) and isinstance(tv.value, bool)):
+            raise _err("'train_only' must be true or false", tv)
+        meta["train_only"] = tv.value
+    rest = [(k, v) for k, v in body.entries if k not in META_KEYS and k != kind]
+    common = dict(loc=loc, name=name, source=meta.get("from"), extra=meta.get("with"),
+                  when=meta.get("when"), train_only=meta.get("train_only", False))
+    if kind == "op":
+        opname = _expect_str(body.get("op"), "'op'")
+        op = OPS.get(opname)
+        if op is None:
+            raise _err(f"unknown op '{opname}'", body.get("op"),
+                       did_you_mean(opname, list(OPS)) or
+                       (f"'{opname}' is a block: write block: {opname}" if opname[:1].isupper()
+                        else "see docs/spec-language.md for the list of ops"))
+        for k in ("repeat", "first", "row"):
+            if k in meta:
+                raise _err(f"'{k}' applies to blocks, not to ops", body.key_loc(k),
+                           "wrap the op in 'seq:' to repeat it")
+        fields = [f.name for f in op.fields]
+        for k, v in rest:
+            if k not in fields:
+                hint = did_you_mean(k, fields + list(META_KEYS))
+                raise SpecError(f"unknown argument '{k}' for op '{opname}'", body.key_loc(k),
+                                hint or ("it takes " + ", ".join(fields) if fields
+                                         else f"'{opname}' takes no arguments"))
+        for f in op.fields:
+            if f.required and f.name not in dict(rest):
+                raise _err(f"op '{opname}' is missing required argument '{f.name}'",
+                           body.get("op"), f"{f.name}: {f.doc}" if f.doc else None)
+        return Item("op", op=opname, args=tuple(rest), **common)
+    if kind == "block":
+        row = None
+        if "row" in meta:
+            rt = meta["row"]
+            text = _expect_str(rt, "'row'") if not (isinstance(rt, YScalar) and
+                                                   isinstance(rt.value, (int, float))) else ""
+            if "." not in text:
+                raise _err(f"'row' must be 'table.row', got {plain(rt)!r}", rt,
+                           "for example row: inception.3a")
+            t, r = text.split(".", 1)
+            row = (t, r, rt.loc)
+        first = ()
+        if "first" in meta:
+            first = _expect_map(meta["first"], "'first'").entries
+        return Item("block", block=body.get("block"), args=tuple(rest), repeat=meta.get("repeat"),
+                    first=tuple(first), row=row, **common)
+    if kind == "seq":
+        if rest:
+            raise SpecError(f"unknown key '{rest[0][0]}' in a seq layer", body.key_loc(rest[0][0]),
+                            did_you_mean(rest[0][0], META_KEYS))
+        if "first" in meta or "row" in meta:
+            raise _err("'first' and 'row' apply to blocks", body)
+        return Item("seq", seq=parse_items(body.get("seq"), "seq", errors),
+                    repeat=meta.get("repeat"), **common)
+    # for loop
+    var = _expect_str(body.get("for"), "'for'")
+    _check_name(var, body.get("for").loc, "loop variable")
+    extra = [k for k, _ in rest if k not in ("in", "layers")]
+    if extra:
+        raise SpecError(f"unknown key '{extra[0]}' in a for loop", body.key_loc(extra[0]),
+                        "a loop has 'for: i', 'in: <list expression>' and 'layers:'")
+    if "in" not in body or "layers" not in body:
+        raise _err("a for loop needs 'in:' and 'layers:'", body)
+    if name is not None:
+        raise _err("a for loop cannot be named; name the layers inside it", name)
+    for k in META_KEYS:
+        if k in meta and meta[k] not in (None, False):
+            raise _err(f"'{k}' does not apply to a for loop", body.key_loc(k))
+    return Item("for", loc=body.loc, loop_var=var, loop_in=body.get("in"),
+                seq=parse_items(body.get("layers"), "for", errors))
+
+
+# ------------------------------------------------------------------- blocks
+def parse_block(name: str, node: YNode, errors: list[SpecError]) -> BlockDef:
+    m = _expect_map(node, f"block '{name}'")
+    errs = _check_keys(m, BLOCK_KEYS, f"block '{name}'")
+    if errs:
+        raise SpecErrors(errs)
+    params = parse_params(m.get("params"), f"block '{name}'", block=True)
+    varargs = None
+    if "varargs" in m:
+        varargs = _expect_str(m.get("varargs"), "'varargs'")
+        if varargs not in [p.name for p in params]:
+            params.insert(0, ParamDef(varargs, REQUIRED, "list", "", (), m.get("varargs").loc))
+    if "layers" not in m:
+        raise _err(f"block '{name}' has no 'layers'", m)
+    return BlockDef(name, tuple(params), parse_items(m.get("layers"), f"block '{name}'", errors),
+                    m.loc, varargs, tuple(parse_lets(m.get("let"), f"block '{name}'")),
+                    tuple(parse_checks(m.get("checks"), f"block '{name}'")),
+                    m.get("label"), _expect_str(m.get("doc"), "'doc'") if "doc" in m else "")
+
+
+@lru_cache(maxsize=1)
+def _stdlib() -> tuple[tuple[str, BlockDef], ...]:
+    with open(STDLIB, encoding="utf-8") as fh:
+        root = parse_yaml(fh.read(), STDLIB)
+    errors: list[SpecError] = []
+    blocks = tuple((k, parse_block(k, v, errors)) for k, v in _expect_map(
+        root.get("blocks"), "stdlib").entries)
+    if errors:
+        raise SpecErrors(errors)
+    return blocks
+
+
+def stdlib_blocks() -> dict[str, BlockDef]:
+    """The standard block library: WRN's B(M), ResNet's basic and bottleneck blocks."""
+    return dict(_stdlib())
+
+
+def parse_table(name: str, node: YNode) -> Table:
+    m = _expect_map(node, f"table '{name}'")
+    errs = _check_keys(m, ("columns", "headers", "rows"), f"table '{name}'")
+    if errs:
+        raise SpecErrors(errs)
+    if "columns" not in m or "rows" not in m:
+        raise _err(f"table '{name}' needs 'columns' and 'rows'", m)
+    cols = tuple(_expect_str(c, "a column") for c in _expect_seq(m.get("columns"), "'columns'"))
+    headers = tuple(str(plain(h)) for h in _expect_seq(m.get("headers"), "'headers'")) \
+        if "headers" in m else cols
+    rows = []
+    rm = _expect_map(m.get("rows"), "'rows'")
+    for key, v in rm.entries:
+        vals = _expect_seq(v, f"row '{key}'")
+        if len(vals) != len(cols):
+            raise _err(f"row '{key}' has {len(vals)} values but the table has {len(cols)} "
+                       f"columns ({', '.join(cols)})", v)
+        rows.append((key, vals.items, rm.key_loc(key)))
+    return Table(name, cols, headers, tuple(rows), m.loc)
+
+
+def parse_outputs(node: YNode | None) -> list[Output]:
+    if node is None:
+        return []
+    out = []
+    for n in _expect_seq(node, "'outputs'"):
+        m = _expect_map(n, "an output")
+        if len(m) != 1 or not isinstance(m.entries[0][1], YMap):
+            raise _err("an output is 'name: {from: layer, loss_weight: 1.0}'", m)
+        name, body = m.entries[0]
+        errs = _check_keys(body, ("from", "loss_weight"), f"output '{name}'")
+        if errs:
+            raise SpecErrors(errs)
+        src = _expect_str(body.get("from"), "'from'") if "from" in body else None
+        if src is None:
+            raise _err(f"output '{name}' needs 'from: <layer>'", body)
+        w = plain(body.get("loss_weight")) if "loss_weight" in body else 1.0
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
+            raise _err("'loss_weight' must be a non-negative number", body.get("loss_weight"))
+        out.append(Output(name, src, float(w), m.key_loc(name)))
+    return out
+
+
+# ---------------------------------------------------------------------- API
+def load_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | Iterable[str] | None = None
+              ) -> Spec:
+    """Load and validate a spec file, applying ``--set``-style overrides.
+
+    ``overrides`` is a mapping ``{"k": 8}`` or strings ``["k=8"]``. Raises
+    :class:`~archspec.errors.SpecError` with the location of the first problem
+    (or :class:`~archspec.errors.SpecErrors` with all of them).
+    """
+    path = os.fspath(path)
+    sources: dict[str, str] = {}
+    root = _resolve(path, sources, (), None)
+    return spec_from_yaml(root, path, sources, overrides)
+
+
+def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
+                   overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Spec:
+    errors: list[SpecError] = []
+    errors.extend(_check_keys(root, TOP_KEYS, "the spec"))
+    name = _expect_str(root.get("name"), "'name'") if "name" in root else \
+        os.path.splitext(os.path.basename(path))[0]
+    desc = _expect_str(root.get("description"), "'description'") if "description" in root else ""
+    if "archspec" in root:
+        ver = root.get("archspec")
+        if not (isinstance(ver, YScalar) and ver.value == 1):
+            errors.append(_err(f"unsupported spec version {plain(ver)!r}", ver,
+                               "this archspec reads 'archspec: 1'"))
+    params = parse_params(root.get("params"), "the spec")
+    params, applied = _apply_overrides(params, overrides)
+    lets = parse_lets(root.get("let"), "the spec")
+    checks = parse_checks(root.get("checks"), "the spec")
+    names = [p.name for p in params] + [lt.name for lt in lets]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        d = sorted(dup)[0]
+        errors.append(SpecError(f"'{d}' is both a parameter and a let value",
+                                next(lt.loc for lt in lets if lt.name == d)))
+    # input
+    inode = root.get("input")
+    if inode is None:
+        raise SpecError("the spec has no 'input'", root.loc,
+                        "add e.g. 'input: {shape: [3, 32, 32]}'")
+    input_name = "input"
+    if isinstance(inode, YMap):
+        errors.extend(_check_keys(inode, ("shape", "name"), "'input'"))
+        if "name" in inode:
+            input_name = _expect_str(inode.get("name"), "'input.name'")
+        shape_node = inode.get("shape")
+        if shape_node is None:
+            raise _err("'input' needs 'shape: [C, H, W]'", inode)
+    else:
+        shape_node = inode
+    shape = _expect_seq(shape_node, "'input.shape'").items
+    if len(shape) not in (1, 3):
+        errors.append(_err(f"input shape must be [C, H, W] or [features], got {len(shape)} "
+                           "dimensions", shape_node, "the batch dimension is left out"))
+    init = "torch"
+    if "init" in root:
+        init = _expect_str(root.get("init"), "'init'")
+        if init not in INIT_SCHEMES:
+            errors.append(_err(f"unknown init scheme '{init}'", root.get("init"),
+                               did_you_mean(init, INIT_SCHEMES) or
+                               "one of " + ", ".join(INIT_SCHEMES)))
+    blocks = dict(stdlib_blocks())
+    if "blocks" in root:
+        bm = _expect_map(root.get("blocks"), "'blocks'")
+        for bname, bnode in bm.entries:
+            try:
+                _check_name(bname, bm.key_loc(bname), "block")
+                blocks[bname] = parse_block(bname, bnode, errors)
+            except SpecError as e:
+                errors.extend(e.errors)
+    tables = {}
+    if "tables" in root:
+        tm = _expect_map(root.get("tables"), "'tables'")
+        for tname, tnode in tm.entries:
+            try:
+                tables[tname] = parse_table(tname, tnode)
+            except SpecError as e:
+                errors.extend(e.errors)
+    if "layers" not in root:
+        errors.append(SpecError("the spec has no 'layers'", root.loc,
+                                "list the network's layers under 'layers:'"))
+    items = parse_items(root.get("layers"), "the spec", errors)
+    try:
+        outputs = parse_outputs(root.get("outputs"))
+    except SpecError as e:
+        errors.extend(e.errors)
+        outputs = []
+    env: dict[str, Any] = {}
+    if not errors:
+        try:
+            env = evaluate_env(params, lets, checks)
+        except SpecError as e:
+            errors.extend(e.errors)
+    if errors:
+        raise SpecErrors(errors)
+    return Spec(name=name, path=path, description=desc, params=tuple(params), lets=tuple(lets),
+                checks=tuple(checks), input_name=input_name, input_shape=tuple(shape),
+                input_loc=shape_node.loc, init=init, blocks=tuple(blocks.items()),
+                tables=tuple(tables.items()), items=items, outputs=tuple(outputs),
+                env=tuple(env.items()), sources=tuple(sources.items()), overrides=applied)

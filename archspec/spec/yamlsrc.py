@@ -1,0 +1,170 @@
+"""YAML with a location on every value.
+
+PyYAML's composer gives nodes with marks; this module turns them into small
+located values (:class:`YMap`, :class:`YSeq`, :class:`YScalar`) and rejects what a
+spec must never contain: Python tags, merge keys, duplicate keys, and alias
+expansions that blow up. Raw dicts do not leave this module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import yaml
+
+from archspec.errors import Location, SpecError
+
+#: Tags that YAML's core schema resolves on its own; anything else (``!!python/...``,
+#: custom ``!tags``) is refused before construction, so no code can ever run.
+_SAFE_TAGS = {
+    "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null", "tag:yaml.org,2002:map",
+    "tag:yaml.org,2002:seq",
+}
+#: Upper bound on values after alias expansion ("billion laughs" guard).
+MAX_NODES = 200_000
+
+
+@dataclass(frozen=True)
+class YScalar:
+    """A scalar: its constructed value, its location, and whether it was quoted."""
+
+    value: Any
+    loc: Location
+    quoted: bool = False
+
+    def expr_loc(self, offset: int) -> Location:
+        """Location of column ``offset`` inside this scalar's text (for expression errors)."""
+        return self.loc.shifted(offset + (1 if self.quoted else 0))
+
+
+@dataclass(frozen=True)
+class YSeq:
+    items: tuple["YNode", ...]
+    loc: Location
+
+    def __iter__(self) -> Iterator["YNode"]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True)
+class YMap:
+    """An ordered mapping of string keys; ``keys`` keeps each key's own location."""
+
+    entries: tuple[tuple[str, "YNode"], ...]
+    loc: Location
+    key_locs: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __contains__(self, key: str) -> bool:
+        return any(k == key for k, _ in self.entries)
+
+    def get(self, key: str, default: "YNode | None" = None) -> "YNode | None":
+        for k, v in self.entries:
+            if k == key:
+                return v
+        return default
+
+    def keys(self) -> list[str]:
+        return [k for k, _ in self.entries]
+
+    def items(self) -> tuple[tuple[str, "YNode"], ...]:
+        return self.entries
+
+    def key_loc(self, key: str) -> Location:
+        return self.key_locs.get(key, self.loc)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+YNode = YScalar | YSeq | YMap
+
+
+def plain(node: YNode) -> Any:
+    """The node as plain Python values (locations dropped)."""
+    if isinstance(node, YScalar):
+        return node.value
+    if isinstance(node, YSeq):
+        return [plain(n) for n in node.items]
+    return {k: plain(v) for k, v in node.entries}
+
+
+def located(value: Any, loc: Location) -> YNode:
+    """Wrap a plain Python value (from ``--set`` or a grid) as located nodes."""
+    if isinstance(value, dict):
+        return YMap(tuple((str(k), located(v, loc)) for k, v in value.items()), loc)
+    if isinstance(value, (list, tuple)):
+        return YSeq(tuple(located(v, loc) for v in value), loc)
+    return YScalar(value, loc)
+
+
+class _Builder:
+    def __init__(self, path: str):
+        self.path = path
+        self.count = 0
+        self._constructor = yaml.SafeLoader("")
+
+    def loc(self, node: yaml.Node) -> Location:
+        m = node.start_mark
+        return Location(self.path, m.line + 1, m.column + 1)
+
+    def build(self, node: yaml.Node) -> YNode:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise SpecError(
+                f"the document expands to more than {MAX_NODES:,} values",
+                self.loc(node), "anchors and aliases that expand explosively are refused")
+        if node.tag not in _SAFE_TAGS:
+            raise SpecError(
+                f"YAML tag '{node.tag}' is not allowed in a spec",
+                self.loc(node), "a spec is data: use plain values, lists and mappings")
+        if isinstance(node, yaml.ScalarNode):
+            value = self._constructor.construct_object(node, deep=True)
+            return YScalar(value, self.loc(node), quoted=node.style in ("'", '"'))
+        if isinstance(node, yaml.SequenceNode):
+            return YSeq(tuple(self.build(n) for n in node.value), self.loc(node))
+        entries: list[tuple[str, YNode]] = []
+        key_locs: dict[str, Location] = {}
+        for knode, vnode in node.value:
+            if knode.tag == "tag:yaml.org,2002:merge":
+                raise SpecError("YAML merge keys ('<<') are not supported", self.loc(knode),
+                                "define a block or use 'extends:' to reuse parts of a spec")
+            if not isinstance(knode, yaml.ScalarNode):
+                raise SpecError("mapping keys must be plain names", self.loc(knode))
+            key = self.build(knode).value
+            key = str(key) if not isinstance(key, bool) else str(key).lower()
+            if key in key_locs:
+                raise SpecError(f"duplicate key '{key}'", self.loc(knode),
+                                f"it was first given at line {key_locs[key].line}")
+            key_locs[key] = self.loc(knode)
+            entries.append((key, self.build(vnode)))
+        return YMap(tuple(entries), self.loc(node), key_locs)
+
+
+def parse_yaml(text: str, path: str) -> YNode:
+    """Parse one YAML document into located nodes, or raise a located :class:`SpecError`.
+
+    >>> parse_yaml("a: [1, 2]", "x.yaml").get("a").items[1].loc
+    Location(path='x.yaml', line=1, col=8)
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        loc = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
+        raise SpecError(f"malformed YAML: {e.problem or e.context}", loc) from None
+    except yaml.YAMLError as e:  # composer errors without marks (e.g. several documents)
+        raise SpecError(f"malformed YAML: {e}", Location(path, 1, 1)) from None
+    if node is None:
+        raise SpecError("the file is empty", Location(path, 1, 1), "a spec is a YAML mapping")
+    try:
+        return _Builder(path).build(node)
+    except yaml.constructor.ConstructorError as e:
+        mark = e.problem_mark
+        loc = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
+        raise SpecError(f"malformed YAML value: {e.problem}", loc) from None
+    except RecursionError:
+        raise SpecError("the document nests too deeply", Location(path, 1, 1)) from None

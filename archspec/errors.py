@@ -83,6 +83,10 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     return f"did you mean '{match[0]}'?" if match else None
 
 
+#: Longest source excerpt shown under an error.
+MAX_SHOWN = 120
+
+
 def format_error(err: SpecError, sources: dict[str, str] | None = None) -> str:
     """Render an error as its line plus the source line and a caret, when the source is known."""
     out = [err.line()]
@@ -99,7 +103,12 @@ def format_error(err: SpecError, sources: dict[str, str] | None = None) -> str:
     if text is not None and loc.line > 0:
         lines = text.splitlines()
         if loc.line <= len(lines):
-            src = lines[loc.line - 1].rstrip("\n")
+            src = lines[loc.line - 1].rstrip("\n").expandtabs(1)
+            col = max(loc.col - 1, 0)
+            if len(src) > MAX_SHOWN:  # show a window around the caret, not a 9 MB line
+                start = max(0, min(col - MAX_SHOWN // 2, len(src) - MAX_SHOWN))
+                src = src[start:start + MAX_SHOWN]
+                col -= start
             out.append(f"    {src}")
-            out.append("    " + " " * max(loc.col - 1, 0) + "^")
+            out.append("    " + " " * col + "^")
     return "\n".join(out)

@@ -101,6 +101,43 @@ def located(value: Any, loc: Location) -> YNode:
     return YScalar(value, loc)
 
 
+try:  # libyaml's parser is several times faster and keeps the same marks
+    _Loader: type = yaml.CSafeLoader  # type: ignore[attr-defined]
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+
+def _check_expansion(root: yaml.Node, path: str) -> None:
+    """Refuse a document whose aliases expand to more than :data:`MAX_NODES` values.
+
+    The composer shares one node per anchor, so sizes are counted once per node
+    (memoised): a "billion laughs" document is measured, never expanded.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1
+            continue
+        kids = ([v for kv in node.value for v in kv] if isinstance(node, yaml.MappingNode)
+                else list(node.value))
+        if not done:
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in sizes)
+            continue
+        total = 1 + sum(sizes.get(id(k), 0) for k in kids)
+        sizes[id(node)] = total
+        if total > MAX_NODES:
+            m = node.start_mark
+            raise SpecError(
+                f"this value expands to {total:,} values through YAML aliases, more than the "
+                f"{MAX_NODES:,} allowed", Location(path, m.line + 1, m.column + 1),
+                "anchors and aliases that expand explosively are refused; define a block instead")
+
+
 class _Builder:
     def __init__(self, path: str):
         self.path = path
@@ -118,8 +155,9 @@ class _Builder:
                 f"the document expands to more than {MAX_NODES:,} values",
                 self.loc(node), "anchors and aliases that expand explosively are refused")
         if node.tag not in _SAFE_TAGS:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise SpecError(
-                f"YAML tag '{node.tag}' is not allowed in a spec",
+                f"YAML tag '{tag}' is not allowed in a spec",
                 self.loc(node), "a spec is data: use plain values, lists and mappings")
         if isinstance(node, yaml.ScalarNode):
             value = self._constructor.construct_object(node, deep=True)
@@ -151,15 +189,26 @@ def parse_yaml(text: str, path: str) -> YNode:
     Location(path='x.yaml', line=1, col=8)
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
+        hint = None
+        if e.context_mark is not None and (mark is None or mark.index >= len(text)
+                                           or "<stream end>" in str(e.problem)):
+            # the file ended inside a construct: point at where the construct began
+            what = str(e.context).replace("while parsing ", "").removeprefix("a ")
+            hint = f"the {what} that starts here is never closed"
+            mark = e.context_mark
         loc = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
-        raise SpecError(f"malformed YAML: {e.problem or e.context}", loc) from None
+        what = e.problem or e.context
+        if e.problem and e.context and not str(e.context).startswith("while"):
+            what = f"{e.context}, {e.problem}"   # e.g. "expected a single document ..."
+        raise SpecError(f"malformed YAML: {what}", loc, hint) from None
     except yaml.YAMLError as e:  # composer errors without marks (e.g. several documents)
         raise SpecError(f"malformed YAML: {e}", Location(path, 1, 1)) from None
     if node is None:
         raise SpecError("the file is empty", Location(path, 1, 1), "a spec is a YAML mapping")
+    _check_expansion(node, path)
     try:
         return _Builder(path).build(node)
     except yaml.constructor.ConstructorError as e:

@@ -282,7 +282,7 @@ def parse_params(node: YNode | None, where: str, block: bool = False) -> list[Pa
 
 def parse_override(text: str) -> tuple[str, Any, Location]:
     """Split ``--set key=value``; the value is read as a YAML scalar or list."""
-    loc = Location(f"--set {text}", 1, 1)
+    loc = Location(f"--set {text}")
     if "=" not in text:
         raise SpecError(f"override '{text}' is not of the form key=value", loc,
                         "for example --set k=8")
@@ -303,7 +303,7 @@ def _apply_overrides(params: list[ParamDef], overrides: Mapping[str, Any] | Iter
         return params, ()
     items: list[tuple[str, Any, Location]] = []
     if isinstance(overrides, Mapping):
-        items = [(k, v, Location(f"--set {k}={v}", 1, 1)) for k, v in overrides.items()]
+        items = [(k, v, Location(f"--set {k}={v}")) for k, v in overrides.items()]
     else:
         items = [parse_override(t) for t in overrides]
     by_name = {p.name: i for i, p in enumerate(params)}
@@ -319,7 +319,15 @@ def _apply_overrides(params: list[ParamDef], overrides: Mapping[str, Any] | Iter
             value = str(value) if not isinstance(value, (list, dict)) else value
         if p.type == "float" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        value = check_type(value, p.type, key, loc)
+        try:
+            value = check_type(value, p.type, key, loc)
+        except SpecError as e:
+            raise SpecError(e.message, loc, f"'{key}' is declared at {p.loc} with type {p.type}"
+                            ) from None
+        if p.choices and value not in p.choices:
+            raise SpecError(f"parameter '{key}' must be one of "
+                            + ", ".join(map(str, p.choices)) + f", got {value!r}", loc,
+                            did_you_mean(str(value), map(str, p.choices)))
         params[by_name[key]] = ParamDef(p.name, value, p.type, p.doc, p.choices, p.loc)
         applied.append((key, value))
     return params, tuple(applied)
@@ -342,14 +350,24 @@ def parse_checks(node: YNode | None, where: str) -> list[Check]:
     out = []
     for c in _expect_seq(node, f"'checks' of {where}"):
         c = _expect_map(c, "a check")
-        errs = _check_keys(c, ("check", "message"), "a check")
+        errs = _check_keys(c, ("check", "message", "hint"), "a check")
         if errs:
             raise SpecErrors(errs)
         if "check" not in c:
             raise _err("a check needs 'check: <condition>'", c)
         msg = _expect_str(c.get("message"), "'message'") if "message" in c else ""
-        out.append(Check(c.get("check"), msg, c.get("check").loc))
+        hint = _expect_str(c.get("hint"), "'hint'") if "hint" in c else ""
+        out.append(Check(c.get("check"), msg, c.get("check").loc, hint))
     return out
+
+
+def _check_hint(text: Any, env: Mapping[str, Any]) -> str | None:
+    """The values a failed check read, so the user sees why it failed."""
+    if not isinstance(text, str):
+        return None
+    shown = [f"{n} = {env[n]!r}" for n in sorted(ex.names_in(text))
+             if n in env and len(repr(env[n])) <= 40]
+    return ("with " + ", ".join(shown)) if shown else None
 
 
 def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterable[Check],
@@ -390,7 +408,9 @@ def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterab
         if not ok:
             msg = interpolate(YScalar(c.message, c.loc), env) if c.message else \
                 f"check failed: {text}"
-            check_errors.append(SpecError(msg, c.loc))
+            hint = interpolate(YScalar(c.hint, c.loc), env) if c.hint else \
+                _check_hint(text, env)
+            check_errors.append(SpecError(msg, c.loc, hint))
     if check_errors:
         raise SpecErrors(check_errors)
     if let_errors:

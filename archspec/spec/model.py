@@ -35,6 +35,7 @@ class Check:
     expr: YNode
     message: str
     loc: Location
+    hint: str = ""          # shown after the message; may interpolate "{expr}" like it
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class _Scope:
     used: set[str] = field(default_factory=set)
     train_only: bool = False
     blocks: tuple[str, ...] = ()     # block names being expanded (recursion guard)
+    declared: dict[str, Location] = field(default_factory=dict)  # literal names, for cycles
 
     def full(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -71,6 +72,14 @@ class _Scope:
             s = s.parent
         return False, None
 
+    def declared_at(self, name: str) -> Location | None:
+        s: _Scope | None = self
+        while s is not None:
+            if name in s.declared:
+                return s.declared[name]
+            s = s.parent
+        return None
+
     def visible(self) -> list[str]:
         out: list[str] = []
         s: _Scope | None = self
@@ -78,6 +87,16 @@ class _Scope:
             out.extend(s.names)
             s = s.parent
         return out
+
+
+def _declare(items: tuple[Item, ...], declared: dict[str, Location]) -> None:
+    """Record the literal layer names of a scope, so a forward reference reads as a cycle."""
+    for item in items:
+        if item.kind == "for":
+            _declare(item.seq, declared)
+        elif item.name is not None and isinstance(item.name.value, str) and \
+                "{" not in item.name.value:
+            declared.setdefault(item.name.value, item.name.loc)
 
 
 class _Builder:
@@ -137,7 +156,8 @@ class _Builder:
         return name
 
     # ------------------------------------------------------------ inputs
-    def refs(self, node: YNode, scope: _Scope, env: dict) -> list[str | None]:
+    def refs(self, node: YNode, scope: _Scope, env: dict, item: Item | None = None
+             ) -> list[str | None]:
         items = node.items if isinstance(node, YSeq) else (node,)
         out: list[str | None] = []
         for n in items:
@@ -151,6 +171,15 @@ class _Builder:
                 if name in self.g and not name.startswith("input"):
                     out.append(name)   # a full hierarchical name
                     continue
+                later = scope.declared_at(name)
+                if later is not None:
+                    hint = ("a layer reads only the layers above it in its block (or 'input'): "
+                            "reorder the layers")
+                    if item is not None and item.name is not None and item.name.loc == later:
+                        raise SpecError(f"layer '{name}' reads its own output: that is a cycle",
+                                        n.loc, hint)
+                    raise SpecError(f"'{name}' is defined below this layer (line {later.line}); "
+                                    "reading it would make a cycle", n.loc, hint)
                 raise SpecError(f"undefined input '{name}'", n.loc,
                                 did_you_mean(name, scope.visible()) or
                                 "inputs name earlier layers of the same block, or 'input'")
@@ -159,20 +188,26 @@ class _Builder:
 
     def inputs_of(self, item: Item, scope: _Scope, env: dict, cursor: str | None
                   ) -> list[str | None]:
-        ins = self.refs(item.source, scope, env) if item.source is not None else [cursor]
+        ins = self.refs(item.source, scope, env, item) if item.source is not None else [cursor]
         if item.extra is not None:
-            ins += self.refs(item.extra, scope, env)
+            ins += self.refs(item.extra, scope, env, item)
         return ins
 
     # -------------------------------------------------------- expansion
     def expand(self, items: tuple[Item, ...], scope: _Scope, env: dict, cursor: str | None
                ) -> str | None:
+        _declare(items, scope.declared)
         for item in items:
             try:
                 cursor = self.expand_item(item, scope, env, cursor)
             except SpecError as e:
                 self.error(e)
                 cursor = None
+                if item.name is not None:   # later readers of a failed layer stay quiet
+                    try:
+                        scope.names.setdefault(interpolate(item.name, env), None)
+                    except SpecError:
+                        pass
         return cursor
 
     def expand_item(self, item: Item, scope: _Scope, env: dict, cursor: str | None
@@ -310,10 +345,19 @@ class _Builder:
                     raise SpecError(f"table column '{col}' is not a parameter of block "
                                     f"'{bdef.name}'", table.loc, did_you_mean(col, params))
                 args[col] = eval_node(vnode, env)
-        for k, node in tuple(item.args) + tuple(extra):
+        arg_locs: dict[str, Location] = {}
+        for k, node in item.args:
+            arg_locs[k] = node.loc
             if k not in params:
-                raise SpecError(f"block '{bdef.name}' has no parameter '{k}'", node.loc,
+                raise SpecError(f"block '{bdef.name}' has no parameter '{k}'", item.key_loc(k),
                                 did_you_mean(k, params) or
+                                "parameters: " + ", ".join(params))
+            args[k] = eval_node(node, env)
+        for k, node in extra:
+            arg_locs[k] = node.loc
+            if k not in params:
+                raise SpecError(f"block '{bdef.name}' has no parameter '{k}' (in 'first:')",
+                                node.loc, did_you_mean(k, params) or
                                 "parameters: " + ", ".join(params))
             args[k] = eval_node(node, env)
         for p in bdef.params:
@@ -323,7 +367,8 @@ class _Builder:
                                     f"'{p.name}'", item.loc, p.doc or None)
                 args[p.name] = p.default
             elif p.type != "any" and args[p.name] is not None:
-                args[p.name] = check_type(args[p.name], p.type, p.name, item.loc)
+                args[p.name] = check_type(args[p.name], p.type, p.name,
+                                          arg_locs.get(p.name, item.block.loc))
         return args
 
     def expand_block_item(self, item: Item, scope: _Scope, env: dict, ins: list[str | None]

@@ -138,8 +138,8 @@ def _shape(s: Shape) -> str:
 def _window(size: int, k: int, s: int, p: int, d: int, ceil: bool, axis: str, what: str) -> int:
     eff = d * (k - 1) + 1
     if size + 2 * p < eff:
-        raise OpError(f"{what} kernel {eff} is larger than its padded input: {axis} {size} + 2×{p} "
-                      f"padding = {size + 2 * p}", "kernel",
+        raise OpError(f"output {axis} drops below 1: {what} kernel {eff} is larger than its "
+                      f"padded input ({axis} {size} + 2×{p} padding = {size + 2 * p})", "kernel",
                       "use a smaller kernel or more padding, or remove a downsampling layer before it")
     num = size + 2 * p - eff
     out = (-(-num // s) if ceil else num // s) + 1

@@ -82,9 +82,13 @@ def _truediv(a: Any, b: Any) -> Any:
         raise ZeroDivisionError("division by zero")
     if _is_int(a) and _is_int(b):
         if a % b:
-            raise ValueError(f"{a} / {b} does not divide: {a} is not a multiple of {b}")
+            raise _Inexact(f"{a} / {b} does not divide: {a} is not a multiple of {b}")
         return a // b
     return a / b
+
+
+class _Inexact(ValueError):
+    """Exact ``/`` between integers that leaves a remainder."""
 
 
 def _floordiv(a: Any, b: Any) -> Any:
@@ -138,8 +142,12 @@ def parse(text: str) -> ast.expression:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
+        hint = None
+        if "never closed" in str(e.msg):
+            hint = ("inside YAML's {...} or [...] a comma ends the value: quote it, "
+                    "e.g. block: \"B(3,3)\"")
         raise ExprError(f"cannot parse expression '{text}': {e.msg}",
-                        max((e.offset or 1) - 1, 0)) from None
+                        max((e.offset or 1) - 1, 0), hint) from None
     return tree
 
 
@@ -193,6 +201,9 @@ class _Eval:
         a, b = self.run(node.left), self.run(node.right)
         try:
             return op(a, b)
+        except _Inexact as e:
+            raise self.fail(node, str(e), "'/' between integers must be exact; use '//' to "
+                            "round down or a float (e.g. 1.0 * a / b) for a fraction") from None
         except (TypeError, ValueError, ZeroDivisionError, OverflowError) as e:
             raise self.fail(node, str(e)) from None
 

@@ -488,7 +488,8 @@ def parse_item(node: YNode, errors: list[SpecError]) -> Item:
         meta["train_only"] = tv.value
     rest = [(k, v) for k, v in body.entries if k not in META_KEYS and k != kind]
     common = dict(loc=loc, name=name, source=meta.get("from"), extra=meta.get("with"),
-                  when=meta.get("when"), train_only=meta.get("train_only", False))
+                  when=meta.get("when"), train_only=meta.get("train_only", False),
+                  key_locs=tuple((k, body.key_loc(k)) for k in body.keys()))
     if kind == "op":
         opname = _expect_str(body.get("op"), "'op'")
         op = OPS.get(opname)

@@ -71,6 +71,11 @@ class Item:
     first: tuple[tuple[str, YNode], ...] = ()  # argument overrides for repeat index 0
     row: tuple[str, str, Location] | None = None  # (table, row) supplying block arguments
     train_only: bool = False
+    key_locs: tuple[tuple[str, Location], ...] = ()  # where each key of the layer is written
+
+    def key_loc(self, key: str) -> Location:
+        """Where ``key`` is written in this layer (the layer's location if it is not)."""
+        return dict(self.key_locs).get(key, self.loc)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,327 @@
+"""Golden numbers for every spec under specs/: exact parameters, MACs and output shapes.
+
+Torch-free: the reference figures are hard-coded here with their sources, so the
+suite checks the front end without importing torch (one test proves it never does).
+
+Sources of the figures:
+- WRN: the seed's PyTorch port of wide-resnet.lua (seed 000, dropout 0.3) as counted by
+  issue 2; the WRN paper's Tables 2 and 3 (Zagoruyko & Komodakis 2016), which round them.
+- CIFAR-10 networks: the parameter counts printed in the seed post 001.
+- ResNets and GoogLeNet: torchvision 0.29.1's model builders (``num_params``) and its
+  weights metadata ``_ops`` (GFLOPS, i.e. GMACs of convs and linears), read once with
+  ``torchvision.models.<Name>_Weights.IMAGENET1K_V1.meta["_ops"]``. The GoogLeNet figure
+  of 13,004,888 counts the auxiliary heads (``googlenet(aux_logits=True)``); the weights'
+  6,624,904 is the network without them (our ``params_eval``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+import archspec
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+
+# spec file stem -> (params, params in eval, MACs per sample in eval, input shape, outputs)
+# MACs are exact regression values; the ResNets' and GoogLeNet's are also checked against
+# torchvision's published GFLOPS below.
+GOLDEN: dict[str, tuple[int, int, int, tuple, dict]] = {
+    # Wide ResNet (seed 000 / issue 2)
+    "wrn": (36_479_194, 36_479_194, 5_243_328_768, (3, 32, 32), {"out": (10,)}),
+    "wrn-28-10": (36_479_194, 36_479_194, 5_243_328_768, (3, 32, 32), {"out": (10,)}),
+    # the seed CIFAR-10 post (001)
+    "cifar10-verybasicnet": (30_730, 30_730, 30_720, (3, 32, 32), {"out": (10,)}),
+    "cifar10-basicnet": (123_330, 123_330, 123_280, (3, 32, 32), {"out": (10,)}),
+    "cifar10-basiccnn": (62_958, 62_958, 849_320, (3, 32, 32), {"out": (10,)}),
+    "cifar10-convbnnet": (39_650, 39_650, 2_151_200, (3, 32, 32), {"out": (10,)}),
+    "cifar10-deepbnnet": (462_570, 462_570, 6_299_200, (3, 32, 32), {"out": (10,)}),
+    "cifar10-resnet": (1_965_066, 1_965_066, 24_824_320, (3, 32, 32), {"out": (10,)}),
+    # torchvision ResNets (the template defaults to resnet18)
+    "resnet": (11_689_512, 11_689_512, 1_814_073_344, (3, 224, 224), {"out": (1000,)}),
+    "resnet18": (11_689_512, 11_689_512, 1_814_073_344, (3, 224, 224), {"out": (1000,)}),
+    "resnet34": (21_797_672, 21_797_672, 3_663_761_408, (3, 224, 224), {"out": (1000,)}),
+    "resnet50": (25_557_032, 25_557_032, 4_089_184_256, (3, 224, 224), {"out": (1000,)}),
+    "resnet101": (44_549_160, 44_549_160, 7_801_405_440, (3, 224, 224), {"out": (1000,)}),
+    "resnet152": (60_192_808, 60_192_808, 11_513_626_624, (3, 224, 224), {"out": (1000,)}),
+    "resnext50_32x4d": (25_028_904, 25_028_904, 4_230_479_872, (3, 224, 224),
+                        {"out": (1000,)}),
+    "wide_resnet50_2": (68_883_240, 68_883_240, 11_398_021_120, (3, 224, 224),
+                        {"out": (1000,)}),
+    # GoogLeNet: outputs in torchvision's training order (logits, aux2, aux1)
+    "googlenet-torchvision": (13_004_888, 6_624_904, 1_498_376_192, (3, 224, 224),
+                              {"logits": (1000,), "aux2": (1000,), "aux1": (1000,)}),
+    # the paper's GoogLeNet (5×5 branch, 3×3/2 maxpool4): 16·Σ n5x5red·n5x5 = 380,928 more
+    "googlenet": (13_385_816, 7_005_832, 1_582_671_872, (3, 224, 224),
+                  {"logits": (1000,), "aux2": (1000,), "aux1": (1000,)}),
+}
+
+# torchvision.models.<Name>_Weights.IMAGENET1K_V1.meta["_ops"] (GFLOPS), torchvision 0.29.1.
+TORCHVISION_GFLOPS = {
+    "resnet18": 1.814,
+    "resnet34": 3.664,
+    "resnet50": 4.089,
+    "resnet101": 7.801,
+    "resnet152": 11.514,
+    "resnext50_32x4d": 4.23,
+    "wide_resnet50_2": 11.398,
+    "googlenet-torchvision": 1.498,
+}
+
+# WRN-d-k, seed's code (B(3,3), dropout 0.3, 10 classes): issue 2's exact counts.
+WRN_DK = {
+    (40, 1): 563_930,
+    (40, 2): 2_243_546,
+    (40, 4): 8_949_210,
+    (40, 8): 35_748_314,
+    (28, 10): 36_479_194,
+    (28, 12): 52_517_850,
+    (22, 8): 17_158_106,
+    (22, 10): 26_797_914,
+    (16, 8): 10_961_370,
+    (16, 10): 17_116_634,
+}
+
+# The WRN paper's Table 2: block types at k = 2, d counting blocks (d = 6n + 4).
+WRN_TABLE2 = {
+    ("B(1,3,1)", 40): 1_429_082,
+    ("B(3,1)", 40): 1_211_354,
+    ("B(1,3)", 40): 1_297_370,
+    ("B(3,1,1)", 40): 1_343_066,
+    ("B(3,3)", 28): 1_467_610,
+    ("B(3,1,3)", 22): 1_145_498,
+}
+
+
+def spec_path(stem: str) -> str:
+    return str(SPECS / f"{stem}.yaml")
+
+
+@lru_cache(maxsize=None)
+def summary(stem: str, overrides: tuple[tuple[str, object], ...] = ()):
+    spec = archspec.load_spec(spec_path(stem), dict(overrides) or None)
+    return archspec.summarize(archspec.compile_graph(spec))
+
+
+@lru_cache(maxsize=None)
+def graph(stem: str, overrides: tuple[tuple[str, object], ...] = ()):
+    return archspec.compile_graph(archspec.load_spec(spec_path(stem), dict(overrides) or None))
+
+
+def cli() -> list[str]:
+    """The installed console script, or ``python -m archspec`` where there is none."""
+    exe = Path(sys.executable).with_name("archspec")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "archspec"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cli() + list(args), cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+# ------------------------------------------------------------------ coverage
+def test_every_spec_has_golden_numbers():
+    stems = {p.stem for p in SPECS.glob("*.yaml")}
+    assert stems == set(GOLDEN), (
+        f"specs without golden numbers: {sorted(stems - set(GOLDEN))}; "
+        f"golden numbers without a spec: {sorted(set(GOLDEN) - stems)}")
+
+
+def test_check_passes_on_every_spec():
+    files = sorted(str(p.relative_to(ROOT)) for p in SPECS.glob("*.yaml"))
+    r = run_cli("check", *files)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert r.stdout.count(": ok") == len(files)
+
+
+# --------------------------------------------------------------- the figures
+@pytest.mark.parametrize("stem", sorted(GOLDEN))
+def test_golden_numbers(stem):
+    params, params_eval, macs, in_shape, outputs = GOLDEN[stem]
+    s = summary(stem)
+    assert s.params == params
+    assert s.params_eval == params_eval
+    assert s.macs == macs
+    assert s.input_shape == in_shape
+    assert {o["name"]: tuple(o["shape"]) for o in s.outputs} == outputs
+    assert [o["name"] for o in s.outputs] == list(outputs)
+
+
+@pytest.mark.parametrize("stem", ["wrn-28-10", "resnet50", "googlenet-torchvision",
+                                  "cifar10-resnet"])
+def test_golden_numbers_from_cli_json(stem):
+    params, params_eval, macs, in_shape, outputs = GOLDEN[stem]
+    r = run_cli("summary", f"specs/{stem}.yaml", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["params"] == params
+    assert doc["params_eval"] == params_eval
+    assert doc["macs"] == macs
+    assert doc["input_shape"] == ["N", *in_shape]
+    assert doc["output_shapes"] == {k: ["N", *v] for k, v in outputs.items()}
+    assert sum(row["params"] for row in doc["rows"]) == params
+
+
+@pytest.mark.parametrize("stem", sorted(TORCHVISION_GFLOPS))
+def test_macs_match_torchvision_gflops(stem):
+    macs = summary(stem).macs
+    published = TORCHVISION_GFLOPS[stem] * 1e9
+    assert abs(macs - published) / published < 0.01, (macs, published)
+
+
+@pytest.mark.parametrize("dk", sorted(WRN_DK))
+def test_wrn_d_k(dk):
+    d, k = dk
+    assert summary("wrn", (("d", d), ("k", k))).params == WRN_DK[dk]
+
+
+def test_wrn_d_k_through_cli_set():
+    r = run_cli("summary", "specs/wrn.yaml", "--format", "json", "--set", "d=40",
+                "--set", "k=4")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["params"] == WRN_DK[(40, 4)]
+
+
+@pytest.mark.parametrize("block,d", sorted(WRN_TABLE2))
+def test_wrn_paper_table2(block, d):
+    s = summary("wrn", (("block", block), ("d", d), ("k", 2), ("count", "blocks")))
+    assert s.params == WRN_TABLE2[(block, d)]
+
+
+@pytest.mark.parametrize("l", [1, 2, 3, 4])
+def test_wrn_paper_table3(l):
+    # WRN-40-2 with B(3,…,3) of l convs: d counts convs, so n = 36 / (3 l) blocks per
+    # group and the parameter count stays that of WRN-40-2.
+    assert summary("wrn", (("d", 40), ("k", 2), ("l", l))).params == 2_243_546
+
+
+# ------------------------------------------------------- structure and names
+def test_resnet_names_are_torchvision_module_paths():
+    g = graph("resnet50")
+    for name, params in [("conv1", 9_408), ("bn1", 128), ("layer1.0.conv1", 4_096),
+                         ("layer1.0.downsample.0", 16_384), ("layer1.0.downsample.1", 512),
+                         ("layer4.2.bn3", 4_096), ("fc", 2_049_000)]:
+        assert g.nodes[name]["params"] == params, name
+    assert "layer1.1.downsample.0" not in g
+    assert g.nodes["layer2.0.conv2"]["args"]["stride"] == (2, 2)   # v1.5: stride on the 3×3
+    assert g.nodes["layer2.0.conv1"]["args"]["stride"] == (1, 1)
+    g = graph("resnext50_32x4d")
+    assert g.nodes["layer1.0.conv2"]["args"]["groups"] == 32
+    assert g.nodes["layer1.0.conv2"]["shape"] == (128, 56, 56)
+    assert graph("wide_resnet50_2").nodes["layer1.0.conv2"]["shape"] == (128, 56, 56)
+    assert graph("resnet18").nodes["layer4.1.bn2"]["shape"] == (512, 7, 7)
+
+
+def test_googlenet_structure():
+    g = graph("googlenet-torchvision")
+    # the seed's shape comments, (N, C, H, W) after each stage
+    for name, shape in [("conv1.relu", (64, 112, 112)), ("maxpool1", (64, 56, 56)),
+                        ("conv3.relu", (192, 56, 56)), ("maxpool2", (192, 28, 28)),
+                        ("inception3a.concat", (256, 28, 28)), ("inception3b.concat", (480, 28, 28)),
+                        ("maxpool3", (480, 14, 14)), ("inception4a.concat", (512, 14, 14)),
+                        ("inception4d.concat", (528, 14, 14)), ("inception4e.concat", (832, 14, 14)),
+                        ("maxpool4", (832, 7, 7)), ("inception5b.concat", (1024, 7, 7)),
+                        ("avgpool", (1024, 1, 1)), ("fc", (1000,)),
+                        ("aux1.pool", (512, 4, 4)), ("aux2.pool", (528, 4, 4)),
+                        ("aux1.fc1", (1024,))]:
+        assert g.nodes[name]["shape"] == shape, name
+    for name in ["conv1.conv", "conv1.bn", "inception3a.branch1.conv",
+                 "inception3a.branch2.0.conv", "inception3a.branch2.1.conv",
+                 "inception3a.branch3.1.bn", "inception3a.branch4.0",
+                 "inception3a.branch4.1.conv", "aux1.conv.conv", "aux1.fc1", "aux1.fc2",
+                 "aux2.fc2", "dropout", "fc"]:
+        assert name in g, name
+    assert g.nodes["inception3a.branch4.0"]["op"] == "maxpool"
+    assert g.nodes["inception3a.branch4.0"]["args"]["ceil_mode"] is True
+    assert g.nodes["conv1.bn"]["args"]["eps"] == 0.001
+    assert g.nodes["conv1.conv"]["args"]["bias"] is False
+    assert g.nodes["aux1.fc1"]["params"] == 2048 * 1024 + 1024
+    assert g.nodes["aux1.dropout"]["args"]["p"] == 0.7
+    assert g.nodes["aux1.fc2"]["train_only"] and not g.nodes["fc"]["train_only"]
+    assert g.nodes["inception4b.branch1.conv"]["inputs"] == ("inception4a.concat",)
+    outs = {o["name"]: o for o in g.graph["outputs"]}
+    assert [o["name"] for o in g.graph["outputs"]] == ["logits", "aux2", "aux1"]
+    assert outs["aux1"]["loss_weight"] == outs["aux2"]["loss_weight"] == 0.3
+    assert outs["logits"]["loss_weight"] == 1.0 and not outs["logits"]["train_only"]
+    assert outs["aux1"]["train_only"] and outs["aux2"]["train_only"]
+
+
+def test_googlenet_table_and_variants():
+    spec = archspec.load_spec(spec_path("googlenet"))
+    t = spec.table("inception")
+    assert t.columns == ("n1x1", "n3x3red", "n3x3", "n5x5red", "n5x5", "pool_proj")
+    assert t.headers == ("#1×1", "#3×3 reduce", "#3×3", "#5×5 reduce", "#5×5", "pool proj")
+    assert [r for r, _, _ in t.rows] == ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
+    paper = archspec.compile_graph(spec)
+    tv = graph("googlenet-torchvision")
+    assert paper.nodes["inception3a.branch3.1.conv"]["args"]["kernel"] == (5, 5)
+    assert tv.nodes["inception3a.branch3.1.conv"]["args"]["kernel"] == (3, 3)
+    assert paper.nodes["maxpool4"]["args"]["kernel"] == (3, 3)
+    assert tv.nodes["maxpool4"]["args"]["kernel"] == (2, 2)
+    assert paper.nodes["dropout"]["args"]["p"] == 0.4
+    assert tv.nodes["dropout"]["args"]["p"] == 0.2
+    assert paper.graph["init"] == "googlenet_seed"
+    assert tv.graph["init"] == "torchvision_googlenet"
+    tv_spec = archspec.load_spec(spec_path("googlenet-torchvision"))
+    changed = {k for k, v in tv_spec.param_values.items() if spec.param_values[k] != v}
+    assert changed == {"branch3_kernel", "maxpool4_kernel", "dropout"}
+    assert sorted(paper.nodes) == sorted(tv.nodes)
+
+
+def test_cifar10_names_and_forward():
+    g = graph("cifar10-deepbnnet")
+    # the two ModuleLists interleave: layers.0 → layers2.0 → layers.1 → …
+    assert g.nodes["layers2.0.conv"]["inputs"] == ("layers.0.bn",)
+    assert g.nodes["layers.1.conv"]["inputs"] == ("layers2.0.bn",)
+    assert g.nodes["layers.3.conv"]["args"]["stride"] == (2, 2)
+    assert g.nodes["layers2.3.conv"]["args"]["stride"] == (1, 1)
+    assert g.nodes["maxpool"]["op"] == "adaptive_maxpool"
+    assert g.nodes[g.graph["outputs"][0]["node"]]["op"] == "log_softmax"
+    g = graph("cifar10-resnet")
+    add = g.nodes["layers2.0.add"]
+    assert add["op"] == "add" and set(add["inputs"]) == {"layers.0.bn", "layers2.0.bn"}
+    g = graph("cifar10-convbnnet")
+    assert [n for n in g if n.endswith(".conv")] == ["layer.0.conv", "layer.1.conv",
+                                                     "layer.2.conv"]
+    assert g.nodes["layer.0.relu"]["inputs"] == ("layer.0.conv",)   # conv → ReLU → BN
+    assert g.nodes["layer.0.bn"]["inputs"] == ("layer.0.relu",)
+    assert g.nodes["out"]["op"] == "linear"
+    g = graph("cifar10-basiccnn")
+    assert {n for n, d in g.nodes(data=True) if d["params"]} == {"conv1", "conv2", "fc1", "fc2",
+                                                                  "fc3"}
+
+
+@pytest.mark.parametrize("stem", ["cifar10-convbnnet", "cifar10-deepbnnet", "cifar10-resnet"])
+def test_bnlayer_dropout2d_is_off_as_in_the_seed(stem):
+    # The seed builds Dropout2d(0.2) in BnLayer but never calls it: no dropout by default.
+    assert not any(d["op"] == "dropout2d" for _, d in graph(stem).nodes(data=True))
+    g = graph(stem, (("dropout", 0.2),))
+    drops = [n for n, d in g.nodes(data=True) if d["op"] == "dropout2d"]
+    assert drops and all(g.nodes[n]["args"]["p"] == 0.2 for n in drops)
+    assert summary(stem, (("dropout", 0.2),)).params == GOLDEN[stem][0]
+
+
+# ------------------------------------------------------------------ no torch
+def test_front_end_never_imports_torch():
+    code = (
+        "import sys, glob\n"
+        "import archspec\n"
+        "from archspec.shapes import summarize, to_json, to_table\n"
+        "for f in sorted(glob.glob('specs/*.yaml')):\n"
+        "    s = summarize(archspec.compile_graph(archspec.load_spec(f)))\n"
+        "    to_json(s); to_table(s)\n"
+        "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')\n"
+        "             or m.startswith('torchvision'))\n"
+        "assert not bad, bad\n"
+        "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"

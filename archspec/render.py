@@ -1,0 +1,646 @@
+"""Stage 5: architecture diagrams, drawn with graphviz's ``dot``.
+
+:func:`to_dot` turns the graph IR into a :class:`graphviz.Digraph` (DOT text, no
+external program); :func:`render_graph` lays it out with the real ``dot`` program
+and writes SVG, PNG or PDF atomically (or the DOT text itself, which needs no
+``dot``). Only the attributes documented in :mod:`archspec.graph` are read.
+
+What the picture shows:
+
+* every scope (a block instance ``layer2.0``, a repeat ``layer2``, a seq) is a
+  nested cluster labelled with its name and block; ``depth`` collapses every
+  scope deeper than N name levels (the convention of ``archspec summary
+  --depth``) into one node that says what it is:
+  ``B(3,3) ×4, 16→160`` and its params and MACs;
+* a node shows its op and key arguments (``conv 3×3 /2, 160→320``) and its
+  local name; an edge shows the per-sample shape that flows along it;
+* op kinds are told apart by the Okabe–Ito palette (safe for colour-blind
+  readers); the residual shortcut into an ``add`` is a bold blue edge that does
+  not pull the main path out of line; training-only heads are dashed;
+* the graph label holds the title (spec name, params, MACs) and a legend of the
+  kinds present.
+
+Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import networkx as nx
+
+from archspec.errors import Location, SpecError
+
+FORMATS = ("svg", "png", "pdf", "dot")
+DIRECTIONS = ("TB", "LR")
+DOT_INSTALL_HINT = ("install Graphviz: 'apt-get install graphviz' (Debian/Ubuntu), "
+                    "'brew install graphviz' (macOS) or 'conda install graphviz'; "
+                    "'--format dot' writes the DOT text without it")
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable with every common
+# colour-vision deficiency. Fills are light tints of the border colour so black
+# text stays readable; the hue carries the kind.
+OKABE_ITO = {
+    "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7", "grey": "#999999", "black": "#000000",
+}
+
+
+def _tint(hex_colour: str, amount: float = 0.6) -> str:
+    """``hex_colour`` mixed with ``amount`` of white."""
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    mix = [round(c + (255 - c) * amount) for c in (r, g, b)]
+    return "#%02X%02X%02X" % tuple(mix)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A legend entry: the ops it covers and its colour."""
+
+    name: str
+    colour: str
+    ops: tuple[str, ...]
+
+    @property
+    def fill(self) -> str:
+        return _tint(self.colour)
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind("conv", OKABE_ITO["sky_blue"], ("conv",)),
+    Kind("linear", OKABE_ITO["blue"], ("linear",)),
+    Kind("norm", OKABE_ITO["yellow"], ("batchnorm",)),
+    Kind("activation", OKABE_ITO["bluish_green"],
+         ("relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "hardswish", "sigmoid", "tanh",
+          "softmax", "log_softmax")),
+    Kind("pool", OKABE_ITO["orange"],
+         ("maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool")),
+    Kind("merge", OKABE_ITO["vermillion"], ("add", "concat")),
+    Kind("regularise", OKABE_ITO["reddish_purple"], ("dropout", "dropout2d", "shake")),
+    Kind("reshape", OKABE_ITO["grey"], ("flatten", "identity")),
+)
+_KIND_OF = {op: k for k in KINDS for op in k.ops}
+_OTHER = Kind("other", OKABE_ITO["grey"], ())
+BLOCK_KIND = Kind("block", "#555555", ())
+SHORTCUT_COLOUR = OKABE_ITO["blue"]
+FONT = "Helvetica"
+
+# Diff highlighting (used by archspec.diff): status -> (border, fill, style, legend text).
+DIFF_STYLES = {
+    "added": (OKABE_ITO["bluish_green"], _tint(OKABE_ITO["bluish_green"], 0.55), "filled,bold",
+              "+ added"),
+    "removed": (OKABE_ITO["vermillion"], _tint(OKABE_ITO["vermillion"], 0.6), "filled,dashed",
+                "− removed"),
+    "changed": (OKABE_ITO["orange"], _tint(OKABE_ITO["orange"], 0.5), "filled,bold",
+                "~ changed"),
+    "same": ("#777777", "#FFFFFF", "filled", "unchanged"),
+}
+_DIFF_MARK = {"added": "+ ", "removed": "− ", "changed": "~ ", "same": ""}
+
+
+def kind_of(op: str) -> Kind:
+    """The legend kind (and colour) of an op."""
+    return _KIND_OF.get(op, _OTHER)
+
+
+# ------------------------------------------------------------------ labels
+def _shape(s: tuple | None) -> str:
+    return "?" if s is None else "×".join(str(x) for x in s)
+
+
+def _pair(p: Any) -> str:
+    if isinstance(p, (tuple, list)) and len(p) == 2:
+        return str(p[0]) if p[0] == p[1] else f"{p[0]}×{p[1]}"
+    return str(p)
+
+
+def _kernel(p: Any) -> str:
+    if isinstance(p, (tuple, list)) and len(p) == 2:
+        return f"{p[0]}×{p[1]}"
+    return f"{p}×{p}"
+
+
+def _channels(s: tuple | None) -> str:
+    return "?" if not s else str(s[0])
+
+
+def op_label(op: str, args: Mapping[str, Any], in_shape: tuple | None,
+             out_shape: tuple | None) -> str:
+    """The op and its key arguments: ``conv 3×3 /2, 160→320``, ``linear 640→10``."""
+    if op == "conv":
+        text = f"conv {_kernel(args['kernel'])}"
+        if tuple(args.get("stride", (1, 1))) != (1, 1):
+            text += f" /{_pair(args['stride'])}"
+        if tuple(args.get("dilation", (1, 1))) != (1, 1):
+            text += f" d{_pair(args['dilation'])}"
+        if args.get("groups", 1) != 1:
+            text += f" g{args['groups']}"
+        return f"{text}, {_channels(in_shape)}→{args['out']}"
+    if op == "linear":
+        return f"linear {_channels(in_shape)}→{args['out']}"
+    if op in ("maxpool", "avgpool"):
+        text = f"{op} {_kernel(args['kernel'])}"
+        stride = args.get("stride") or args["kernel"]
+        if tuple(stride) != (1, 1):
+            text += f" /{_pair(stride)}"
+        return text
+    if op in ("adaptive_avgpool", "adaptive_maxpool"):
+        return f"{op} →{_kernel(args['size'])}"
+    if op in ("dropout", "dropout2d"):
+        return f"{op} {args.get('p', 0.5):g}"
+    if op == "batchnorm":
+        return f"batchnorm {_channels(out_shape)}"
+    if op == "leaky_relu":
+        return f"leaky_relu {args.get('negative_slope', 0.01):g}"
+    if op in ("softmax", "log_softmax") and args.get("dim", -1) != -1:
+        return f"{op} dim {args['dim']}"
+    return op
+
+
+def _esc(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def _html(main: str, sub: str | None = None, bold: bool = False, note: str | None = None) -> str:
+    body = f"<B>{_esc(main)}</B>" if bold else _esc(main)
+    if note:
+        body += f'<BR/><FONT POINT-SIZE="9">{_esc(note)}</FONT>'
+    if sub:
+        body += f'<BR/><FONT POINT-SIZE="9" COLOR="#444444">{_esc(sub)}</FONT>'
+    return f"<{body}>"
+
+
+def _human(n: float, unit: str = "") -> str:
+    from archspec.shapes import human
+    return human(n, unit)
+
+
+# ------------------------------------------------------------------ view
+@dataclass
+class _View:
+    """The graph as drawn at one depth: representatives, clusters and merged edges."""
+
+    rep: dict[str, str] = field(default_factory=dict)          # IR node -> drawn node id
+    collapsed: dict[str, str] = field(default_factory=dict)    # drawn id -> scope ("" = all)
+    members: dict[str, list[str]] = field(default_factory=dict)  # drawn id -> its IR nodes
+    clusters: dict[str, tuple[str, ...]] = field(default_factory=dict)  # drawn id -> scopes
+
+
+def _check_args(fmt: str | None, depth: int | None, direction: str) -> None:
+    if fmt is not None and fmt not in FORMATS:
+        raise SpecError(f"unknown format '{fmt}'", Location("--format", 0, 0),
+                        "choose one of " + ", ".join(FORMATS))
+    if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool)
+                              or depth < 0):
+        raise SpecError(f"--depth must be 0 or more, got {depth}", Location("--depth", 0, 0),
+                        "0 draws the network as one box, 1 its top-level layers; "
+                        "leave it out to expand every block")
+    if direction not in DIRECTIONS:
+        raise SpecError(f"unknown direction '{direction}'", Location("--direction", 0, 0),
+                        "choose TB (top to bottom) or LR (left to right)")
+
+
+def _make_view(g: nx.DiGraph, depth: int | None) -> _View:
+    v = _View()
+    inp = g.graph.get("input")
+    ids: dict[str, str] = {}     # scope key -> drawn id
+    for n, d in g.nodes(data=True):
+        scope = tuple(d.get("scope", ()))
+        if n == inp or d.get("op") == "input" or depth is None or len(scope) < depth:
+            v.rep[n] = n
+            v.clusters[n] = scope
+            continue
+        key, clusters = ("", ()) if depth == 0 else (scope[depth - 1], scope[:depth - 1])
+        did = ids.get(key)
+        if did is None:
+            did = key or str(g.graph.get("name") or "network")
+            if did in g:
+                did = f"__scope_{did}"
+            ids[key] = did
+            v.collapsed[did] = key
+            v.members[did] = []
+            v.clusters[did] = clusters
+        v.members[did].append(n)
+        v.rep[n] = did
+    return v
+
+
+def shortcut_edges(g: nx.DiGraph) -> set[tuple[str, str]]:
+    """Edges on the skip path of a residual ``add``.
+
+    The main input of an ``add`` is the one furthest (in ops) from the network
+    input; every other input's edge is a shortcut, and so are the edges back along
+    that input's single-file chain (a projection conv, a downsample seq) up to the
+    node where it forks off the main path.
+    """
+    try:
+        order = list(nx.topological_sort(g))
+    except nx.NetworkXUnfeasible:
+        order = None
+    dist: dict[str, int] = {}
+    if order is not None:
+        for n in order:
+            preds = list(g.predecessors(n))
+            dist[n] = 1 + max((dist[p] for p in preds), default=-1)
+    out: set[tuple[str, str]] = set()
+    for n, d in g.nodes(data=True):
+        if d.get("op") != "add":
+            continue
+        ins = list(dict.fromkeys(d.get("inputs") or g.predecessors(n)))
+        if len(ins) < 2:
+            continue
+        main = max(ins, key=lambda i: (dist.get(i, 0), -ins.index(i))) if dist else ins[0]
+        for x in ins:
+            if x == main or x not in g:
+                continue
+            out.add((x, n))
+            chain: list[tuple[str, str]] = []
+            cur = x
+            while g.out_degree(cur) == 1 and g.in_degree(cur) == 1:
+                p = next(iter(g.predecessors(cur)))
+                chain.append((p, cur))
+                if g.out_degree(p) > 1:
+                    out.update(chain)
+                    break
+                cur = p
+    return out
+
+
+def _scope_summary(g: nx.DiGraph, key: str, members: list[str]) -> tuple[str, str, str]:
+    """(title, what it is, params · MACs) for a collapsed scope."""
+    scopes = g.graph.get("scopes", {})
+    info = scopes.get(key, {})
+    inside = set(members)
+    first_in = next((p for n in members for p in g.predecessors(n) if p not in inside), None)
+    outs = [n for n in members if any(s not in inside for s in g.successors(n))]
+    last = outs[-1] if outs else members[-1]
+    c_in = _channels(g.nodes[first_in].get("shape")) if first_in is not None else "?"
+    c_out = _channels(g.nodes[last].get("shape"))
+    params = sum(g.nodes[n].get("params", 0) for n in members)
+    macs = sum(g.nodes[n].get("macs", 0) for n in members)
+    if key == "":
+        title = str(g.graph.get("name") or "network")
+        what = f"{len(members)} ops, {c_in}→{c_out}"
+    else:
+        title = key
+        label = str(info.get("label") or key.rsplit(".", 1)[-1])
+        what = f"{label}, {c_in}→{c_out}" if label != key.rsplit(".", 1)[-1] else \
+            f"{len(members)} ops, {c_in}→{c_out}"
+    stats = f"{_human(params)} params" + (f" · {_human(macs, 'MACs')}" if macs else "")
+    return title, what, stats
+
+
+def _cluster_label(g: nx.DiGraph, path: str, note: str | None = None) -> str:
+    info = g.graph.get("scopes", {}).get(path, {})
+    label = str(info.get("label") or "")
+    local = path.rsplit(".", 1)[-1]
+    if not label or label == local:
+        label = ""
+    if note:
+        label = f"{label} ({note})" if label else note
+    return _html(path, None, True, label or None)
+
+
+def _legend(kinds: Iterable[Kind], shortcut: bool, train_only: bool,
+            diff: bool) -> list[str]:
+    cells = []
+    if diff:
+        for status in ("added", "removed", "changed", "same"):
+            border, fill, _, text = DIFF_STYLES[status]
+            cells.append(f'<TD BGCOLOR="{fill}" COLOR="{border}" BORDER="1">'
+                         f'<FONT POINT-SIZE="10">{_esc(text)}</FONT></TD>')
+    else:
+        for k in kinds:
+            fill = "#F2F2F2" if k is BLOCK_KIND else k.fill
+            cells.append(f'<TD BGCOLOR="{fill}" COLOR="{k.colour}" BORDER="1">'
+                         f'<FONT POINT-SIZE="10">{_esc(k.name)}</FONT></TD>')
+    if shortcut:
+        cells.append(f'<TD BORDER="0"><FONT POINT-SIZE="10" COLOR="{SHORTCUT_COLOUR}">'
+                     '━━ shortcut</FONT></TD>')
+    if train_only:
+        cells.append('<TD BORDER="0"><FONT POINT-SIZE="10">- - - training only</FONT></TD>')
+    return cells
+
+
+def _title(g: nx.DiGraph, extra: str | None = None) -> str:
+    order = [n for n, d in g.nodes(data=True) if d.get("op") != "input"]
+    nodes = g.nodes
+    params = sum(nodes[n].get("params", 0) for n in order)
+    params_eval = sum(nodes[n].get("params", 0) for n in order if not nodes[n].get("train_only"))
+    macs = sum(nodes[n].get("macs", 0) for n in order if not nodes[n].get("train_only"))
+    text = f"{g.graph.get('name') or 'network'} — {_human(params_eval)} params"
+    if params != params_eval:
+        text += f" (+{_human(params - params_eval)} in training-only heads)"
+    text += f", {_human(macs, 'MACs')} per sample"
+    return extra or text
+
+
+def to_dot(g: nx.DiGraph, depth: int | None = None, direction: str = "TB", *,
+           status: Mapping[str, str] | None = None,
+           notes: Mapping[str, str] | None = None,
+           edge_status: Mapping[tuple[str, str], str] | None = None,
+           title: str | None = None,
+           scope_notes: Mapping[str, str] | None = None) -> Any:
+    """The diagram as a :class:`graphviz.Digraph` (no ``dot`` needed to build it).
+
+    ``status`` / ``notes`` / ``edge_status`` are for :mod:`archspec.diff`: a node
+    status (added, removed, changed, same) replaces the op-kind colours, ``notes``
+    adds a line under a node (``scope_notes`` under a scope, e.g. ``was B(3,3)``), and
+    removed edges are drawn dashed.
+    """
+    import graphviz
+    _check_args(None, depth, direction)
+    view = _make_view(g, depth)
+    diff = status is not None
+    status = status or {}
+    notes = notes or {}
+    edge_status = edge_status or {}
+    nodes = g.nodes
+    dg = graphviz.Digraph(name=str(g.graph.get("name") or "network"))
+    dg.attr("graph", rankdir=direction, fontname=FONT, fontsize="11", labelloc="t",
+            newrank="true", nodesep="0.25", ranksep="0.3", compound="false")
+    dg.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="11",
+            height="0.3", margin="0.08,0.04", penwidth="1")
+    dg.attr("edge", fontname=FONT, fontsize="8", fontcolor="#555555", arrowsize="0.6",
+            color="#444444")
+
+    # Nodes, grouped by cluster path.
+    members: dict[tuple[str, ...], list[tuple[str, dict[str, str]]]] = {}
+    kinds_used: list[Kind] = []
+    any_train = False
+    drawn: set[str] = set()
+    inp = g.graph.get("input")
+    for n in g.nodes:
+        did = view.rep[n]
+        if did in drawn:
+            continue
+        drawn.add(did)
+        attrs: dict[str, str] = {}
+        if did in view.collapsed:
+            key, ms = view.collapsed[did], view.members[did]
+            t, what, stats = _scope_summary(g, key, ms)
+            train = all(nodes[m].get("train_only") for m in ms)
+            st = _merge_status([status.get(m, "same") for m in ms]) if diff else None
+            attrs["label"] = _html(t, stats, True, what)
+            attrs["shape"] = "box3d" if not diff else "box"
+            attrs["style"] = "filled"
+            if diff:
+                border, fill, style, _ = DIFF_STYLES[st]
+                attrs.update(color=border, fillcolor=fill, style=style,
+                             penwidth="2" if st != "same" else "1")
+                note = (scope_notes or {}).get(key)
+                attrs["label"] = _html(_DIFF_MARK[st] + t, stats, True,
+                                       what + (f" ({note})" if note else ""))
+            else:
+                attrs.update(color=BLOCK_KIND.colour, fillcolor="#F2F2F2")
+                if BLOCK_KIND not in kinds_used:
+                    kinds_used.append(BLOCK_KIND)
+        else:
+            d = nodes[n]
+            op = d.get("op")
+            train = bool(d.get("train_only"))
+            if n == inp or op == "input":
+                attrs.update(label=_html(f"input {_shape(d.get('shape'))}"), shape="oval",
+                             style="filled", fillcolor="#FFFFFF", color="#000000")
+            else:
+                preds = list(d.get("inputs") or ())
+                in_shape = nodes[preds[0]].get("shape") if preds and preds[0] in nodes else None
+                main = op_label(op, d.get("args") or {}, in_shape, d.get("shape"))
+                local = n.rsplit(".", 1)[-1]
+                local = None if local == op else local
+                if diff:
+                    st = status.get(n, "same")
+                    border, fill, style, _ = DIFF_STYLES[st]
+                    attrs.update(label=_html(_DIFF_MARK[st] + main, local, False, notes.get(n)),
+                                 color=border, fillcolor=fill, style="rounded," + style,
+                                 penwidth="2" if st != "same" else "1")
+                else:
+                    k = kind_of(op)
+                    if k not in kinds_used:
+                        kinds_used.append(k)
+                    attrs.update(label=_html(main, local, False, notes.get(n)),
+                                 fillcolor=k.fill, color=k.colour)
+        if train:
+            any_train = True
+            keep = [s for s in attrs.get("style", "rounded,filled").split(",")
+                    if s and s not in ("bold", "dashed")]
+            attrs["style"] = ",".join(keep + ["dashed"])
+        members.setdefault(view.clusters[did], []).append((did, attrs))
+
+    _emit_clusters(dg, g, members, scope_notes or {})
+
+    # Outputs.
+    for o in g.graph.get("outputs", ()):
+        src = o.get("node")
+        if src not in view.rep:
+            continue
+        oid = f"__output_{o['name']}"
+        text = f"output {o['name']}"
+        if o.get("train_only"):
+            text += f" (training only, loss ×{o.get('loss_weight', 1.0):g})"
+        dg.node(oid, label=_html(text), shape="oval", style="filled" +
+                (",dashed" if o.get("train_only") else ""), fillcolor="#FFFFFF",
+                color="#000000")
+        dg.edge(view.rep[src], oid, label=_shape(nodes[src].get("shape")),
+                **({"style": "dashed"} if o.get("train_only") else {}))
+
+    # Edges, merged between drawn nodes.
+    skips = shortcut_edges(g)
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for u, w in g.edges:
+        a, b = view.rep[u], view.rep[w]
+        if a == b:
+            continue
+        e = merged.setdefault((a, b), {"shapes": [], "skip": True, "train": True,
+                                       "status": []})
+        sh = _shape(nodes[u].get("shape"))
+        if sh not in e["shapes"]:
+            e["shapes"].append(sh)
+        e["skip"] = e["skip"] and (u, w) in skips
+        e["train"] = e["train"] and bool(nodes[w].get("train_only"))
+        e["status"].append(edge_status.get((u, w), "same"))
+    for (a, b), e in merged.items():
+        attrs = {"label": " " + ", ".join(e["shapes"])}
+        styles = []
+        if e["skip"]:
+            attrs.update(color=SHORTCUT_COLOUR, penwidth="1.8", weight="0")
+        else:
+            attrs["weight"] = "4"
+        if e["train"]:
+            styles.append("dashed")
+        st = _merge_status(e["status"])
+        if diff and st in ("added", "removed"):
+            attrs["color"] = DIFF_STYLES[st][0]
+            attrs["penwidth"] = "2"
+            if st == "removed" and "dashed" not in styles:
+                styles.append("dashed")
+        if styles:
+            attrs["style"] = ",".join(styles)
+        dg.edge(a, b, **attrs)
+
+    head = "<BR/>".join(_esc(line) for line in _title(g, title).split("\n"))
+    cells = _legend(kinds_used, bool(skips) and any(m["skip"] for m in merged.values()),
+                    any_train, diff)
+    legend = (f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3"><TR>{"".join(cells)}</TR>'
+              '</TABLE>')
+    dg.attr("graph", label=f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0">'
+            f'<TR><TD><B>{head}</B></TD></TR><TR><TD>{legend}</TD></TR></TABLE>>')
+    return dg
+
+
+def _merge_status(sts: list[str]) -> str:
+    s = set(sts)
+    if s == {"added"}:
+        return "added"
+    if s == {"removed"}:
+        return "removed"
+    if s <= {"same"}:
+        return "same"
+    return "changed"
+
+
+def _emit_clusters(dg: Any, g: nx.DiGraph, members: dict[tuple[str, ...], list],
+                   notes: Mapping[str, str]) -> None:
+    """Nested ``subgraph cluster_…`` blocks, one per scope that holds drawn nodes."""
+    tree: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    for path in members:
+        for i in range(len(path)):
+            tree.setdefault(path[:i], set()).add(path[:i + 1])
+    scopes = g.graph.get("scopes", {})
+    order = {p: i for i, p in enumerate(scopes)}
+
+    def emit(target: Any, path: tuple[str, ...]) -> None:
+        for did, attrs in members.get(path, ()):
+            target.node(did, **attrs)
+        kids = sorted(tree.get(path, ()), key=lambda p: (order.get(p[-1], len(order)), p))
+        for kid in kids:
+            name = kid[-1]
+            info = scopes.get(name, {})
+            with target.subgraph(name=f"cluster_{name}") as c:
+                c.attr(label=_cluster_label(g, name, notes.get(name)), labeljust="l", fontsize="10",
+                       style="rounded,dashed" if info.get("train_only") else "rounded",
+                       color="#888888", fontcolor="#222222", margin="8", penwidth="1")
+                emit(c, kid)
+
+    emit(dg, ())
+
+
+# ------------------------------------------------------------------ output
+def dot_available() -> bool:
+    """Whether Graphviz's ``dot`` program is on the PATH."""
+    return shutil.which("dot") is not None
+
+
+def layout(source: str, fmt: str) -> bytes:
+    """Run ``dot -T<fmt>`` on DOT text; ``SpecError`` when dot is missing or fails."""
+    if not dot_available():
+        raise SpecError(f"Graphviz's 'dot' program is not installed (needed for --format {fmt})",
+                        Location("dot", 0, 0), DOT_INSTALL_HINT)
+    try:
+        proc = subprocess.run(["dot", f"-T{fmt}"], input=source.encode("utf-8"),
+                              capture_output=True, check=False)
+    except OSError as e:
+        raise SpecError(f"cannot run Graphviz's 'dot': {e.strerror or e}",
+                        Location("dot", 0, 0), DOT_INSTALL_HINT) from None
+    if proc.returncode != 0:
+        msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise SpecError(f"dot failed: {msg[-1] if msg else 'exit ' + str(proc.returncode)}",
+                        Location("dot", 0, 0))
+    return proc.stdout
+
+
+def format_for(path: str | os.PathLike, fmt: str | None) -> str:
+    """The format asked for, or the one ``path``'s extension names (svg by default)."""
+    if fmt is not None:
+        _check_args(fmt, None, "TB")
+        return fmt
+    ext = os.path.splitext(str(path))[1].lstrip(".").lower()
+    if ext in FORMATS:
+        return ext
+    if ext == "gv":
+        return "dot"
+    return "svg"
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> str:
+    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    loc = Location(path, 0, 0)
+    if os.path.isdir(path):
+        raise SpecError(f"cannot write '{path}': it is a directory", loc,
+                        "give a file name, e.g. -o model.svg")
+    if not os.path.isdir(folder):
+        raise SpecError(f"cannot write '{path}': folder '{os.path.dirname(path) or '.'}' "
+                        "does not exist", loc, "create it first")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".archspec-", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise SpecError(f"cannot write '{path}': {e.strerror or e}", loc) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Fail early (before a long layout) when ``path`` cannot be written."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    loc = Location(path, 0, 0)
+    if os.path.isdir(path):
+        raise SpecError(f"cannot write '{path}': it is a directory", loc,
+                        "give a file name, e.g. -o model.svg")
+    if not os.path.isdir(folder):
+        raise SpecError(f"cannot write '{path}': folder '{os.path.dirname(path) or '.'}' "
+                        "does not exist", loc, "create it first")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise SpecError(f"cannot write '{path}': permission denied", loc)
+
+
+def render_bytes(dg: Any, fmt: str) -> bytes:
+    """DOT text (``fmt='dot'``) or the laid-out picture, as bytes."""
+    source = dg.source
+    if fmt == "dot":
+        return source.encode("utf-8")
+    return layout(source, fmt)
+
+
+def render_graph(graph: nx.DiGraph, path: str | os.PathLike, fmt: str = "svg",
+                 depth: int | None = None, direction: str = "TB") -> str:
+    """Draw ``graph`` into ``path`` (svg, png, pdf or dot); atomic; returns the path.
+
+    >>> import archspec, tempfile, os
+    >>> g = archspec.compile_graph(archspec.load_spec("specs/wrn.yaml", {"d": 16, "k": 1}))
+    >>> out = render_graph(g, os.path.join(tempfile.mkdtemp(), "g.dot"), fmt="dot", depth=1)
+    >>> open(out).read().startswith("digraph")
+    True
+    """
+    _check_args(fmt, depth, direction)
+    check_writable(path)
+    data = render_bytes(to_dot(graph, depth, direction), fmt)
+    return write_atomic(path, data)
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe form of a spec name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text) or "graph"

@@ -486,7 +486,9 @@ class _Builder:
                 found, nid = True, o.source
             if not found:
                 self.error(SpecError(f"output '{o.name}' reads undefined layer '{o.source}'",
-                                     o.loc, did_you_mean(o.source, list(root.names) + list(self.g))))
+                                     o.loc, did_you_mean(o.source, list(root.names) + list(self.g))
+                                     or "an output reads a top-level layer's name or a full "
+                                     "hierarchical name such as layer3.0.conv1"))
                 continue
             if nid is None:
                 continue

@@ -134,7 +134,7 @@ def summarize(g: nx.DiGraph, depth: int | None = None) -> Summary:
 
 def _cli_loc(flag: str):
     from archspec.errors import Location
-    return Location(flag, 1, 1)
+    return Location(flag)
 
 
 def to_json(s: Summary) -> str:

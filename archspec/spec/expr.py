@@ -287,7 +287,7 @@ class _Eval:
 
     def _Call(self, node: ast.Call) -> Any:
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            name = node.func.id if isinstance(node.func, ast.Name) else "this"
+            name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
             raise self.fail(node, f"function '{name}' is not available in expressions",
                             did_you_mean(name, FUNCTIONS) or
                             "available: " + ", ".join(sorted(FUNCTIONS)))

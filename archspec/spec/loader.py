@@ -275,7 +275,8 @@ def parse_params(node: YNode | None, where: str, block: bool = False) -> list[Pa
                                                                   default):
                 t = "block"
         if default is not REQUIRED and default is not None:
-            default = check_type(default, t, name, v.loc)
+            dnode = v.get("default") if isinstance(v, YMap) and "default" in v else v
+            default = check_type(default, t, name, dnode.loc)
         out.append(ParamDef(name, default, t, doc, choices, v.loc))
     return out
 

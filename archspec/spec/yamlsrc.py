@@ -200,6 +200,8 @@ def parse_yaml(text: str, path: str) -> YNode:
             hint = f"the {what} that starts here is never closed"
             mark = e.context_mark
         loc = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
+        if mark is not None and text[mark.index:mark.index + 1] == "\t":
+            hint = "YAML indents with spaces, never tabs"
         what = e.problem or e.context
         if e.problem and e.context and not str(e.context).startswith("while"):
             what = f"{e.context}, {e.problem}"   # e.g. "expected a single document ..."

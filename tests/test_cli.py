@@ -1,0 +1,158 @@
+"""The real ``archspec`` process on good and bad specs: exit codes, error lines, carets.
+
+Every file under ``tests/bad_specs/`` starts with one ``# error: LINE:COL: message``
+comment per expected error (or ``# error: --set k=v: message`` for a bad override)
+and may carry ``# args: ...`` for extra command-line arguments. The test runs
+``archspec check`` on it and demands exactly those errors, in that order, each as
+one ``path:line:col: error: ...`` line followed by the source line and a caret
+under the column, exit status 2 and no traceback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD = ROOT / "tests" / "bad_specs"
+BAD_SPECS = sorted(BAD.glob("*.yaml"))
+
+
+def archspec(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "archspec", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def expectations(path: Path) -> tuple[list[str], list[str]]:
+    errors, args = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# error: "):
+            errors.append(line[len("# error: "):])
+        elif line.startswith("# args: "):
+            args += shlex.split(line[len("# args: "):])
+    return errors, args
+
+
+def test_there_are_bad_specs() -> None:
+    assert len(BAD_SPECS) >= 40
+    for p in BAD_SPECS:
+        assert p.read_text(encoding="utf-8").startswith("# error: "), p.name
+
+
+@pytest.mark.parametrize("path", BAD_SPECS, ids=[p.stem for p in BAD_SPECS])
+def test_bad_spec(path: Path) -> None:
+    expected, args = expectations(path)
+    rel = path.relative_to(ROOT).as_posix()
+    r = archspec("check", rel, *args)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    heads = [i for i, line in enumerate(lines) if ": error: " in line]
+    assert len(heads) == len(expected), r.stderr
+    for i, want in zip(heads, expected):
+        got = lines[i]
+        if want.startswith("--set "):
+            where, message = want.split(": ", 1)
+            assert got.startswith(f"{where}: error: "), got
+            assert message in got, got
+            continue
+        line, col, message = re.match(r"(\d+):(\d+): (.*)", want).groups()
+        assert got.startswith(f"{rel}:{line}:{col}: error: "), got
+        assert message in got.split(": error: ", 1)[1], got
+        # the offending source line, then a caret under the column
+        source = path.read_text(encoding="utf-8").splitlines()[int(line) - 1]
+        assert lines[i + 1] == "    " + source.expandtabs(1), r.stderr
+        assert lines[i + 2] == "    " + " " * (int(col) - 1) + "^", r.stderr
+
+
+def test_python_tag_never_executes(tmp_path: Path) -> None:
+    import yaml
+    spec = tmp_path / "evil.yaml"
+    spec.write_text((BAD / "python_tag.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    r = archspec("check", str(spec), cwd=tmp_path)
+    assert r.returncode == 2 and "is not allowed in a spec" in r.stderr
+    assert not (tmp_path / "ARCHSPEC_PWNED").exists()
+    # control: the payload is live, an unsafe loader would have run it
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        yaml.unsafe_load(spec.read_text(encoding="utf-8"))
+    finally:
+        os.chdir(cwd)
+    assert (tmp_path / "ARCHSPEC_PWNED").exists()
+
+
+def test_unsafe_expression_never_executes(tmp_path: Path) -> None:
+    spec = tmp_path / "evil.yaml"
+    spec.write_text((BAD / "unsafe_expression.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    r = archspec("check", str(spec), cwd=tmp_path)
+    assert r.returncode == 2 and "not available in expressions" in r.stderr
+    assert not (tmp_path / "ARCHSPEC_PWNED").exists()
+
+
+def test_wrn_depth_27_reads_like_the_paper() -> None:
+    r = archspec("check", "specs/wrn.yaml", "--set", "d=27")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    head = r.stderr.splitlines()[0]
+    assert "error: depth should be 6n+4, got 27" in head
+    line = int(head.split(":")[1])
+    assert "check:" in (ROOT / "specs/wrn.yaml").read_text(encoding="utf-8").splitlines()[line - 1]
+
+
+def test_check_ok_and_several_specs() -> None:
+    r = archspec("check", "specs/wrn-28-10.yaml", "tests/bad_specs/add_channels.yaml",
+                 "tests/bad_specs/unknown_op.yaml")
+    assert r.returncode == 2
+    assert r.stdout.startswith("specs/wrn-28-10.yaml: ok (105 ops, 36,479,194 params")
+    assert r.stderr.count(": error: ") == 2
+    assert archspec("check", "-q", "specs/wrn-28-10.yaml").returncode == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "archspec: error: "),
+    (("check",), "archspec check: error: the following arguments are required: SPEC"),
+    (("check", "no/such.yaml"), "no/such.yaml: error: no such spec file"),
+    (("nosuchcommand",), "invalid choice: 'nosuchcommand'"),
+    (("summary", "specs/wrn.yaml", "--depth", "-1"), "--depth: error: --depth must be 0 or more"),
+    (("summary", "specs/wrn.yaml", "--format", "xml"), "invalid choice: 'xml'"),
+    (("check", "specs/wrn.yaml", "--set", "k"), "--set k: error: override 'k' is not of the form"),
+])
+def test_usage_errors(args: tuple, message: str) -> None:
+    r = archspec(*args)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    if args:
+        assert message in r.stderr
+
+
+def test_summary_json_is_stable() -> None:
+    r = archspec("summary", "specs/wrn-28-10.yaml", "--format", "json", "--set", "k=8")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["archspec_summary"] == 1
+    assert doc["params"] == 23_354_842  # WRN-28-8: the k=8 override took
+    assert doc["input_shape"] == ["N", 3, 32, 32]
+    assert doc["output_shapes"] == {"out": ["N", 10]}
+
+
+def test_summary_table_depth() -> None:
+    r = archspec("summary", "specs/wrn-28-10.yaml", "--depth", "1")
+    assert r.returncode == 0
+    assert "layer2   B(3,3) ×4" in r.stdout
+    assert "Total params:       36,479,194 (36.48 M)" in r.stdout
+
+
+def test_check_never_imports_torch() -> None:
+    code = ("import sys; from archspec.cli import main; rc = main(['check', '-q', "
+            "'specs/wrn-28-10.yaml']); heavy = [m for m in ('torch', 'torchvision', 'matplotlib')"
+            " if m in sys.modules]; print(rc, heavy)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.stdout.strip() == "0 []", r.stdout + r.stderr

@@ -63,6 +63,8 @@ _MAX_SEQ = 100_000
 def _pow(a: Any, b: Any) -> Any:
     if isinstance(b, (int, float)) and abs(b) > _MAX_POW:
         raise ValueError(f"exponent {b} is too large (at most {_MAX_POW})")
+    if _is_int(a) and _is_int(b) and b > 0 and abs(a).bit_length() * b > 4096:
+        raise ValueError(f"{a} ** {b} is too large")   # nested powers would never finish
     return a ** b
 
 

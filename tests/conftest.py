@@ -1,0 +1,37 @@
+"""Shared fixtures: write a spec from text and load or compile it (torch-free)."""
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _repo_root_cwd() -> None:
+    """Doctests and tests name specs relative to the repository root."""
+    os.chdir(ROOT)
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> Callable[..., Path]:
+    """``spec_file(text, name="s.yaml")``: a dedented spec written under tmp_path."""
+    def write(text: str, name: str = "s.yaml") -> Path:
+        p = tmp_path / name
+        p.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return p
+    return write
+
+
+@pytest.fixture
+def compile_text(spec_file: Callable[..., Path]) -> Callable[..., object]:
+    """``compile_text(text, overrides=None)``: the IR graph of a spec given as text."""
+    import archspec
+
+    def run(text: str, overrides: object = None, name: str = "s.yaml"):
+        return archspec.compile_graph(archspec.load_spec(spec_file(text, name), overrides))
+    return run

@@ -1,0 +1,140 @@
+"""The safe expression evaluator: arithmetic as papers write it, and nothing else."""
+from __future__ import annotations
+
+import pytest
+
+from archspec.spec import expr as ex
+
+
+def ev(text: str, **env: object) -> object:
+    return ex.evaluate(ex.parse(text), env)
+
+
+def fails(text: str, **env: object) -> ex.ExprError:
+    with pytest.raises(ex.ExprError) as info:
+        ev(text, **env)
+    return info.value
+
+
+@pytest.mark.parametrize("text, env, value", [
+    ("(d - 4) / 6", {"d": 28}, 4),
+    ("16 * k", {"k": 10}, 160),
+    ("(d - 4) // 6", {"d": 27}, 3),
+    ("1.0 * 7 / 2", {}, 3.5),
+    ("7 / 2.0", {}, 3.5),
+    ("2 ** 10", {}, 1024),
+    ("-x + +x", {"x": 3}, 0),
+    ("7 % 3", {}, 1),
+    ("stride if i == 0 else 1", {"stride": 2, "i": 0}, 2),
+    ("stride if i == 0 else 1", {"stride": 2, "i": 1}, 1),
+    ("0 < x <= 3", {"x": 3}, True),
+    ("0 < x < 3", {"x": 3}, False),
+    ("a and b or c", {"a": True, "b": False, "c": 5}, 5),
+    ("not a", {"a": False}, True),
+    ("x in [1, 2]", {"x": 2}, True),
+    ("x not in [1, 2]", {"x": 2}, False),
+    ("[3] * l", {"l": 3}, [3, 3, 3]),
+    ("[16 * k, 32 * k, 64 * k][g]", {"k": 2, "g": 1}, 64),
+    ("M[-1]", {"M": [1, 3, 1]}, 1),
+    ("M[1:]", {"M": [1, 3, 1]}, [3, 1]),
+    ("[*M, 5]", {"M": [1, 3]}, [1, 3, 5]),
+    ("range(3)", {}, [0, 1, 2]),
+    ("len(M)", {"M": [3, 3]}, 2),
+    ("max(1, min(5, 9))", {}, 5),
+    ("int(64 * (4 / 64.0)) * 32", {}, 128),
+    ("sum([1, 2, 3])", {}, 6),
+    ("ceil(2.1) + floor(2.9)", {}, 5),
+    ("'blocks' == count", {"count": "blocks"}, True),
+    ("true and not false", {}, True),
+    ("null", {}, None),
+    ("(1, 2)", {}, [1, 2]),
+])
+def test_values(text: str, env: dict, value: object) -> None:
+    assert ev(text, **env) == value
+
+
+def test_exact_division_keeps_ints() -> None:
+    v = ev("(d - 4) / 6", d=40)
+    assert v == 6 and isinstance(v, int)
+
+
+def test_inexact_division_is_an_error_with_a_hint() -> None:
+    e = fails("(d - 4) / 6", d=27)
+    assert e.message == "23 / 6 does not divide: 23 is not a multiple of 6"
+    assert e.offset == 0 and "'//'" in e.hint
+
+
+def test_undefined_name_points_at_it_and_suggests() -> None:
+    e = fails("16 * widht", width=1)
+    assert e.message == "undefined name 'widht'"
+    assert e.offset == 5
+    assert e.hint == "did you mean 'width'?"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("__import__('os').system('true')", "function '__import__('os').system' is not available"),
+    ("open('x')", "function 'open' is not available"),
+    ("eval('1')", "function 'eval' is not available"),
+    ("(lambda: 1)()", "is not available in expressions"),
+    ("lambda: 1", "'Lambda' is not allowed"),
+    ("[x for x in range(3)]", "'ListComp' is not allowed"),
+    ("{'a': 1}", "'Dict' is not allowed"),
+    ("x.__class__", "attribute '.__class__' is not available"),
+    ("().__class__.__bases__", "attribute '.__class__' is not available"),
+    ("f'{x}'", "'JoinedStr' is not allowed"),
+    ("(x := 3)", "'NamedExpr' is not allowed"),
+    ("max(1, key=abs)", "keyword arguments are not allowed"),
+    ("1 / 0", "division by zero"),
+    ("1 // 0", "division by zero"),
+    ("1 % 0", "modulo by zero"),
+    ("10 ** 100", "exponent 100 is too large"),
+    ("[0] * 1000000", "is too long"),
+    ("range(10 ** 9)", "is too long"),
+    ("((10 ** 64) ** 64) ** 64", "is too large"),
+    ("range(10000000)", "is too long"),
+    ("[1] * 2.5", "integer number of times"),
+    ("M[5]", "index 5 is out of range"),
+    ("'a' + 1", "can only concatenate"),
+    ("~x", "operator '~' is not allowed"),
+    ("1 << 2", "operator 'LShift' is not allowed"),
+    ("1 +", "cannot parse expression"),
+])
+def test_refused(text: str, message: str) -> None:
+    e = fails(text, x=1, M=[1])
+    assert message in e.message
+
+
+def test_parse_error_offset_and_flow_comma_hint() -> None:
+    with pytest.raises(ex.ExprError) as info:
+        ex.parse("B(3")
+    assert "never closed" in info.value.message
+    assert "quote it" in info.value.hint
+
+
+def test_names_in() -> None:
+    assert ex.names_in("(d - 4) / per_group + len(M)") == {"d", "per_group", "M"}
+    assert ex.names_in("true or null") == set()
+    assert ex.names_in("1 +") == set()
+
+
+def test_block_refs() -> None:
+    assert ex.parse_block_ref("basic")[0] == "basic"
+    name, args, kwargs = ex.parse_block_ref("B(3, 1, out=16)")
+    assert name == "B" and len(args) == 2 and [k for k, _ in kwargs] == ["out"]
+    with pytest.raises(ex.ExprError):
+        ex.parse_block_ref("3 + 4")
+    ref = ex.BlockRef("B", (1, 3, 1), (("out", 16),))
+    assert str(ref) == "B(1,3,1,out=16)"
+    assert ev("block.args", block=ref) == [1, 3, 1]
+    assert ev("block.name", block=ref) == "B"
+    assert ref == ex.BlockRef("B", (1, 3, 1), (("out", 16),)) and hash(ref)
+
+
+def test_evaluation_never_calls_eval(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("eval/exec/compile called")
+    for name in ("eval", "exec"):
+        monkeypatch.setattr(builtins, name, boom)
+    assert ev("(d - 4) / 6 + len([1, 2])", d=28) == 6

@@ -1,0 +1,279 @@
+"""Stage 1: located YAML and the loader (parameters, lets, checks, extends, include, --set)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import archspec
+from archspec.errors import Location, SpecError, SpecErrors, did_you_mean, format_error
+from archspec.spec.loader import load_spec, parse_override, stdlib_blocks
+from archspec.spec.model import REQUIRED, Item, Spec
+from archspec.spec.yamlsrc import MAX_NODES, YMap, YScalar, YSeq, parse_yaml, plain
+
+WRN = "specs/wrn.yaml"
+
+
+def error_of(fn, *args, **kw) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        fn(*args, **kw)
+    return info.value
+
+
+# ------------------------------------------------------------------ located YAML
+def test_every_value_is_located() -> None:
+    root = parse_yaml("a:\n  b: [1, 'x']\n  c: {d: true}\n", "f.yaml")
+    assert isinstance(root, YMap) and root.key_loc("a") == Location("f.yaml", 1, 1)
+    b = root.get("a").get("b")
+    assert isinstance(b, YSeq) and b.loc == Location("f.yaml", 2, 6)
+    x = b.items[1]
+    assert isinstance(x, YScalar) and x.value == "x" and x.quoted and x.loc.col == 10
+    assert x.expr_loc(0).col == 11      # inside the quotes
+    assert plain(root) == {"a": {"b": [1, "x"], "c": {"d": True}}}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a: !!python/object/apply:os.system ['true']", "YAML tag '!!python/object/apply:os.system'"),
+    ("a: !!python/name:os.system", "YAML tag '!!python/name:os.system'"),
+    ("a: !custom 1", "YAML tag '!custom'"),
+    ("a: 1\na: 2", "duplicate key 'a'"),
+    ("b: &x {c: 1}\na: {<<: *x}", "merge keys"),
+    ("? [1]\n: 2", "mapping keys must be plain names"),
+    ("a: [1", "malformed YAML"),
+    ("a: 1\n---\nb: 2", "expected a single document"),
+    ("", "the file is empty"),
+    ("a: " + "[" * 3000 + "]" * 3000, "nests too deeply"),
+])
+def test_yaml_refusals(text: str, message: str) -> None:
+    e = error_of(parse_yaml, text, "f.yaml")
+    assert message in e.message
+    assert e.loc.path == "f.yaml" and e.loc.line >= 1
+
+
+def test_alias_bomb_is_measured_not_expanded() -> None:
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for i, n in enumerate("bcdefghijklmnop"):
+        prev = "abcdefghijklmnop"[i]
+        lines.append(f"{n}: &{n} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    e = error_of(parse_yaml, "\n".join(lines), "bomb.yaml")   # 10**16 values if expanded
+    assert f"more than the {MAX_NODES:,} allowed" in e.message
+    assert e.loc.line == 6   # the first anchor past the limit: 10**6 values
+
+
+def test_small_aliases_are_fine() -> None:
+    root = parse_yaml("a: &x [1, 2]\nb: *x\n", "f.yaml")
+    assert plain(root) == {"a": [1, 2], "b": [1, 2]}
+
+
+# ---------------------------------------------------------------------- errors
+def test_error_line_and_caret(tmp_path: Path) -> None:
+    p = tmp_path / "x.yaml"
+    p.write_text("a: 1\nbb: oops\n", encoding="utf-8")
+    e = SpecError("bad value", Location(str(p), 2, 5), "try again")
+    assert format_error(e).splitlines() == [f"{p}:2:5: error: bad value; try again",
+                                            "    bb: oops", "        ^"]
+    assert format_error(SpecError("m", Location("--set k=1"))) == "--set k=1: error: m"
+
+
+def test_errors_sort_and_flatten() -> None:
+    a = SpecError("a", Location("f", 3, 1))
+    b = SpecError("b", Location("f", 1, 2))
+    both = SpecErrors([a, SpecErrors([b])])
+    assert [e.message for e in both.errors] == ["b", "a"]
+    assert str(both).splitlines() == ["f:1:2: error: b", "f:3:1: error: a"]
+
+
+def test_did_you_mean() -> None:
+    assert did_you_mean("relu6x", ["relu6", "relu"]) == "did you mean 'relu6'?"
+    assert did_you_mean("zzz", ["relu"]) is None
+
+
+# ----------------------------------------------------------------------- loader
+def test_wrn_loads_into_frozen_dataclasses() -> None:
+    spec = load_spec(WRN)
+    assert isinstance(spec, Spec) and spec.name == "wrn"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.name = "x"  # type: ignore[misc]
+    values = spec.values
+    assert values["d"] == 28 and values["k"] == 10 and values["n"] == 4
+    assert str(values["block"]) == "B(3,3)" and values["M"] == [3, 3]
+    assert values["widths"] == [160, 320, 640]
+    params = {p.name: p for p in spec.params}
+    assert params["count"].choices == ("convs", "blocks")
+    assert params["dropout"].type == "float" and params["block"].type == "block"
+    assert params["k"].doc.startswith("widening factor")
+    assert spec.init == "wrn" and spec.input_name == "input"
+
+
+def test_no_raw_dicts_leave_the_loader() -> None:
+    spec = load_spec(WRN)
+
+    def walk(v: object) -> None:
+        assert not isinstance(v, dict), v
+        if dataclasses.is_dataclass(v):
+            for f in dataclasses.fields(v):
+                if f.name not in ("key_locs",):
+                    walk(getattr(v, f.name))
+        elif isinstance(v, (tuple, list)):
+            for x in v:
+                walk(x)
+    for item in spec.items:
+        walk(item)
+    for _, b in spec.blocks:
+        walk(b.items)
+
+
+def test_extends_overrides_parameters() -> None:
+    spec = load_spec("specs/wrn-28-10.yaml")
+    assert spec.name == "wrn-28-10" and spec.values["k"] == 10
+    assert dict(spec.sources).keys() == {"specs/wrn-28-10.yaml", "specs/wrn.yaml"}
+
+
+@pytest.mark.parametrize("overrides", [{"d": 40, "k": 4}, ["d=40", "k=4"]])
+def test_overrides(overrides: object) -> None:
+    spec = load_spec(WRN, overrides)
+    assert spec.values["n"] == 6 and spec.values["widths"] == [64, 128, 256]
+    assert dict(spec.overrides) == {"d": 40, "k": 4}
+
+
+def test_override_values_are_typed() -> None:
+    spec = load_spec(WRN, ["dropout=0", "block=B(1,3,1)", "d=22"])
+    assert spec.values["dropout"] == 0.0 and isinstance(spec.values["dropout"], float)
+    assert spec.values["M"] == [1, 3, 1]
+    assert parse_override("M=[3, 3]")[:2] == ("M", [3, 3])
+    assert parse_override("name=a=b")[:2] == ("name", "a=b")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("kk=3", "unknown parameter 'kk'"),
+    ("k=x", "parameter 'k' must be an integer, got 'x'"),
+    ("k=2.5", "parameter 'k' must be an integer, got 2.5"),
+    ("count=blockz", "must be one of convs, blocks"),
+    ("k", "is not of the form key=value"),
+])
+def test_bad_overrides(override: str, message: str) -> None:
+    e = error_of(load_spec, WRN, [override])
+    assert message in e.message and e.loc.path == f"--set {override}" and e.loc.line == 0
+
+
+def test_check_message_reads_like_the_paper() -> None:
+    e = error_of(load_spec, WRN, {"d": 27})
+    assert [x.message for x in e.errors] == ["depth should be 6n+4, got 27"]
+    assert e.loc.path == WRN and "try d = 22 or 28" in e.hint
+    e = error_of(load_spec, WRN, {"d": 27, "count": "blocks"})
+    assert e.message == "depth should be 6n+4, got 27"
+
+
+def test_paper_counting_of_depth() -> None:
+    # Table 2 of the WRN paper counts d = 6n + 4 whatever the block length
+    spec = load_spec(WRN, {"block": "B(1,3,1)", "count": "blocks", "d": 16})
+    assert spec.values["n"] == 2
+    e = error_of(load_spec, WRN, {"block": "B(1,3,1)", "d": 16})
+    assert e.message == "depth should be 9n+4, got 16"
+
+
+def test_default_check_hint_shows_the_values(spec_file) -> None:
+    p = spec_file("""
+        params: {w: 3}
+        checks:
+          - check: w % 2 == 0
+        input: {shape: [3, 8, 8]}
+        layers: [{op: relu}]
+    """)
+    e = error_of(load_spec, p)
+    assert e.message == "check failed: w % 2 == 0" and e.hint == "with w = 3"
+    assert (e.loc.line, e.loc.col) == (3, 12)
+
+
+def test_include_and_tables(spec_file) -> None:
+    spec_file("""
+        blocks:
+          twice:
+            params: {w: int}
+            layers:
+              - {op: conv, out: w, kernel: 3, padding: 1}
+              - {op: conv, out: w, kernel: 3, padding: 1}
+    """, "lib.yaml")
+    p = spec_file("""
+        include: lib.yaml
+        tables:
+          widths:
+            columns: [w]
+            headers: ["#width"]
+            rows: {small: [8], big: [32]}
+        input: {shape: [3, 8, 8]}
+        layers:
+          - a: {block: twice, row: widths.small}
+          - b: {block: twice, row: widths.big}
+    """)
+    spec = load_spec(p)
+    assert spec.block("twice").params[0].default is REQUIRED
+    t = spec.table("widths")
+    assert t.columns == ("w",) and t.headers == ("#width",) and [r for r, _, _ in t.rows] == \
+        ["small", "big"]
+    g = archspec.compile_graph(spec)
+    assert g.nodes["b.conv_1"]["shape"] == (32, 8, 8)
+
+
+def test_several_loader_errors_are_all_reported(spec_file) -> None:
+    p = spec_file("""
+        params: {k: 1}
+        input: {shape: [3, 8, 8]}
+        init: kaimin
+        layers:
+          - {op: relu, kernel: 3}
+          - {op: reluu}
+          - x: {bloc: B}
+        outputs:
+          - out: {from: x, weight: 1}
+    """)
+    e = error_of(load_spec, p)
+    assert [(x.loc.line, x.message.split(" '")[0]) for x in e.errors] == [
+        (3, "unknown init scheme"), (5, "unknown argument"), (6, "unknown op"),
+        (7, "a layer needs one of"), (9, "unknown key")]
+    assert "did you mean 'block'?" in e.errors[3].hint
+
+
+@pytest.mark.parametrize("text, message", [
+    ("params: {2x: 1}\ninput: {shape: [3]}\nlayers: []", "parameter '2x' is not a valid name"),
+    ("params: {input: 1}\ninput: {shape: [3]}\nlayers: []", "'input' is reserved"),
+    ("params: {w: {type: int}}\ninput: {shape: [3]}\nlayers: []", "parameter 'w' needs a default"),
+    ("params: {w: {default: 1, type: integer}}\ninput: {shape: [3]}\nlayers: []",
+     "unknown parameter type 'integer'"),
+    ("layers: []", "the spec has no 'input'"),
+    ("input: {shape: [3, 8]}\nlayers: []", "input shape must be [C, H, W] or [features]"),
+    ("archspec: 2\ninput: {shape: [3]}\nlayers: []", "unsupported spec version 2"),
+    ("input: {shape: [3]}", "the spec has no 'layers'"),
+    ("input: {shape: [3]}\nlayers: [relu]", "a layer must be a mapping, got the string 'relu'"),
+    ("input: {shape: [3]}\nlayers: [{op: relu, block: B}]", "cannot have both 'op:' and 'block:'"),
+    ("input: {shape: [3]}\nlayers: [{op: relu, repeat: 2}]", "'repeat' applies to blocks"),
+    ("input: {shape: [3]}\nlayers: [{for: i, in: [1]}]", "a for loop needs 'in:' and 'layers:'"),
+    ("input: {shape: [3]}\nlayers: [{op: relu, train_only: 1}]", "'train_only' must be true"),
+    ("input: {shape: [3]}\nlayers: [{op: relu}]\noutputs: [{o: {from: x, loss_weight: -1}}]",
+     "'loss_weight' must be a non-negative number"),
+    ("extends: self.yaml", "'extends' forms a cycle"),
+    ("include: nothere.yaml\ninput: {shape: [3]}\nlayers: []", "no such spec file"),
+])
+def test_loader_refusals(spec_file, text: str, message: str) -> None:
+    p = spec_file(text, "self.yaml")
+    e = error_of(load_spec, p)
+    assert any(message in x.message for x in e.errors), [x.message for x in e.errors]
+    assert all(x.loc.line >= 1 for x in e.errors)
+
+
+def test_stdlib_blocks() -> None:
+    blocks = stdlib_blocks()
+    assert {"B", "basic", "bottleneck"} <= set(blocks)
+    b = blocks["B"]
+    assert b.varargs == "M" and [p.name for p in b.params][:2] == ["M", "out"]
+    assert blocks["bottleneck"].doc.startswith("ResNet Bottleneck")
+
+
+def test_items_are_typed() -> None:
+    spec = load_spec(WRN)
+    kinds = [i.kind for i in spec.items]
+    assert kinds == ["op", "for", "op", "op", "op", "op", "op"]
+    loop = spec.items[1]
+    assert isinstance(loop, Item) and loop.loop_var == "g" and loop.seq[0].kind == "block"
+    assert loop.seq[0].key_loc("dropout").line == loop.seq[0].loc.line

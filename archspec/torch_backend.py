@@ -1,0 +1,409 @@
+"""Stage 4: the graph IR → an exact ``torch.nn.Module`` with straight-line forward code.
+
+The module tree mirrors the IR's node names (``layer2.0.conv1``; intermediate
+scopes become :class:`Scope` containers), so ``state_dict()`` keys equal those of
+the hand-written references and pretrained weights load unchanged. The forward
+pass is a torch.fx ``Graph`` turned into Python source (one line per op, each
+ending in a ``# spec:line:col`` comment) and compiled once: no interpreter loop,
+readable (``module.code``), traceable by torch.compile / torch.export.
+
+Training-only heads (GoogLeNet's aux classifiers) get a second generated forward
+used only in ``train()`` mode, which returns every output in the spec's
+``outputs`` order; ``eval()`` never computes them.
+"""
+from __future__ import annotations
+
+import linecache
+import operator
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import networkx as nx
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+from archspec.errors import Location, SpecError
+from archspec.torch_ops import Shake
+
+# Producers whose output may be overwritten in place by their only consumer:
+# their backward does not read their own output, and they never return a view.
+_FRESH_OUTPUT = frozenset({"conv", "batchnorm", "linear", "add", "concat", "avgpool",
+                           "adaptive_avgpool", "maxpool", "adaptive_maxpool", "shake"})
+_INPLACE_OK = frozenset({"relu", "relu6", "leaky_relu", "elu", "hardswish", "silu"})
+
+
+@dataclass(frozen=True)
+class ModuleDef:
+    """One leaf module: ``cls`` (a name in ``torch.nn`` or ``Shake``) and its keyword args."""
+
+    node: str
+    cls: str
+    kwargs: tuple[tuple[str, Any], ...]
+    loc: Location
+
+    def make(self) -> nn.Module:
+        cls = Shake if self.cls == "Shake" else getattr(nn, self.cls)
+        return cls(**dict(self.kwargs))
+
+    def source(self) -> str:
+        prefix = "" if self.cls == "Shake" else "nn."
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs)
+        return f"{prefix}{self.cls}({args})"
+
+
+def _inplace(g: nx.DiGraph, nid: str, outputs: set[str]) -> bool:
+    """True when ``nid`` may overwrite its first input: the input is a fresh tensor used once."""
+    src = g.nodes[nid]["inputs"][0]
+    return (g.nodes[src]["op"] in _FRESH_OUTPUT and g.out_degree(src) == 1
+            and src not in outputs and g.nodes[nid]["inputs"].count(src) == 1)
+
+
+def module_defs(g: nx.DiGraph) -> dict[str, ModuleDef]:
+    """The leaf module of every IR node that becomes one (functional ops get none)."""
+    outputs = {o["node"] for o in g.graph["outputs"]}
+    defs: dict[str, ModuleDef] = {}
+    for nid, d in g.nodes(data=True):
+        op, a = d["op"], d["args"]
+        ins = [g.nodes[i]["shape"] for i in d["inputs"]]
+        kw: dict[str, Any]
+        if op == "conv":
+            kw = dict(in_channels=ins[0][0], out_channels=a["out"], kernel_size=a["kernel"],
+                      stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
+                      groups=a["groups"], bias=a["bias"])
+            cls = "Conv2d"
+        elif op == "batchnorm":
+            cls = "BatchNorm2d" if len(ins[0]) == 3 else "BatchNorm1d"
+            kw = dict(num_features=ins[0][0], eps=a["eps"], momentum=a["momentum"],
+                      affine=a["affine"], track_running_stats=a["track_running_stats"])
+        elif op == "linear":
+            cls, kw = "Linear", dict(in_features=ins[0][0], out_features=a["out"], bias=a["bias"])
+        elif op in _INPLACE_OK or op in ("gelu", "sigmoid", "tanh", "identity"):
+            cls = {"relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyReLU", "elu": "ELU",
+                   "hardswish": "Hardswish", "silu": "SiLU", "gelu": "GELU", "sigmoid": "Sigmoid",
+                   "tanh": "Tanh", "identity": "Identity"}[op]
+            kw = {}
+            if op == "leaky_relu":
+                kw["negative_slope"] = a["negative_slope"]
+            if op == "elu":
+                kw["alpha"] = a["alpha"]
+            if op in _INPLACE_OK and _inplace(g, nid, outputs):
+                kw["inplace"] = True
+        elif op == "maxpool":
+            cls = "MaxPool2d"
+            kw = dict(kernel_size=a["kernel"], stride=a["stride"] or a["kernel"],
+                      padding=a["padding"], dilation=a["dilation"], ceil_mode=a["ceil_mode"])
+        elif op == "avgpool":
+            cls = "AvgPool2d"
+            kw = dict(kernel_size=a["kernel"], stride=a["stride"] or a["kernel"],
+                      padding=a["padding"], ceil_mode=a["ceil_mode"],
+                      count_include_pad=a["count_include_pad"])
+        elif op in ("adaptive_avgpool", "adaptive_maxpool"):
+            cls = "AdaptiveAvgPool2d" if op == "adaptive_avgpool" else "AdaptiveMaxPool2d"
+            kw = dict(output_size=a["size"])
+        elif op in ("dropout", "dropout2d"):
+            cls, kw = ("Dropout" if op == "dropout" else "Dropout2d"), dict(p=a["p"])
+        elif op == "shake":
+            cls, kw = "Shake", {}
+        elif op in ("input", "add", "concat", "flatten", "softmax", "log_softmax"):
+            continue
+        else:
+            raise SpecError(f"op '{op}' has no torch implementation", d["loc"],
+                            "the torch backend supports the ops of archspec.ops.OPS")
+        defs[nid] = ModuleDef(nid, cls, tuple(kw.items()), d["loc"])
+    return defs
+
+
+def _order(g: nx.DiGraph) -> list[str]:
+    index = {n: i for i, n in enumerate(g.nodes)}
+    return list(nx.lexicographical_topological_sort(g, key=index.__getitem__))
+
+
+def fx_graph(g: nx.DiGraph, train: bool) -> tuple[fx.Graph, dict[str, Location]]:
+    """The forward pass as an fx Graph: the nodes the chosen outputs need, in spec order.
+
+    ``train`` selects every output (spec order) instead of the evaluation ones only.
+    Returns the graph and a map from fx node name to spec location.
+    """
+    outs = [o for o in g.graph["outputs"] if train or not o["train_only"]]
+    need: set[str] = set()
+    for o in outs:
+        need.add(o["node"])
+        need |= nx.ancestors(g, o["node"])
+    out_nodes = {o["node"] for o in g.graph["outputs"]}
+    graph = fx.Graph()
+    locs: dict[str, Location] = {}
+    env: dict[str, fx.Node] = {}
+    inp = g.graph["input"]
+    env[inp] = graph.placeholder("x")
+    for nid in _order(g):
+        if nid == inp or nid not in need:
+            continue
+        d = g.nodes[nid]
+        op, a, loc = d["op"], d["args"], d["loc"]
+        args = [env[i] for i in d["inputs"]]
+        name = re.sub(r"\W", "_", nid)
+        if op == "add":
+            if _inplace(g, nid, out_nodes):
+                n = graph.create_node("call_method", "add_", (args[0], args[1]), {}, name=name)
+            else:
+                n = graph.create_node("call_function", operator.add, (args[0], args[1]), {},
+                                      name=name)
+            locs[n.name] = loc
+            for extra in args[2:]:
+                n = graph.create_node("call_function", operator.add, (n, extra), {}, name=name)
+                locs[n.name] = loc
+        elif op == "concat":
+            n = graph.create_node("call_function", torch.cat, (list(args), 1), {}, name=name)
+        elif op == "flatten":
+            n = graph.create_node("call_function", torch.flatten, (args[0], 1), {}, name=name)
+        elif op in ("softmax", "log_softmax"):
+            fn = F.softmax if op == "softmax" else F.log_softmax
+            n = graph.create_node("call_function", fn, (args[0],), {"dim": a["dim"]}, name=name)
+        else:
+            n = graph.create_node("call_module", nid, tuple(args), {}, name=name)
+        locs[n.name] = loc
+        env[nid] = n
+    results = [env[o["node"]] for o in outs]
+    graph.output(results[0] if len(results) == 1 else tuple(results))
+    return graph, locs
+
+
+_ASSIGN = re.compile(r"^(\s+)(\w+) = ")
+
+
+def forward_source(graph: fx.Graph, locs: Mapping[str, Location], name: str = "forward"
+                   ) -> tuple[str, dict[str, Any]]:
+    """Python source of ``graph`` as method ``name``, each op line ending in its spec location."""
+    code = graph.python_code(root_module="self")
+    lines = []
+    for line in code.src.strip("\n").splitlines():
+        m = _ASSIGN.match(line)
+        if m and m.group(2) in locs:
+            line = f"{line.rstrip()}  # {locs[m.group(2)]}"
+        lines.append(line.rstrip())
+    src = "\n".join(lines).replace("def forward(self, x):", f"def {name}(self, x):", 1) + "\n"
+    return src, dict(code.globals)
+
+
+_COUNTER = [0]
+
+
+def _compile(src: str, globals_: dict[str, Any], name: str, label: str) -> Callable:
+    """Exec generated source under a linecache name, so tracebacks show its lines."""
+    _COUNTER[0] += 1
+    key = f"<archspec {label} #{_COUNTER[0]}>"
+    linecache.cache[key] = (len(src), None, src.splitlines(True), key)
+    ns = dict(globals_)
+    exec(compile(src, key, "exec"), ns)  # noqa: S102 - our own generated code, not the spec's
+    return ns[name]
+
+
+class Scope(nn.Module):
+    """A container for the modules of one spec scope (a block instance, a repeat, a seq)."""
+
+    def __init__(self, label: str = ""):
+        super().__init__()
+        self._label = label
+
+    def extra_repr(self) -> str:
+        return self._label
+
+
+def head_kind(g: nx.DiGraph, node: str) -> str:
+    """``log_probs`` / ``probs`` when the head ends in (log_)softmax, else ``logits``."""
+    op = g.nodes[node]["op"]
+    return {"log_softmax": "log_probs", "softmax": "probs"}.get(op, "logits")
+
+
+def _attach(root: nn.Module, path: str, mod: nn.Module, labels: Mapping[str, str],
+            loc: Location) -> None:
+    parent, prefix = root, ""
+    parts = path.split(".")
+    for part in parts[:-1]:
+        prefix = f"{prefix}.{part}" if prefix else part
+        child = parent._modules.get(part)
+        if child is None:
+            _check_name(parent, part, prefix, loc)
+            child = Scope(labels.get(prefix, ""))
+            parent.add_module(part, child)
+        parent = child
+    _check_name(parent, parts[-1], path, loc)
+    parent.add_module(parts[-1], mod)
+
+
+def _check_name(parent: nn.Module, part: str, path: str, loc: Location) -> None:
+    if part in parent._modules or hasattr(parent, part):
+        raise SpecError(f"layer name '{path}' clashes with the torch module attribute "
+                        f"'{part}'", loc, "rename the layer")
+
+
+class ArchModule(nn.Module):
+    """A network built from a spec's graph IR; see the module docstring.
+
+    Attributes: ``output_names``, ``loss_weights``, ``train_only``, ``head_kinds``,
+    ``graph_ir`` (the networkx IR), ``spec_name``, ``code`` (generated source).
+    """
+
+    def __init__(self, g: nx.DiGraph):
+        super().__init__()
+        outs = g.graph["outputs"]
+        self.graph_ir = g
+        self.spec_name: str = g.graph["name"]
+        self.output_names: tuple[str, ...] = tuple(o["name"] for o in outs)
+        self.loss_weights: dict[str, float] = {o["name"]: float(o["loss_weight"]) for o in outs}
+        self.train_only: frozenset[str] = frozenset(o["name"] for o in outs if o["train_only"])
+        self.head_kinds: dict[str, str] = {o["name"]: head_kind(g, o["node"]) for o in outs}
+        labels = {p: s.get("label", "") for p, s in g.graph["scopes"].items()}
+        for nid, md in module_defs(g).items():
+            _attach(self, nid, md.make(), labels, md.loc)
+        src, glb = forward_source(*fx_graph(g, train=False), name="forward_eval")
+        self._forward_eval = _compile(src, glb, "forward_eval", f"{self.spec_name} eval")
+        self.code = src
+        self._forward_train: Callable | None = None
+        if self.train_only:
+            tsrc, tglb = forward_source(*fx_graph(g, train=True), name="forward_train")
+            self._forward_train = _compile(tsrc, tglb, "forward_train",
+                                           f"{self.spec_name} train")
+            self.code += "\n" + tsrc
+
+    def forward(self, x: torch.Tensor) -> Any:
+        if self.training and self._forward_train is not None:
+            return self._forward_train(self, x)
+        return self._forward_eval(self, x)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Generated functions are not picklable: drop them and rebuild from the IR.
+        state = dict(self.__dict__)
+        state["_forward_eval"] = state["_forward_train"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        g = self.graph_ir
+        src, glb = forward_source(*fx_graph(g, train=False), name="forward_eval")
+        self._forward_eval = _compile(src, glb, "forward_eval", f"{self.spec_name} eval")
+        if self.train_only:
+            tsrc, tglb = forward_source(*fx_graph(g, train=True), name="forward_train")
+            self._forward_train = _compile(tsrc, tglb, "forward_train",
+                                           f"{self.spec_name} train")
+
+
+# ------------------------------------------------------------------ memory guard
+def available_memory() -> int:
+    """Bytes of memory available now (MemAvailable), or physical memory as a fallback."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def check_memory(g: nx.DiGraph, bytes_per_param: int = 4) -> None:
+    """Refuse, before allocating, a model whose weights exceed the machine's memory."""
+    params = sum(int(d["params"]) for _, d in g.nodes(data=True))
+    need = params * bytes_per_param
+    have = available_memory()
+    if need > have:
+        loc = g.nodes[g.graph["input"]]["loc"]
+        raise SpecError(f"the model has {params:,} parameters: {_gb(need)} of float32 weights, "
+                        f"more than the {_gb(have)} of memory available", loc,
+                        "reduce the width or depth (--set ...)")
+
+
+# --------------------------------------------------------------------- init
+def _output_layers(module: nn.Module) -> set[int]:
+    """ids of the last parameterised layer of each output head (walking back over activations)."""
+    g = getattr(module, "graph_ir", None)
+    if g is None:
+        return set()
+    mods = dict(module.named_modules())
+    found: set[int] = set()
+    for o in g.graph["outputs"]:
+        n = o["node"]
+        while g.nodes[n]["op"] not in ("linear", "conv", "input") and g.nodes[n]["inputs"]:
+            n = g.nodes[n]["inputs"][0]
+        if n in mods:
+            found.add(id(mods[n]))
+    return found
+
+
+def init_weights(module: nn.Module, scheme: str) -> None:
+    """Initialise ``module`` in place with one of the spec language's INIT_SCHEMES."""
+    if scheme == "torch":
+        return
+    out_linears = _output_layers(module)
+    with torch.no_grad():
+        for m in module.modules():
+            conv, lin = isinstance(m, nn.Conv2d), isinstance(m, nn.Linear)
+            bn = isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm))
+            if scheme == "wrn":
+                # seed WRN (wide-resnet.lua's MSRinit/FCinit): N(0, sqrt(2/fan_in)), fc bias 0
+                if conv:
+                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+                elif lin and m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif scheme == "torchvision_resnet":
+                if conv:
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                elif bn and m.weight is not None:
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+            elif scheme == "torchvision_googlenet":
+                if conv or lin:
+                    nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
+                elif bn and m.weight is not None:
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+            elif scheme == "googlenet_seed":
+                # the seed's Caffe-style init: uniform ±sqrt(3/fan_in) weights; linear
+                # biases 0.2 except the output layers' (0; the seed tests out_features == 1000)
+                if conv or lin:
+                    nn.init.kaiming_uniform_(m.weight, nonlinearity="linear")
+                if lin and m.bias is not None:
+                    is_out = id(m) in out_linears if out_linears else m.out_features == 1000
+                    nn.init.constant_(m.bias, 0.0 if is_out else 0.2)
+            else:
+                raise SpecError(f"unknown init scheme '{scheme}'", Location("<init>"))
+
+
+# -------------------------------------------------------------------- entry
+def to_graph(spec: Any, overrides: Any = None) -> nx.DiGraph:
+    """A path, a loaded Spec or a compiled graph → the graph IR."""
+    if isinstance(spec, nx.DiGraph):
+        if overrides:
+            raise SpecError("overrides need a spec, not a compiled graph",
+                            Location(spec.graph.get("path", "<graph>")))
+        return spec
+    from archspec.graph import compile_graph
+    if isinstance(spec, (str, os.PathLike)):
+        from archspec.spec import load_spec
+        spec = load_spec(spec, overrides or None)
+    elif overrides:
+        raise SpecError("overrides need a spec path; a loaded Spec is already resolved",
+                        Location(getattr(spec, "path", "<spec>")))
+    return compile_graph(spec)
+
+
+def build_module(spec: Any, overrides: Any = None) -> ArchModule:
+    """Build the torch module of a spec (path, Spec or graph IR) and apply its ``init``."""
+    g = to_graph(spec, overrides)
+    check_memory(g)
+    module = ArchModule(g)
+    init_weights(module, g.graph.get("init") or "torch")
+    return module

@@ -35,7 +35,8 @@ _SUFFIX = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
 
 # ------------------------------------------------------------------ template
 @lru_cache(maxsize=16)
-def _template_cached(path: str, mtime: float) -> tuple[YMap, tuple[tuple[str, str], ...]]:
+def _template_cached(path: str, real: str, mtime: float
+                     ) -> tuple[YMap, tuple[tuple[str, str], ...]]:
     sources: dict[str, str] = {}
     root = _resolve(path, sources, (), None)
     return root, tuple(sources.items())
@@ -52,8 +53,9 @@ def template(path: str, at: Location | None = None) -> tuple[YMap, dict[str, str
     except OSError:
         raise SpecError(f"no such spec file '{path}'", at or Location(path),
                         "the path is relative to the grid file") from None
-    root, sources = _template_cached(os.path.abspath(path), mtime)
-    # error messages name the path as the grid wrote it
+    # keyed by the real path too (a changed cwd must not hit), read by the path as written,
+    # so error messages name the template as the grid does
+    root, sources = _template_cached(path, os.path.realpath(path), mtime)
     return root, dict(sources)
 
 

@@ -322,7 +322,8 @@ def union_graph(a: nx.DiGraph, b: nx.DiGraph, d: Diff) -> nx.DiGraph:
 
 
 def diff_dot(a: nx.DiGraph, b: nx.DiGraph, d: Diff | None = None, depth: int | None = None,
-             direction: str = "TB", title: str | None = None) -> Any:
+             direction: str = "TB", title: str | None = None,
+             expand: tuple[str, ...] | list[str] = ()) -> Any:
     """The diagram of B with A's removed parts, coloured by status (a graphviz.Digraph)."""
     from archspec.render import to_dot
     from archspec.shapes import human
@@ -335,7 +336,7 @@ def diff_dot(a: nx.DiGraph, b: nx.DiGraph, d: Diff | None = None, depth: int | N
     title = (f"{title or d.label_a + ' → ' + d.label_b}\nparams {human(d.params_a)} → "
              f"{human(d.params_b)}, MACs {human(d.macs_a)} → {human(d.macs_b)} per sample")
     return to_dot(u, depth, direction, status=status, notes=notes, edge_status=edge_status,
-                  title=title, scope_notes=scope_notes(a, b))
+                  title=title, scope_notes=scope_notes(a, b), expand=expand)
 
 
 def _scope_params(g: nx.DiGraph) -> dict[str, int]:

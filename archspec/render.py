@@ -207,13 +207,30 @@ def _check_args(fmt: str | None, depth: int | None, direction: str) -> None:
                         "choose TB (top to bottom) or LR (left to right)")
 
 
-def _make_view(g: nx.DiGraph, depth: int | None) -> _View:
+def check_expand(g: nx.DiGraph, expand: Iterable[str]) -> tuple[str, ...]:
+    """The scopes to draw in full whatever the depth; SpecError for an unknown one."""
+    from archspec.errors import did_you_mean
+    scopes = g.graph.get("scopes", {})
+    out = []
+    for path in expand:
+        if path not in scopes:
+            raise SpecError(f"no block or scope named '{path}'",
+                            Location("--expand", 0, 0),
+                            did_you_mean(path, scopes) or
+                            "scopes: " + ", ".join(list(scopes)[:8]) +
+                            (", …" if len(scopes) > 8 else ""))
+        out.append(path)
+    return tuple(out)
+
+
+def _make_view(g: nx.DiGraph, depth: int | None, expand: tuple[str, ...] = ()) -> _View:
     v = _View()
     inp = g.graph.get("input")
     ids: dict[str, str] = {}     # scope key -> drawn id
     for n, d in g.nodes(data=True):
         scope = tuple(d.get("scope", ()))
-        if n == inp or d.get("op") == "input" or depth is None or len(scope) < depth:
+        full = bool(expand) and any(s in expand for s in scope)
+        if n == inp or d.get("op") == "input" or depth is None or len(scope) < depth or full:
             v.rep[n] = n
             v.clusters[n] = scope
             continue
@@ -347,17 +364,19 @@ def to_dot(g: nx.DiGraph, depth: int | None = None, direction: str = "TB", *,
            notes: Mapping[str, str] | None = None,
            edge_status: Mapping[tuple[str, str], str] | None = None,
            title: str | None = None,
-           scope_notes: Mapping[str, str] | None = None) -> Any:
+           scope_notes: Mapping[str, str] | None = None,
+           expand: Iterable[str] = ()) -> Any:
     """The diagram as a :class:`graphviz.Digraph` (no ``dot`` needed to build it).
 
     ``status`` / ``notes`` / ``edge_status`` are for :mod:`archspec.diff`: a node
     status (added, removed, changed, same) replaces the op-kind colours, ``notes``
     adds a line under a node (``scope_notes`` under a scope, e.g. ``was B(3,3)``), and
-    removed edges are drawn dashed.
+    removed edges are drawn dashed. ``expand`` names scopes drawn in full whatever
+    the depth (``--depth 2 --expand layer2.0``: one block opened among collapsed ones).
     """
     import graphviz
     _check_args(None, depth, direction)
-    view = _make_view(g, depth)
+    view = _make_view(g, depth, check_expand(g, expand))
     diff = status is not None
     status = status or {}
     notes = notes or {}
@@ -626,7 +645,8 @@ def render_bytes(dg: Any, fmt: str) -> bytes:
 
 
 def render_graph(graph: nx.DiGraph, path: str | os.PathLike, fmt: str = "svg",
-                 depth: int | None = None, direction: str = "TB") -> str:
+                 depth: int | None = None, direction: str = "TB", *,
+                 expand: Iterable[str] = ()) -> str:
     """Draw ``graph`` into ``path`` (svg, png, pdf or dot); atomic; returns the path.
 
     >>> import archspec, tempfile, os
@@ -637,7 +657,7 @@ def render_graph(graph: nx.DiGraph, path: str | os.PathLike, fmt: str = "svg",
     """
     _check_args(fmt, depth, direction)
     check_writable(path)
-    data = render_bytes(to_dot(graph, depth, direction), fmt)
+    data = render_bytes(to_dot(graph, depth, direction, expand=expand), fmt)
     return write_atomic(path, data)
 
 

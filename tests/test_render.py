@@ -74,6 +74,15 @@ def test_svg_counts_wrn16(tmp_path, wrn16, depth, clusters, nodes, edges):
 
 
 @needs_dot
+def test_svg_counts_expand_one_block(tmp_path, wrn16):
+    """--depth 2 --expand layer2.0: one block's 9 ops in its cluster, the others collapsed."""
+    c = svg_counts(render_graph(wrn16, tmp_path / "g.svg", depth=2, expand=["layer2.0"]))
+    assert (len(c["cluster"]), len(c["node"]), len(c["edge"])) == (4, 22, 22)
+    assert "cluster_layer2.0" in c["cluster"] and "layer2.1" in c["node"]
+    assert "layer2.0.shortcut" in c["node"]
+
+
+@needs_dot
 def test_svg_cluster_names_full(tmp_path, wrn16):
     c = svg_counts(render_graph(wrn16, tmp_path / "g.svg"))
     assert sorted(c["cluster"]) == sorted(
@@ -255,6 +264,13 @@ def test_cli_bad_arguments(tmp_path, args, message):
     out = tmp_path / "g.svg"
     line = one_line_error(cli("render", "tests/golden/tiny.yaml", "-o", str(out), *args))
     assert line.startswith(message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_unknown_expand(tmp_path):
+    line = one_line_error(cli("render", "tests/golden/tiny.yaml", "--depth", "1", "--expand",
+                              "ress", "-o", str(tmp_path / "g.svg")))
+    assert line == ("--expand: error: no block or scope named 'ress'; did you mean 'res'?")
     assert list(tmp_path.iterdir()) == []
 
 

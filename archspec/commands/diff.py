@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="diagram format (default: from -o's extension, else svg)")
     p.add_argument("--depth", type=int, default=None, metavar="N",
                    help="collapse blocks deeper than N name levels in the diagram")
+    p.add_argument("--expand", action="append", default=[], metavar="SCOPE",
+                   help="draw this block in full whatever --depth (repeatable)")
     p.add_argument("--direction", default="TB", metavar="TB|LR", help="diagram direction")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="list at most N grouped rows per section of the report")
@@ -78,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         from archspec.commands.render import emit
         where = emit(diff_dot(a, b, d, args.depth, args.direction,
-                              short_title(args, a.graph.get("name"), b.graph.get("name"))),
+                              short_title(args, a.graph.get("name"), b.graph.get("name")),
+                              expand=args.expand),
                      args.output, fmt)
         if where != "-":
             print(f"wrote {where}", file=sys.stderr)

@@ -20,6 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=int, default=None, metavar="N",
                    help="collapse blocks deeper than N name levels into one box "
                         "(0 = the whole network, 1 = top-level layers; default: expand all)")
+    p.add_argument("--expand", action="append", default=[], metavar="SCOPE",
+                   help="draw this block in full whatever --depth, e.g. --expand layer2.0 "
+                        "(repeatable)")
     p.add_argument("--direction", default="TB", metavar="TB|LR",
                    help="TB (top to bottom, default) or LR (left to right)")
     add_set_argument(p)
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.output)
     g = load(args.spec, args.overrides)
     path, fmt = output_path(args.spec, g.graph.get("name", ""), args.output, args.format)
-    where = emit(to_dot(g, args.depth, args.direction), path, fmt)
+    where = emit(to_dot(g, args.depth, args.direction, expand=args.expand), path, fmt)
     if where != "-":
         print(f"wrote {where}", file=sys.stderr)
     return 0

@@ -1,7 +1,9 @@
 """Stage 2: expand a spec into a networkx graph of primitive ops (the IR).
 
 The IR is the contract between stages: every later stage (shapes, torch,
-codegen, render, grid) reads only the attributes documented here.
+codegen, render, grid) reads only the attributes documented here and, at more
+length, in docs/ir.md (keep the two in step; tests/test_graph.py checks both).
+Nodes are inserted in spec order, each after its inputs.
 
 Nodes (id = hierarchical name, the torch module path, e.g. ``layer2.0.conv1``):
 
@@ -10,12 +12,12 @@ Nodes (id = hierarchical name, the torch module path, e.g. ``layer2.0.conv1``):
 ``args``       dict of the op's arguments, typed and defaulted
                (kernel/stride/padding as ``(h, w)`` pairs)
 ``inputs``     tuple of input node ids, in argument order (edges repeat them,
-               with an ``index`` attribute)
+               with an ``index`` attribute; ``inputs`` is authoritative)
 ``scope``      tuple of enclosing scope paths, outermost first
                (``("layer2", "layer2.0")``); see ``graph.graph["scopes"]``
 ``loc``        :class:`~archspec.errors.Location` of the layer in the spec
 ``shape``      output shape per sample, batch left symbolic: ``(C, H, W)`` or
-               ``(F,)``; ``None`` only while errors are being collected
+               ``(F,)``
 ``params``     trainable parameter count
 ``macs``       multiply-accumulates per sample (conv and linear)
 ``train_only`` True for nodes of heads that run only in training
@@ -131,7 +133,8 @@ class _Builder:
         self.g.add_node(nid, op=op, args=args, inputs=tuple(inputs), scope=scopes, loc=loc,
                         shape=shape, params=params, macs=macs, train_only=scope.train_only)
         for i, src in enumerate(inputs):
-            self.g.add_edge(src, nid, index=i)
+            if not self.g.has_edge(src, nid):   # add(x, x): one edge, `inputs` has both
+                self.g.add_edge(src, nid, index=i)
 
     def node_name(self, item: Item, scope: _Scope, env: dict, default: str) -> str:
         if item.name is not None:

@@ -95,7 +95,9 @@ def summarize(g: nx.DiGraph, depth: int | None = None) -> Summary:
     """
     if depth is not None and depth < 0:
         raise SpecError(f"--depth must be 0 or more, got {depth}", _cli_loc("--depth"))
-    order = [n for n in nx.topological_sort(g) if g.nodes[n]["op"] != "input"]
+    # the compiler inserts nodes in spec order, after their inputs: a topological order
+    # that reads like the spec (networkx's own sort interleaves branches)
+    order = [n for n in g.nodes if g.nodes[n]["op"] != "input"]
     nodes = g.nodes
     params = sum(nodes[n]["params"] for n in order)
     params_eval = sum(nodes[n]["params"] for n in order if not nodes[n]["train_only"])

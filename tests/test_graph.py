@@ -1,0 +1,197 @@
+"""Stage 2: the networkx IR — attributes, hierarchical names, scopes, edges, check_graph."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+import archspec
+from archspec.errors import Location, SpecError
+from archspec.graph import NODE_ATTRS
+from archspec.shapes import check_graph
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wrn() -> nx.DiGraph:
+    return archspec.compile_graph(archspec.load_spec("specs/wrn-28-10.yaml"))
+
+
+def test_every_node_has_the_documented_attributes(wrn: nx.DiGraph) -> None:
+    for n, d in wrn.nodes(data=True):
+        assert set(d) == set(NODE_ATTRS), n
+        assert isinstance(d["loc"], Location) and d["loc"].line >= 1
+        assert isinstance(d["inputs"], tuple) and isinstance(d["scope"], tuple)
+        assert all(isinstance(x, int) and x > 0 for x in d["shape"])
+    doc = (ROOT / "docs" / "ir.md").read_text(encoding="utf-8")
+    for attr in NODE_ATTRS:
+        assert f"`{attr}`" in doc, attr
+        assert f"``{attr}``" in archspec.graph.__doc__, attr
+
+
+def test_hierarchical_names_and_scopes(wrn: nx.DiGraph) -> None:
+    d = wrn.nodes["layer2.0.conv1"]
+    assert d["op"] == "conv" and d["shape"] == (320, 16, 16)
+    assert d["args"]["stride"] == (2, 2) and d["args"]["kernel"] == (3, 3)
+    assert d["scope"] == ("layer2", "layer2.0")
+    assert wrn.nodes["layer2.3.conv2"]["args"]["stride"] == (1, 1)
+    assert "layer2.0.shortcut" in wrn and "layer2.1.shortcut" not in wrn  # when: shape changes
+    assert "layer1.0.dropout" in wrn
+    scopes = wrn.graph["scopes"]
+    assert scopes["layer2"]["kind"] == "repeat" and scopes["layer2"]["label"] == "B(3,3) ×4"
+    assert scopes["layer2.0"]["kind"] == "block" and scopes["layer2.0"]["label"] == "B(3,3)"
+    assert scopes["layer2.0"]["args"] == {"M": [3, 3], "out": 320, "dropout": 0.3, "stride": 2}
+    assert scopes["layer2.1"]["args"]["stride"] == 1
+    assert wrn.nodes["conv1"]["scope"] == ()
+
+
+def test_locations_point_at_the_spec(wrn: nx.DiGraph) -> None:
+    text = (ROOT / "specs/wrn.yaml").read_text(encoding="utf-8").splitlines()
+    loc = wrn.nodes["fc"]["loc"]
+    assert loc.path == "specs/wrn.yaml" and text[loc.line - 1][loc.col - 1:].startswith("fc:")
+    stage = wrn.graph["scopes"]["layer3"]["loc"]
+    assert '"layer{g + 1}"' in text[stage.line - 1]
+    assert wrn.nodes["layer3.0.conv1"]["loc"].path.endswith("stdlib.yaml")
+
+
+def test_edges_in_input_order(wrn: nx.DiGraph) -> None:
+    for n, d in wrn.nodes(data=True):
+        preds = sorted(wrn.in_edges(n, data="index"), key=lambda e: e[2])
+        assert tuple(u for u, _, _ in preds) == d["inputs"], n
+    assert wrn.nodes["layer2.0.add"]["inputs"] == ("layer2.0.conv2", "layer2.0.shortcut")
+    assert wrn.nodes["layer2.1.add"]["inputs"] == ("layer2.1.conv2", "layer2.0.add")
+    assert nx.is_directed_acyclic_graph(wrn)
+
+
+def test_graph_attributes(wrn: nx.DiGraph) -> None:
+    g = wrn.graph
+    assert g["name"] == "wrn-28-10" and g["path"] == "specs/wrn-28-10.yaml"
+    assert g["init"] == "wrn" and g["input"] == "input"
+    assert g["outputs"] == [{"name": "out", "node": "fc", "loss_weight": 1.0, "train_only": False}]
+    assert g["params"]["k"] == 10 and g["params"]["n"] == 4
+
+
+def test_check_graph_cross_checks_the_compiler(wrn: nx.DiGraph) -> None:
+    check_graph(wrn)
+    for spec in sorted((ROOT / "specs").glob("*.yaml")):
+        check_graph(archspec.compile_graph(archspec.load_spec(spec)))
+
+
+def test_check_graph_catches_tampering(wrn: nx.DiGraph) -> None:
+    g = wrn.copy()
+    g.nodes["layer2.0.conv1"]["params"] += 1
+    with pytest.raises(SpecError, match="layer2.0.conv1: stored shape/params/MACs"):
+        check_graph(g)
+    g = wrn.copy()
+    g.nodes["layer2.0.conv2"]["args"] = {**g.nodes["layer2.0.conv2"]["args"], "out": 321}
+    with pytest.raises(SpecError) as info:
+        check_graph(g)
+    assert "layer2.0.add: add needs equal shapes" in str(info.value)
+    g = wrn.copy()
+    g.add_edge("fc", "conv1", index=1)
+    with pytest.raises(SpecError, match="the graph has a cycle"):
+        check_graph(g)
+
+
+def test_seq_names_are_positional(compile_text) -> None:
+    g = compile_text("""
+        input: {shape: [3, 8, 8]}
+        layers:
+          - stem:
+              seq:
+                - {op: conv, out: 4, kernel: 3, padding: 1}
+                - {op: batchnorm}
+                - act: {op: relu}
+          - head:
+              repeat: 2
+              seq: [{op: relu}]
+    """)
+    assert ["stem.0", "stem.1", "stem.act", "head.0.0", "head.1.0"] == \
+        [n for n in g if n != "input"]
+    assert g.graph["scopes"]["stem"]["kind"] == "seq"
+
+
+def test_dag_wiring_train_only_heads_and_outputs(compile_text) -> None:
+    g = compile_text("""
+        input: {shape: [3, 8, 8]}
+        layers:
+          - a: {op: conv, out: 4, kernel: 3, padding: 1}
+          - b: {op: conv, out: 4, kernel: 1, from: input}
+          - cat: {op: concat, from: [a, b], with: a}
+          - aux:
+              from: cat
+              train_only: true
+              seq:
+                - {op: flatten}
+                - {op: linear, out: 2}
+          - pool: {op: adaptive_avgpool, size: 1}
+          - flat: {op: flatten}
+          - fc: {op: linear, out: 10}
+        outputs:
+          - main: {from: fc}
+          - aux: {from: aux, loss_weight: 0.3}
+    """)
+    assert g.nodes["cat"]["inputs"] == ("a", "b", "a") and g.nodes["cat"]["shape"] == (12, 8, 8)
+    assert g.nodes["pool"]["inputs"] == ("cat",)         # a train-only head is a side branch
+    assert g.nodes["aux.1"]["train_only"] and not g.nodes["fc"]["train_only"]
+    assert g.graph["outputs"][1] == {"name": "aux", "node": "aux.1", "loss_weight": 0.3,
+                                     "train_only": True}
+
+
+def test_for_when_first_and_interpolated_names(compile_text) -> None:
+    g = compile_text("""
+        params: {widths: [4, 8]}
+        input: {shape: [3, 8, 8]}
+        layers:
+          - for: i
+            in: range(len(widths))
+            layers:
+              - "conv{i + 1}": {op: conv, out: "widths[i]", kernel: 3, padding: 1}
+              - "drop{i + 1}": {op: dropout, when: i > 0}
+          - stage: {block: basic, planes: 8, repeat: 2, first: {stride: 2}}
+    """)
+    assert {"conv1", "conv2", "drop2"} <= set(g) and "drop1" not in g
+    assert g.nodes["conv2"]["inputs"] == ("conv1",)
+    assert g.nodes["stage.0.conv1"]["args"]["stride"] == (2, 2)
+    assert g.nodes["stage.1.conv1"]["args"]["stride"] == (1, 1)
+    assert "stage.0.downsample.0" in g and "stage.1.downsample.0" not in g
+
+
+@pytest.mark.parametrize("block, d, k, params", [
+    ("B(3,3)", 40, 4, 8_949_210),
+    ("B(3,3)", 16, 8, 10_961_370),
+])
+def test_wrn_counts(block: str, d: int, k: int, params: int) -> None:
+    g = archspec.compile_graph(archspec.load_spec("specs/wrn.yaml", {"d": d, "k": k,
+                                                                     "block": block}))
+    assert sum(x["params"] for _, x in g.nodes(data=True)) == params
+
+
+def test_graph_errors_are_collected(compile_text) -> None:
+    with pytest.raises(SpecError) as info:
+        compile_text("""
+            input: {shape: [3, 8, 8]}
+            layers:
+              - a: {op: conv, out: 4, kernel: 9}
+              - b: {op: add, from: [input, nothere]}
+              - c: {op: relu, from: d}
+              - d: {op: relu, from: input}
+              - e: {op: relu, from: a}
+        """)
+    msgs = [(e.loc.line, e.message) for e in info.value.errors]
+    assert [line for line, _ in msgs] == [3, 4, 5]     # e reads the failed a: not reported
+    assert "drops below 1" in msgs[0][1] and "undefined input 'nothere'" in msgs[1][1]
+    assert "would make a cycle" in msgs[2][1]
+
+
+def test_block_errors_name_the_instance(compile_text) -> None:
+    with pytest.raises(SpecError) as info:
+        compile_text("""
+            input: {shape: [64, 8, 8]}
+            layers:
+              - s: {block: basic, planes: 64, groups: 2}
+        """)
+    e = info.value
+    assert e.message.startswith("s: BasicBlock only supports groups=1") and e.loc.line == 3

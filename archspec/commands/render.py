@@ -57,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output != "-":
         from archspec.render import check_writable
         check_writable(args.output)
+    from archspec.render import dot_available, format_for, layout
+    early = format_for(args.output if args.output not in (None, "-") else "", args.format)
+    if early != "dot" and not dot_available():
+        layout("", early)    # raises the how-to-install error before compiling the spec
     g = load(args.spec, args.overrides)
     path, fmt = output_path(args.spec, g.graph.get("name", ""), args.output, args.format)
     where = emit(to_dot(g, args.depth, args.direction, expand=args.expand), path, fmt)

@@ -58,15 +58,28 @@ def test_wrn_table2_block_types(grid: str) -> None:
         assert r.ok and dict(r.values)["d"] == d and r.params == params
 
 
-def test_budget_at_1_4m_does_not_pick_the_papers_depths(tmp_path: Path) -> None:
-    """Documented in docs/grids.md: the paper's depths are not 'nearest to 1.4 M'."""
-    text = (GRIDS / "wrn-block-types.yaml").read_text().replace("1.315M", "1.4M")
+def _picked(tmp_path: Path, target: str) -> dict[str, int]:
+    text = (GRIDS / "wrn-block-types.yaml").read_text().replace("1.315M", target)
     text = text.replace("../wrn.yaml", str(ROOT / "specs" / "wrn.yaml"))
     p = tmp_path / "g.yaml"
     p.write_text(text)
-    picked = {dict(r.values)["block"]: dict(r.values)["d"] for r in run_grid(load_grid(p), jobs=1)}
-    assert picked == {"B(1,3,1)": 40, "B(3,1)": 46, "B(1,3)": 40, "B(3,1,1)": 40, "B(3,3)": 28,
-                      "B(3,1,3)": 28}
+    return {dict(r.values)["block"]: dict(r.values)["d"] for r in run_grid(load_grid(p), jobs=1)}
+
+
+PAPER_DEPTHS = {b: d for b, (d, _) in TABLE2.items()}
+
+
+def test_budget_at_1_4m_does_not_pick_the_papers_depths(tmp_path: Path) -> None:
+    """Documented in docs/grids.md: the paper's depths are not 'nearest to 1.4 M'."""
+    assert _picked(tmp_path, "1.4M") == {**PAPER_DEPTHS, "B(3,1)": 46, "B(3,1,3)": 28}
+
+
+@pytest.mark.parametrize("target,reproduces", [(1_310_138, False), (1_310_139, True),
+                                               (1_319_322, True), (1_319_323, False)])
+def test_budget_window_that_reproduces_table2(tmp_path: Path, target: int,
+                                              reproduces: bool) -> None:
+    """The window quoted in docs/grids.md, edges included (ties go to the smaller d)."""
+    assert (_picked(tmp_path, str(target)) == PAPER_DEPTHS) is reproduces
 
 
 def test_wrn_table3_deepening_keeps_the_count() -> None:
@@ -147,6 +160,16 @@ def test_cli_writes_every_format_without_torch(tmp_path: Path) -> None:
     rows = list(csv.DictReader((out / "results.csv").read_text().splitlines()))
     assert rows[0]["cell"] == "wrn-40-1" and rows[0]["params"] == "563930"
     assert "| wrn-28-10 | 28 | 10 | 26 | 36,479,194 |" in (out / "results.md").read_text()
+
+
+def test_cli_render_draws_one_diagram_per_cell(tmp_path: Path) -> None:
+    pytest.importorskip("archspec.render")
+    import shutil
+    if shutil.which("dot") is None:
+        pytest.skip("graphviz 'dot' is not installed")
+    assert main(["grid", "-q", "specs/grids/wrn-deepening.yaml", "-o", str(tmp_path),
+                 "--render"]) == 0
+    assert sorted(os.listdir(tmp_path / "diagrams")) == [f"wrn-40-2-l{i}.svg" for i in range(1, 5)]
 
 
 def test_cli_table_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:

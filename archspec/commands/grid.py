@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
         results = run_grid(grid, jobs=args.jobs, render_dir=render_dir, progress=progress)
     finally:
         progress.close()
+    for r in results:
+        if r.render_error:
+            print(f"archspec grid: warning: {r.render_error}", file=sys.stderr)
     bad = [r for r in results if not r.ok]
     for r in bad:
         for e in r.errors:

@@ -18,9 +18,8 @@ import networkx as nx
 from archspec.errors import Location, SpecError, SpecErrors
 from archspec.graph import compile_graph
 from archspec.grid.load import load_grid, render_name, template, template_name
-from archspec.grid.model import Budget, Cell, Grid
+from archspec.grid.model import Cell, Grid
 from archspec.shapes import summarize
-from archspec.spec import expr as ex
 from archspec.spec.loader import eval_text, spec_from_yaml
 from archspec.spec.model import Spec
 
@@ -57,6 +56,7 @@ class CellResult:
     budget_target: int | None = None
     errors: tuple[CellError, ...] = ()
     diagram: str | None = None               # path of the rendered diagram, with --render
+    render_error: str | None = None          # a diagram that failed does not make a cell invalid
 
     @property
     def ok(self) -> bool:
@@ -202,9 +202,14 @@ def evaluate_cell(grid: Grid, cell: Cell, render_dir: str | None = None) -> Cell
     except SpecError as e:
         return CellResult(cell.index, name, values, cell.loc, budget_target=target,
                           errors=_wrap(name, e, cell.loc))
-    diagram = _render(g, name, render_dir) if render_dir else None
+    diagram = render_error = None
+    if render_dir:
+        try:
+            diagram = _render(g, name, render_dir)
+        except SpecError as e:
+            render_error = f"cell '{name}': diagram not drawn: {e.line()}"
     return CellResult(cell.index, name, values, cell.loc, params, macs, weighted_depth(g),
-                      shape, target, (), diagram)
+                      shape, target, (), diagram, render_error)
 
 
 def safe_filename(name: str) -> str:

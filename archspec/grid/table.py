@@ -48,6 +48,9 @@ class ResultsTable:
                 row.append(r.budget_target)
             row += ["ok" if r.ok else "invalid", "; ".join(e.message for e in r.errors) or None]
             rows.append(tuple(row))
+        if any(r.diagram for r in results):
+            cols += ("diagram",)
+            rows = [row + (r.diagram,) for row, r in zip(rows, results)]
         return cls(grid.name, grid.spec_path, cols, tuple(rows), pcols, grid.plot)
 
     def column(self, name: str) -> list[Any]:
@@ -102,7 +105,7 @@ def _human(v: Any) -> str:
 
 def _display(t: ResultsTable) -> tuple[list[str], list[list[str]]]:
     """Columns and cells for people: counts with separators, shapes as (N, C, H, W)."""
-    skip = {"status", "error", "budget_target"}
+    skip = {"status", "error", "budget_target", "diagram"}
     cols = [c for c in t.columns if c not in skip]
     out = []
     for rec in t.records():
@@ -129,7 +132,8 @@ def to_text(t: ResultsTable) -> str:
     head, body = _display(t)
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h)
               for i, h in enumerate(head)]
-    numeric = {i for i, h in enumerate(head) if h in ("depth", "params", "macs")}
+    numeric = {i for i, h in enumerate(head) if h in ("depth", "params", "macs") or
+               (body and all(_is_number(r[i]) for r in body))}
 
     def fmt(cells: list[str]) -> str:
         return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
@@ -140,6 +144,14 @@ def to_text(t: ResultsTable) -> str:
              f"{len(t.rows)} cells, {ok} valid" + (f", {len(t.rows) - ok} invalid"
                                                   if ok < len(t.rows) else "")]
     return "\n".join(lines)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", ""))
+        return True
+    except ValueError:
+        return False
 
 
 def to_markdown(t: ResultsTable) -> str:

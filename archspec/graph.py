@@ -116,7 +116,9 @@ class _Builder:
 
     # ------------------------------------------------------------- nodes
     def add_node(self, nid: str, op: str, args: dict, inputs: list[str], scope: _Scope,
-                 loc: Location, shape: tuple | None, params: int = 0, macs: int = 0) -> None:
+                 loc: Location, shape: tuple | None, params: int = 0, macs: int = 0,
+                 train_only: bool = False) -> None:
+        train_only = train_only or scope.train_only
         if nid in self.g:
             raise SpecError(f"duplicate layer name '{nid}'", loc,
                             f"it was first defined at line {self.first_loc[nid].line}")
@@ -129,9 +131,9 @@ class _Builder:
         for s in scopes:
             self.scopes.setdefault(s, {"kind": "container", "label": s.rsplit(".", 1)[-1],
                                        "block": None, "args": {}, "loc": loc,
-                                       "train_only": scope.train_only})
+                                       "train_only": train_only})
         self.g.add_node(nid, op=op, args=args, inputs=tuple(inputs), scope=scopes, loc=loc,
-                        shape=shape, params=params, macs=macs, train_only=scope.train_only)
+                        shape=shape, params=params, macs=macs, train_only=train_only)
         for i, src in enumerate(inputs):
             if not self.g.has_edge(src, nid):   # add(x, x): one edge, `inputs` has both
                 self.g.add_edge(src, nid, index=i)
@@ -288,7 +290,8 @@ class _Builder:
                             field_locs.get(e.field or "", item.loc), e.hint) from None
         params = op.params(args, shapes, shape)
         macs = op.macs(args, shapes, shape)
-        self.add_node(nid, item.op, args, ins, scope, item.loc, shape, params, macs)
+        self.add_node(nid, item.op, args, ins, scope, item.loc, shape, params, macs,
+                      item.train_only)
         scope.names[name] = nid
         return nid
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import networkx as nx
 
-from archspec.errors import SpecError, SpecErrors
+from archspec.errors import Location, SpecError, SpecErrors
 from archspec.ops import OPS, OpError, shape_str
 
 SUMMARY_VERSION = 1
@@ -64,7 +64,11 @@ def check_graph(g: nx.DiGraph) -> None:
         if d["op"] == "input":
             shapes[n] = d["shape"]
             continue
-        op = OPS[d["op"]]
+        op = OPS.get(d.get("op", ""))
+        if op is None:
+            errors.append(SpecError(f"{n}: unknown op {d.get('op')!r}", d.get("loc") or
+                                    Location("<graph>"), "ops: " + ", ".join(OPS)))
+            continue
         ins = [shapes.get(i) for i in d["inputs"]]
         if any(s is None for s in ins):
             continue
@@ -134,8 +138,7 @@ def summarize(g: nx.DiGraph, depth: int | None = None) -> Summary:
                    params_eval, macs, macs_train, len(order), tuple(rows))
 
 
-def _cli_loc(flag: str):
-    from archspec.errors import Location
+def _cli_loc(flag: str) -> Location:
     return Location(flag)
 
 

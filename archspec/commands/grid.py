@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -50,20 +51,19 @@ def run(args: argparse.Namespace) -> int:
     from archspec.grid import ResultsTable, load_grid, run_grid, write_results
     from archspec.grid.table import FORMATS
     if args.jobs is not None and args.jobs < 1:
-        raise SpecError(f"--jobs must be 1 or more, got {args.jobs}", Location("--jobs", 1, 1))
+        raise SpecError(f"--jobs must be 1 or more, got {args.jobs}", Location("--jobs"))
     if args.max_cells is not None and args.max_cells < 1:
         raise SpecError(f"--max-cells must be 1 or more, got {args.max_cells}",
-                        Location("--max-cells", 1, 1))
+                        Location("--max-cells"))
     if args.render and not args.out:
-        raise SpecError("--render writes diagrams into the -o folder", Location("--render", 1, 1),
+        raise SpecError("--render writes diagrams into the -o folder", Location("--render"),
                         "add -o DIR")
     grid = load_grid(args.grid, overrides=args.overrides, max_cells=args.max_cells)
     render_dir = None
     if args.render:
-        try:
-            import archspec.render  # noqa: F401
+        if importlib.util.find_spec("archspec.render") is not None:
             render_dir = os.path.join(args.out, "diagrams")
-        except ImportError:
+        else:
             print("archspec grid: --render skipped: archspec.render is not available",
                   file=sys.stderr)
     progress = _Progress(not args.quiet and sys.stderr.isatty() and len(grid.cells) >= 20)

@@ -212,6 +212,10 @@ class Scope(nn.Module):
     def extra_repr(self) -> str:
         return self._label
 
+    def __getitem__(self, key: int | str) -> nn.Module:
+        """``layer1[0]`` as on an ``nn.Sequential`` (repeat scopes name their children 0, 1, ...)."""
+        return self._modules[str(key)]
+
 
 def head_kind(g: nx.DiGraph, node: str) -> str:
     """``log_probs`` / ``probs`` when the head ends in (log_)softmax, else ``logits``."""

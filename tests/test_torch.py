@@ -1,0 +1,332 @@
+"""The torch backend is exact: state_dicts load strictly and outputs match the references.
+
+References: the seed posts' hand-written models (tests/references/, transcribed) and
+torchvision's builders. Big models are compared at small inputs (64×64) in eval mode,
+batch 1-2, one thread; parameter counts of large configurations use the meta device.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+import archspec
+from archspec.errors import SpecError
+from archspec.torch_backend import build_module, init_weights
+from archspec.torch_ops import shake
+from references.cifar10_seed import SEED_NETS
+from references.wrn_seed import WRN_TABLE, WideResNet
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+ALL_SPECS = sorted(p.name for p in (ROOT / "specs").glob("*.yaml"))
+
+
+def n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def randomise_bn(m: nn.Module, seed: int = 0) -> None:
+    """Give BatchNorm non-trivial statistics so a mis-wired BN cannot go unnoticed."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                c = mod.num_features
+                mod.weight.copy_(torch.rand(c, generator=gen) + 0.5)
+                mod.bias.copy_(torch.randn(c, generator=gen) * 0.1)
+                mod.running_mean.copy_(torch.randn(c, generator=gen) * 0.1)
+                mod.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+
+
+def assert_same_outputs(ours: nn.Module, ref: nn.Module, x: torch.Tensor,
+                        tol: float = 1e-5) -> None:
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ours.eval(), ref.eval()
+    with torch.no_grad():
+        a, b = ours(x), ref(x)
+    assert a.shape == b.shape
+    scale = max(1.0, b.abs().max().item())
+    assert (a - b).abs().max().item() <= tol * scale
+
+
+# ----------------------------------------------------------------- seed WRN
+@pytest.mark.parametrize("d,k,millions", WRN_TABLE)
+def test_wrn_table_param_counts_and_keys(d: int, k: int, millions: float) -> None:
+    with torch.device("meta"):
+        ours = build_module("specs/wrn.yaml", [f"d={d}", f"k={k}"])
+        ref = WideResNet(d, k)
+    assert n_params(ours) == n_params(ref)
+    assert round(n_params(ref) / 1e6, 1) == millions          # the seed's printed table
+    assert {k_: v.shape for k_, v in ours.state_dict().items()} == \
+        {k_: v.shape for k_, v in ref.state_dict().items()}
+
+
+@pytest.mark.parametrize("d,k", [(16, 8), (40, 1)])
+def test_wrn_seed_outputs(d: int, k: int) -> None:
+    torch.manual_seed(0)
+    ref = WideResNet(d, k)
+    randomise_bn(ref)
+    ours = build_module("specs/wrn.yaml", [f"d={d}", f"k={k}"])
+    assert_same_outputs(ours, ref, torch.randn(2, 3, 32, 32))
+
+
+# ---------------------------------------------------------- seed CIFAR-10 nets
+@pytest.mark.parametrize("name", sorted(SEED_NETS))
+def test_cifar10_seed_nets(name: str) -> None:
+    torch.manual_seed(0)
+    ref = SEED_NETS[name]()
+    randomise_bn(ref)
+    ours = build_module(f"specs/{name}.yaml")
+    assert n_params(ours) == n_params(ref)
+    assert_same_outputs(ours, ref, torch.randn(2, 3, 32, 32))
+
+
+# ---------------------------------------------------------------- torchvision
+TV = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
+      "wide_resnet50_2"]
+
+
+def _ours_empty(path: str) -> nn.Module:
+    """Our module without its (slow, irrelevant here) init: weights come from the reference."""
+    with torch.device("meta"):
+        m = build_module(path)
+    return m.to_empty(device="cpu")
+
+
+@pytest.mark.parametrize("name", TV)
+def test_torchvision_resnets(name: str) -> None:
+    import torchvision
+    torch.manual_seed(0)
+    ref = getattr(torchvision.models, name)()
+    randomise_bn(ref)
+    ours = _ours_empty(f"specs/{name}.yaml")
+    assert n_params(ours) == n_params(ref)
+    assert_same_outputs(ours, ref, torch.randn(1, 3, 64, 64))
+
+
+def test_torchvision_googlenet() -> None:
+    import torchvision
+    torch.manual_seed(0)
+    ref = torchvision.models.googlenet(aux_logits=True, transform_input=False,
+                                       init_weights=True)
+    randomise_bn(ref)
+    ours = _ours_empty("specs/googlenet-torchvision.yaml")
+    assert n_params(ours) == n_params(ref) == 13_004_888
+    x = torch.randn(2, 3, 96, 96)
+    assert_same_outputs(ours, ref, x)
+    assert ours.output_names == ("logits", "aux2", "aux1")
+    assert ours.train_only == {"aux2", "aux1"}
+    assert ours.loss_weights == {"logits": 1.0, "aux2": 0.3, "aux1": 0.3}
+    ours.train(), ref.train()
+    torch.manual_seed(1)
+    outs = ours(x)
+    assert isinstance(outs, tuple) and len(outs) == 3
+    assert all(o.shape == (2, 1000) for o in outs)
+    torch.manual_seed(1)
+    ref_outs = ref(x)
+    # dropout draws may come in another order: the aux heads agree wherever they do
+    assert len(ref_outs) == 3
+
+
+def test_googlenet_eval_skips_train_only_heads() -> None:
+    with torch.device("meta"):
+        m = build_module("specs/googlenet.yaml")
+    assert "aux1" not in m.code.split("def forward_train")[0]
+    assert "aux1" in m.code.split("def forward_train")[1]
+
+
+# ------------------------------------------- static shapes and params, every spec
+@pytest.mark.parametrize("spec", ALL_SPECS)
+def test_static_shapes_match_torch(spec: str) -> None:
+    g = archspec.load_spec(f"specs/{spec}") and archspec.compile_graph(
+        archspec.load_spec(f"specs/{spec}"))
+    with torch.device("meta"):
+        m = build_module(g)
+        seen: dict[str, tuple] = {}
+        hooks = [mod.register_forward_hook(
+            lambda mod, i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:])))
+            for name, mod in m.named_modules() if name in g]
+        x = torch.empty(2, *g.nodes[g.graph["input"]]["shape"])
+        for train in (False, True):
+            m.train(train)
+            m(x)
+    for h in hooks:
+        h.remove()
+    assert seen, spec
+    for name, shape in seen.items():
+        assert shape == g.nodes[name]["shape"], name
+    assert n_params(m) == sum(d["params"] for _, d in g.nodes(data=True))
+    for name, mod in m.named_modules():
+        if name in g:
+            assert sum(p.numel() for p in mod.parameters()) == g.nodes[name]["params"], name
+
+
+# ------------------------------------------------------------------ attributes
+def test_attributes_and_located_code() -> None:
+    m = build_module("specs/cifar10-convbnnet.yaml")
+    assert m.output_names == ("out",) or len(m.output_names) == 1
+    assert m.head_kinds == {m.output_names[0]: "log_probs"}
+    assert m.spec_name == "cifar10-convbnnet"
+    assert "# specs/cifar10-convbnnet.yaml:" in m.code
+    assert m.graph_ir.graph["name"] == "cifar10-convbnnet"
+    wrn = build_module("specs/wrn.yaml", ["d=10", "k=1"])
+    assert wrn.head_kinds == {wrn.output_names[0]: "logits"}
+
+
+def test_runtime_error_traceback_names_spec_line() -> None:
+    m = build_module("specs/cifar10-basiccnn.yaml").eval()
+    with pytest.raises(RuntimeError) as e:
+        m(torch.randn(1, 3, 31, 31))
+    import traceback
+    text = "".join(traceback.format_exception(e.value))
+    assert "specs/cifar10-basiccnn.yaml:" in text
+
+
+def test_layer_name_clashing_with_module_attribute(spec_file) -> None:
+    p = spec_file("""
+        archspec: 1
+        name: clash
+        input: {shape: [3, 8, 8]}
+        layers:
+          - forward: {op: conv, out: 4, kernel: 3}
+    """)
+    with pytest.raises(SpecError) as e:
+        build_module(p)
+    assert "clashes" in e.value.message and e.value.loc.line == 5
+
+
+def test_refuses_model_larger_than_memory() -> None:
+    with pytest.raises(SpecError) as e:
+        build_module("specs/wrn.yaml", ["k=4000"])
+    assert "parameters" in e.value.message and "GB" in e.value.message
+    assert e.value.loc.path.endswith("wrn.yaml")
+
+
+def test_pickle_roundtrip() -> None:
+    import copy
+    import pickle
+    m = build_module("specs/cifar10-basicnet.yaml").eval()
+    x = torch.randn(2, 3, 32, 32)
+    for m2 in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        assert torch.equal(m2(x), m(x))
+
+
+# -------------------------------------------------------------------- init
+def test_init_schemes() -> None:
+    torch.manual_seed(0)
+    wrn = build_module("specs/wrn.yaml", ["d=10", "k=4"])
+    w = wrn.layer3[0].conv1.weight
+    fan_in = w.shape[1] * 9
+    assert abs(w.std().item() / (2 / fan_in) ** 0.5 - 1) < 0.05
+    assert torch.count_nonzero(wrn.fc.bias) == 0
+
+    rn = _ours_empty("specs/resnet18.yaml")
+    init_weights(rn, "torchvision_resnet")
+    assert torch.all(rn.layer1[0].bn1.weight == 1) and torch.all(rn.layer1[0].bn1.bias == 0)
+    w = rn.layer4[0].conv1.weight
+    assert abs(w.std().item() / (2 / (w.shape[0] * 9)) ** 0.5 - 1) < 0.05   # fan_out
+
+    gn = _ours_empty("specs/googlenet.yaml")
+    init_weights(gn, "googlenet_seed")
+    assert torch.count_nonzero(gn.fc.bias) == 0
+    assert torch.all(gn.aux1.fc1.bias == 0.2) and torch.count_nonzero(gn.aux1.fc2.bias) == 0
+    w = gn.conv1.conv.weight
+    bound = (3 / w[0].numel()) ** 0.5
+    assert w.abs().max().item() <= bound and w.abs().max().item() > 0.9 * bound
+
+    tg = _ours_empty("specs/googlenet-torchvision.yaml")
+    init_weights(tg, "torchvision_googlenet")
+    # torchvision's a=-2, b=2 are absolute bounds, so at std 0.01 nothing is truncated
+    assert abs(tg.fc.weight.std().item() - 0.01) < 0.001
+
+
+# -------------------------------------------------------------------- shake
+def test_shake_forward_backward() -> None:
+    torch.manual_seed(0)
+    a = torch.randn(4, 2, 3, 3, requires_grad=True)
+    b = torch.randn(4, 2, 3, 3, requires_grad=True)
+    assert torch.allclose(shake(a, b, False), 0.5 * (a + b))
+    out = shake(a, b, True)
+    alpha = ((out - b) / (a - b)).detach()                # per-sample convex weight
+    assert torch.allclose(alpha, alpha[:, :1, :1, :1].expand_as(alpha), atol=1e-4)
+    assert ((alpha >= 0) & (alpha <= 1)).all()
+    out.sum().backward()
+    assert torch.allclose(a.grad + b.grad, torch.ones_like(a))
+    beta = a.grad[:, 0, 0, 0]
+    assert not torch.allclose(beta, alpha[:, 0, 0, 0])     # independent draws
+
+
+def test_shake_spec_builds_and_trains(spec_file) -> None:
+    p = spec_file("""
+        archspec: 1
+        name: shake-tiny
+        input: {shape: [3, 8, 8]}
+        layers:
+          - conv1: {op: conv, out: 4, kernel: 3, padding: 1}
+          - a: {op: conv, out: 4, kernel: 3, padding: 1}
+          - b: {op: conv, from: conv1, out: 4, kernel: 3, padding: 1}
+          - merge: {op: shake, from: [a, b]}
+          - pool: {op: adaptive_avgpool, size: 1}
+          - flatten: {op: flatten}
+          - fc: {op: linear, out: 3}
+    """)
+    m = build_module(p)
+    x = torch.randn(2, 3, 8, 8)
+    m.train()
+    m(x).sum().backward()
+    assert m.a.weight.grad is not None and m.b.weight.grad is not None
+    m.eval()
+    assert torch.equal(m(x), m(x))
+
+
+# ---------------------------------------------------------------- ecosystem
+def test_torch_compile_fullgraph_no_graph_breaks() -> None:
+    import torch._dynamo as dynamo
+    m = build_module("specs/cifar10-resnet.yaml").eval()
+    x = torch.randn(2, 3, 32, 32)
+    explain = dynamo.explain(m)(x)
+    assert explain.graph_break_count == 0 and explain.graph_count == 1
+    dynamo.reset()
+    compiled = torch.compile(m, fullgraph=True, backend="aot_eager")
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), m(x), atol=1e-5)
+    g = build_module("specs/googlenet-torchvision.yaml").train()
+    explain = dynamo.explain(g)(torch.randn(2, 3, 64, 64))
+    assert explain.graph_break_count == 0
+    dynamo.reset()
+
+
+def test_torch_export_and_channels_last_and_autocast() -> None:
+    m = build_module("specs/cifar10-resnet.yaml").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want = m(x)
+    ep = torch.export.export(m, (x,))
+    assert torch.allclose(ep.module()(x), want, atol=1e-5)
+
+    cl = build_module("specs/cifar10-resnet.yaml").eval()
+    cl.load_state_dict(m.state_dict())
+    cl = cl.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        got = cl(x.to(memory_format=torch.channels_last))
+    assert torch.allclose(got, want, atol=1e-4)
+
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = m(x)
+    assert low.dtype in (torch.bfloat16, torch.float32)
+    assert (low.float() - want).abs().max().item() < 0.1 * max(1.0, want.abs().max().item())
+
+
+def test_onnx_export(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    import onnx
+    m = build_module("specs/cifar10-basiccnn.yaml").eval()
+    out = tmp_path / "m.onnx"
+    torch.onnx.export(m, (torch.randn(1, 3, 32, 32),), str(out), dynamo=True)
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model)
+    assert len(model.graph.initializer) >= 10

@@ -410,6 +410,7 @@ def to_dot(g: nx.DiGraph, depth: int | None = None, direction: str = "TB", *,
             attrs["label"] = _html(t, stats, True, what)
             attrs["shape"] = "box3d" if not diff else "box"
             attrs["style"] = "filled"
+            attrs["margin"] = "0.12,0.07"
             if diff:
                 border, fill, style, _ = DIFF_STYLES[st]
                 attrs.update(color=border, fillcolor=fill, style=style,
@@ -577,14 +578,21 @@ def layout(source: str, fmt: str) -> bytes:
 
 def format_for(path: str | os.PathLike, fmt: str | None) -> str:
     """The format asked for, or the one ``path``'s extension names (svg by default)."""
+    ext = os.path.splitext(str(path))[1].lstrip(".").lower()
+    ext = "dot" if ext == "gv" else ext
     if fmt is not None:
         _check_args(fmt, None, "TB")
+        if ext in FORMATS and ext != fmt:
+            raise SpecError(f"--format {fmt} does not match the output file '{path}'",
+                            Location("--format", 0, 0),
+                            f"name the file .{fmt}, or leave --format out")
         return fmt
-    ext = os.path.splitext(str(path))[1].lstrip(".").lower()
     if ext in FORMATS:
         return ext
-    if ext == "gv":
-        return "dot"
+    if ext:
+        raise SpecError(f"unknown format '{ext}' (from the output file '{path}')",
+                        Location(str(path), 0, 0),
+                        "name the file .svg, .png, .pdf or .dot, or give --format")
     return "svg"
 
 

@@ -267,6 +267,15 @@ def test_cli_bad_arguments(tmp_path, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_cli_format_and_file_name_disagree(tmp_path):
+    line = one_line_error(cli("render", "tests/golden/tiny.yaml", "-o", str(tmp_path / "g.jpg")))
+    assert "unknown format 'jpg' (from the output file" in line
+    line = one_line_error(cli("render", "tests/golden/tiny.yaml", "-o", str(tmp_path / "g.svg"),
+                              "--format", "png"))
+    assert line.startswith("--format: error: --format png does not match the output file")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_unknown_expand(tmp_path):
     line = one_line_error(cli("render", "tests/golden/tiny.yaml", "--depth", "1", "--expand",
                               "ress", "-o", str(tmp_path / "g.svg")))

@@ -384,7 +384,7 @@ def to_dot(g: nx.DiGraph, depth: int | None = None, direction: str = "TB", *,
     nodes = g.nodes
     dg = graphviz.Digraph(name=str(g.graph.get("name") or "network"))
     dg.attr("graph", rankdir=direction, fontname=FONT, fontsize="11", labelloc="t",
-            newrank="true", nodesep="0.25", ranksep="0.3", compound="false")
+            newrank="true", nodesep="0.25", ranksep="0.3")
     dg.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="11",
             height="0.3", margin="0.08,0.04", penwidth="1")
     dg.attr("edge", fontname=FONT, fontsize="8", fontcolor="#555555", arrowsize="0.6",

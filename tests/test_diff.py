@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -14,7 +15,7 @@ from archspec.diff import diff_dot, diff_graphs, to_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SVG = "{http://www.w3.org/2000/svg}"
-HAVE_DOT = subprocess.run(["which", "dot"], capture_output=True).returncode == 0
+HAVE_DOT = shutil.which("dot") is not None
 WRN40 = {"count": "blocks", "d": 40, "k": 2}
 
 

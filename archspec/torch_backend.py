@@ -172,6 +172,16 @@ def fx_graph(g: nx.DiGraph, train: bool) -> tuple[fx.Graph, dict[str, Location]]
     return graph, locs
 
 
+def loc_text(loc: Location) -> str:
+    """``path:line:col`` with the path relative to the working directory when inside it."""
+    path = loc.path
+    if os.path.isabs(path):
+        rel = os.path.relpath(path)
+        if not rel.startswith(".."):
+            path = rel
+    return str(Location(path, loc.line, loc.col))
+
+
 _ASSIGN = re.compile(r"^(\s+)(\w+) = ")
 
 
@@ -183,7 +193,7 @@ def forward_source(graph: fx.Graph, locs: Mapping[str, Location], name: str = "f
     for line in code.src.strip("\n").splitlines():
         m = _ASSIGN.match(line)
         if m and m.group(2) in locs:
-            line = f"{line.rstrip()}  # {locs[m.group(2)]}"
+            line = f"{line.rstrip()}  # {loc_text(locs[m.group(2)])}"
         lines.append(line.rstrip())
     src = "\n".join(lines).replace("def forward(self, x):", f"def {name}(self, x):", 1) + "\n"
     return src, dict(code.globals)

@@ -38,7 +38,7 @@ _REQ = object()
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: str       # int | pos_int | pair | pair0 | padding | float | prob | bool | dim | opt_pair
+    type: str       # int | pos_int | pair | pair0 | padding | pad4 | float | prob | bool | dim | opt_pair
     default: Any = _REQ
     doc: str = ""
 
@@ -118,6 +118,12 @@ def coerce(f: Field, v: Any) -> Any:
         if v in ("same", "valid"):
             return v
         return _pair(v, n, 0)
+    if t == "pad4":   # [left, right, top, bottom]; negative values crop
+        if _is_int(v):
+            v = (v, v, v, v)
+        if isinstance(v, (list, tuple)) and len(v) == 4 and all(_is_int(x) for x in v):
+            return tuple(int(x) for x in v)
+        raise OpError(f"'{n}' must be an integer or [left, right, top, bottom], got {v!r}", n)
     raise AssertionError(f"unknown field type {t}")  # registry bug, not user input
 
 
@@ -259,6 +265,16 @@ def _shake(a: dict, shapes: list[Shape]) -> Shape:
     return _add(a, shapes)
 
 
+def _zero_pad(a: dict, shapes: list[Shape]) -> Shape:
+    s = _one(shapes, 3, "pad")
+    left, right, top, bottom = a["padding"]
+    h, w = s[1] + top + bottom, s[2] + left + right
+    if h < 1 or w < 1:
+        raise OpError(f"pad crops {_shape(s)} to nothing (padding {list(a['padding'])})",
+                      "padding")
+    return (s[0], h, w)
+
+
 _P = lambda: Field("p", "prob", 0.5, "probability of zeroing")  # noqa: E731
 _POOL_FIELDS = (Field("kernel", "pair", doc="window size"),
                 Field("stride", "opt_pair", None, "defaults to the kernel size"),
@@ -268,29 +284,39 @@ _POOL_FIELDS = (Field("kernel", "pair", doc="window size"),
 OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("conv", (Field("out", "pos_int", doc="output channels"),
                    Field("kernel", "pair", doc="kernel size, an integer or [h, w]"),
-                   Field("stride", "pair", 1), Field("padding", "padding", 0,
-                                                     "an integer, [h, w], 'same' or 'valid'"),
-                   Field("dilation", "pair", 1), Field("groups", "pos_int", 1),
-                   Field("bias", "bool", True)),
+                   Field("stride", "pair", 1, "step of the window"),
+                   Field("padding", "padding", 0, "zeros added on each side; 'same' keeps the "
+                         "size (stride 1), 'valid' is 0"),
+                   Field("dilation", "pair", 1, "spacing between kernel taps"),
+                   Field("groups", "pos_int", 1, "grouped convolution (ResNeXt's cardinality); "
+                         "divides in and out channels"),
+                   Field("bias", "bool", True, "add a learnt bias (false before a batchnorm)")),
           _conv, "2-D convolution", params=_conv_params, macs=_conv_macs, torch="nn.Conv2d"),
-    OpDef("batchnorm", (Field("eps", "float", 1e-5), Field("momentum", "float", 0.1),
-                        Field("affine", "bool", True), Field("track_running_stats", "bool", True)),
+    OpDef("batchnorm", (Field("eps", "float", 1e-5, "added to the variance"),
+                        Field("momentum", "float", 0.1, "running-statistics update rate"),
+                        Field("affine", "bool", True, "learnt scale and shift (2·C parameters)"),
+                        Field("track_running_stats", "bool", True,
+                              "keep running mean and variance for evaluation")),
           _batchnorm, "batch normalisation over channels (or features)",
           params=lambda a, i, o: 2 * i[0][0] if a["affine"] else 0, torch="nn.BatchNorm2d"),
     OpDef("relu", (), _same("relu"), "ReLU", torch="nn.ReLU"),
     OpDef("relu6", (), _same("relu6"), "ReLU6", torch="nn.ReLU6"),
-    OpDef("leaky_relu", (Field("negative_slope", "float", 0.01),), _same("leaky_relu"),
+    OpDef("leaky_relu", (Field("negative_slope", "float", 0.01, "slope for x < 0"),),
+          _same("leaky_relu"),
           "leaky ReLU", torch="nn.LeakyReLU"),
-    OpDef("elu", (Field("alpha", "float", 1.0),), _same("elu"), "ELU", torch="nn.ELU"),
+    OpDef("elu", (Field("alpha", "float", 1.0, "saturation value for x < 0"),), _same("elu"),
+          "ELU", torch="nn.ELU"),
     OpDef("gelu", (), _same("gelu"), "GELU", torch="nn.GELU"),
     OpDef("silu", (), _same("silu"), "SiLU (swish)", torch="nn.SiLU"),
     OpDef("hardswish", (), _same("hardswish"), "hard swish", torch="nn.Hardswish"),
     OpDef("sigmoid", (), _same("sigmoid"), "sigmoid", torch="nn.Sigmoid"),
     OpDef("tanh", (), _same("tanh"), "tanh", torch="nn.Tanh"),
     OpDef("identity", (), _same("identity"), "passes its input through", torch="nn.Identity"),
-    OpDef("maxpool", _POOL_FIELDS + (Field("dilation", "pair", 1),), _pool("maxpool"),
+    OpDef("maxpool", _POOL_FIELDS + (Field("dilation", "pair", 1, "spacing between window taps"),),
+          _pool("maxpool"),
           "2-D max pooling", torch="nn.MaxPool2d"),
-    OpDef("avgpool", _POOL_FIELDS + (Field("count_include_pad", "bool", True),),
+    OpDef("avgpool", _POOL_FIELDS + (Field("count_include_pad", "bool", True,
+                                           "average over the padding zeros too"),),
           _pool("avgpool"), "2-D average pooling", torch="nn.AvgPool2d"),
     OpDef("adaptive_avgpool", (Field("size", "pair", doc="output size, e.g. 1 or [4, 4]"),),
           _adaptive("adaptive_avgpool"), "adaptive average pooling to a fixed size",
@@ -301,7 +327,8 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("dropout", (_P(),), _same("dropout"), "element-wise dropout", torch="nn.Dropout"),
     OpDef("dropout2d", (_P(),), _same("dropout2d", 3), "channel-wise dropout",
           torch="nn.Dropout2d"),
-    OpDef("linear", (Field("out", "pos_int", doc="output features"), Field("bias", "bool", True)),
+    OpDef("linear", (Field("out", "pos_int", doc="output features"),
+                     Field("bias", "bool", True, "add a learnt bias")),
           _linear, "fully connected layer",
           params=lambda a, i, o: i[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
           macs=lambda a, i, o: i[0][0] * a["out"], torch="nn.Linear"),
@@ -310,10 +337,16 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           min_inputs=2, max_inputs=None, torch="operator.add"),
     OpDef("concat", (), _concat, "concatenation along channels",
           min_inputs=2, max_inputs=None, torch="torch.cat"),
-    OpDef("softmax", (Field("dim", "dim", -1),), _softmax("softmax"), "softmax",
+    OpDef("softmax", (Field("dim", "dim", -1, "dimension of the batched tensor, as in "
+                            "torch (0 is the batch, -1 the last)"),), _softmax("softmax"),
+          "softmax",
           torch="F.softmax"),
-    OpDef("log_softmax", (Field("dim", "dim", -1),), _softmax("log_softmax"), "log-softmax",
+    OpDef("log_softmax", (Field("dim", "dim", -1, "as for softmax"),), _softmax("log_softmax"),
+          "log-softmax",
           torch="F.log_softmax"),
+    OpDef("pad", (Field("padding", "pad4", doc="[left, right, top, bottom]; negative values "
+                        "crop, as Torch7's SpatialZeroPadding"),), _zero_pad,
+          "zero padding (or cropping) of height and width", torch="nn.ZeroPad2d"),
     OpDef("shake", (), _shake,
           "Shake-Shake merge: random convex weights forward, independent ones backward, "
           "0.5/0.5 in eval", min_inputs=2, max_inputs=2, torch="archspec shake"),
@@ -337,3 +370,50 @@ def normalise_args(op: OpDef, given: dict[str, Any]) -> dict[str, Any]:
 def shape_str(s: Shape | None) -> str:
     """``(N, 16, 32, 32)``: a per-sample shape with its symbolic batch."""
     return "?" if s is None else _shape(s)
+
+
+# ------------------------------------------------------------------ documentation
+_TYPE_DOC = {"int": "int", "pos_int": "int ≥ 1", "pair": "int ≥ 1 or [h, w]",
+             "pair0": "int ≥ 0 or [h, w]", "opt_pair": "int ≥ 1 or [h, w]",
+             "padding": "int ≥ 0, [h, w], same or valid", "pad4": "int or [left, right, top, bottom]",
+             "float": "number", "prob": "0 ≤ p ≤ 1",
+             "bool": "true/false", "dim": "int"}
+DOC_BEGIN = ("<!-- ops:begin: generated by python -c \"from archspec.ops import write_op_table; "
+             "write_op_table('docs/spec-language.md')\" -->")
+DOC_END = "<!-- ops:end -->"
+
+
+def op_table_markdown() -> str:
+    """The op reference of docs/spec-language.md, generated from :data:`OPS` so it stays true."""
+    out = ["| op | inputs | fields (type, default) | torch | what |",
+           "|----|--------|------------------------|-------|------|"]
+    for op in OPS.values():
+        n = (str(op.min_inputs) if op.max_inputs == op.min_inputs else
+             f"{op.min_inputs}+" if op.max_inputs is None else f"{op.min_inputs}–{op.max_inputs}")
+        fields = []
+        for f in op.fields:
+            d = "**required**" if f.required else f"`{_default_doc(f.default)}`"
+            fields.append(f"`{f.name}` ({_TYPE_DOC[f.type]}, {d})" +
+                          (f": {f.doc}" if f.doc else ""))
+        out.append(f"| `{op.name}` | {n} | {'<br>'.join(fields) or '–'} | `{op.torch}` | "
+                   f"{op.doc} |")
+    return "\n".join(out)
+
+
+def _default_doc(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def write_op_table(path: str) -> None:
+    """Regenerate the op table between the markers of ``path`` (docs/spec-language.md)."""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    head, rest = text.split(DOC_BEGIN, 1)
+    _, tail = rest.split(DOC_END, 1)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(f"{head}{DOC_BEGIN}\n{op_table_markdown()}\n{DOC_END}{tail}")
+

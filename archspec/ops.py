@@ -124,6 +124,12 @@ def coerce(f: Field, v: Any) -> Any:
         if isinstance(v, (list, tuple)) and len(v) == 4 and all(_is_int(x) for x in v):
             return tuple(int(x) for x in v)
         raise OpError(f"'{n}' must be an integer or [left, right, top, bottom], got {v!r}", n)
+    if t == "pad4":   # [left, right, top, bottom]; negative values crop
+        if _is_int(v):
+            v = (v, v, v, v)
+        if isinstance(v, (list, tuple)) and len(v) == 4 and all(_is_int(x) for x in v):
+            return tuple(int(x) for x in v)
+        raise OpError(f"'{n}' must be an integer or [left, right, top, bottom], got {v!r}", n)
     raise AssertionError(f"unknown field type {t}")  # registry bug, not user input
 
 
@@ -275,6 +281,16 @@ def _zero_pad(a: dict, shapes: list[Shape]) -> Shape:
     return (s[0], h, w)
 
 
+def _zero_pad(a: dict, shapes: list[Shape]) -> Shape:
+    s = _one(shapes, 3, "pad")
+    left, right, top, bottom = a["padding"]
+    h, w = s[1] + top + bottom, s[2] + left + right
+    if h < 1 or w < 1:
+        raise OpError(f"pad crops {_shape(s)} to nothing (padding {list(a['padding'])})",
+                      "padding")
+    return (s[0], h, w)
+
+
 _P = lambda: Field("p", "prob", 0.5, "probability of zeroing")  # noqa: E731
 _POOL_FIELDS = (Field("kernel", "pair", doc="window size"),
                 Field("stride", "opt_pair", None, "defaults to the kernel size"),
@@ -344,6 +360,9 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("log_softmax", (Field("dim", "dim", -1, "as for softmax"),), _softmax("log_softmax"),
           "log-softmax",
           torch="F.log_softmax"),
+    OpDef("pad", (Field("padding", "pad4", doc="[left, right, top, bottom]; negative values "
+                        "crop, as Torch7's SpatialZeroPadding"),), _zero_pad,
+          "zero padding (or cropping) of height and width", torch="nn.ZeroPad2d"),
     OpDef("pad", (Field("padding", "pad4", doc="[left, right, top, bottom]; negative values "
                         "crop, as Torch7's SpatialZeroPadding"),), _zero_pad,
           "zero padding (or cropping) of height and width", torch="nn.ZeroPad2d"),

@@ -108,6 +108,8 @@ def module_defs(g: nx.DiGraph) -> dict[str, ModuleDef]:
             cls, kw = ("Dropout" if op == "dropout" else "Dropout2d"), dict(p=a["p"])
         elif op == "shake":
             cls, kw = "Shake", {}
+        elif op == "pad":
+            cls, kw = "ZeroPad2d", dict(padding=tuple(a["padding"]))
         elif op in ("input", "add", "concat", "flatten", "softmax", "log_softmax"):
             continue
         else:

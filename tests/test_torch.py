@@ -330,3 +330,50 @@ def test_onnx_export(tmp_path: Path) -> None:
     model = onnx.load(str(out))
     onnx.checker.check_model(model)
     assert len(model.graph.initializer) >= 10
+
+
+# ------------------------------------------------------------------- commands
+def test_build_command_writes_directory(tmp_path: Path, capsys) -> None:
+    from safetensors.torch import load_file
+
+    from archspec.cli import main
+    out = tmp_path / "b"
+    assert main(["build", "specs/cifar10-convbnnet.yaml", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "params" in text and "(2, 10)" in text
+    names = {p.name for p in out.iterdir()}
+    assert {"model.py", "weights.safetensors", "summary.json"} <= names
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]          # no temp dirs left
+    built = build_module("specs/cifar10-convbnnet.yaml")
+    ns: dict = {}
+    exec(compile((out / "model.py").read_text(), "model.py", "exec"), ns)
+    model = ns["Model"]()
+    model.load_state_dict(load_file(str(out / "weights.safetensors")), strict=True)
+    assert set(model.state_dict()) == set(built.state_dict())
+    # rebuilding replaces the directory whole
+    assert main(["build", "specs/cifar10-convbnnet.yaml", "-o", str(out), "--set",
+                 "num_classes=3"]) == 0
+    assert '"output_shapes": {' in (out / "summary.json").read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]
+
+
+def test_build_failures_leave_nothing(tmp_path: Path, capsys) -> None:
+    from archspec.cli import main
+    out = tmp_path / "big"
+    assert main(["build", "specs/wrn.yaml", "--set", "k=4000", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "GB" in err and "Traceback" not in err
+    assert main(["build", "specs/wrn.yaml", "--set", "nope=1", "-o", str(out)]) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_emit_and_export_commands(tmp_path: Path, capsys) -> None:
+    from archspec.cli import main
+    assert main(["emit", "specs/cifar10-basicnet.yaml", "--python"]) == 0
+    assert "class Cifar10Basicnet(nn.Module)" in capsys.readouterr().out
+    pt2 = tmp_path / "m.pt2"
+    assert main(["export", "specs/cifar10-basicnet.yaml", "--torch-export", str(pt2)]) == 0
+    ep = torch.export.load(str(pt2))
+    assert ep.module()(torch.randn(3, 3, 32, 32)).shape == (3, 10)     # dynamic batch
+    assert main(["export", "specs/cifar10-basicnet.yaml", "--torch-export",
+                 str(tmp_path / "no" / "m.pt2")]) == 2

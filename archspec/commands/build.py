@@ -1,0 +1,138 @@
+"""``archspec build SPEC``: compile, build the torch module, check it, write a build directory.
+
+The directory (default ``build/<spec name>/``) holds ``model.py`` (standalone source),
+``weights.safetensors`` (the initial weights), ``summary.json`` and ``graph.svg``
+(when archspec.render and Graphviz are there). It is written into a temporary
+sibling directory and renamed into place, so an interrupted build leaves no
+half-written files.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+NAME = "build"
+HELP = "build the torch module, check its shapes, write model.py, weights, summary (and graph)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from archspec.cli import add_set_argument
+    p.add_argument("spec", metavar="SPEC", help="spec file (YAML)")
+    p.add_argument("-o", "--out", metavar="DIR", default=None,
+                   help="build directory (default: build/<spec name>)")
+    p.add_argument("--batch", type=int, default=2, metavar="N",
+                   help="batch size of the dummy forward pass (default 2)")
+    add_set_argument(p)
+
+
+def check_forward(module, g, batch: int) -> dict[str, tuple[int, ...]]:
+    """One dummy forward (eval, then train when there are training-only heads): torch's
+    output shapes must equal the front end's static ones."""
+    import torch
+
+    from archspec.errors import SpecError
+    shape = g.nodes[g.graph["input"]]["shape"]
+    x = torch.zeros(batch, *shape)
+    got: dict[str, tuple[int, ...]] = {}
+    for train in ((False, True) if module.train_only else (False,)):
+        module.train(train)
+        names = module.output_names if train else \
+            tuple(n for n in module.output_names if n not in module.train_only)
+        with torch.no_grad():
+            out = module(x)
+        outs = out if isinstance(out, tuple) else (out,)
+        for name, t in zip(names, outs):
+            got[name] = tuple(t.shape)
+    module.eval()
+    for o in g.graph["outputs"]:
+        want = (batch, *g.nodes[o["node"]]["shape"])
+        if got.get(o["name"]) != want:
+            raise SpecError(f"output '{o['name']}': torch computed shape {got.get(o['name'])}, "
+                            f"the spec's static shape is {want}", g.nodes[o["node"]]["loc"],
+                            "this is an archspec bug; please report it")
+    return got
+
+
+def write_build(out_dir: str, files: dict[str, bytes], graph=None) -> None:
+    """Write ``files`` (and graph.svg) into a temp dir next to ``out_dir``, then swap it in."""
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+    old = None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)          # mkdtemp makes it private
+        for name, data in files.items():
+            with open(os.path.join(tmp, name), "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        if graph is not None:
+            _render(graph, os.path.join(tmp, "graph.svg"))
+        if os.path.lexists(out_dir):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=parent)
+            os.rmdir(old)
+            os.rename(out_dir, old)
+        try:
+            os.rename(tmp, out_dir)
+        except BaseException:
+            if old is not None:
+                os.rename(old, out_dir)
+                old = None
+            raise
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _render(graph, path: str) -> None:
+    try:
+        from archspec import render
+    except ImportError:
+        return
+    if hasattr(render, "dot_available") and not render.dot_available():
+        print("archspec build: Graphviz 'dot' not found, no graph.svg", file=sys.stderr)
+        return
+    render.render_graph(graph, path, fmt="svg")
+
+
+def run(args: argparse.Namespace) -> int:
+    from safetensors.torch import save
+
+    from archspec.cli import load
+    from archspec.codegen import generate
+    from archspec.errors import Location, SpecError
+    from archspec.shapes import human, summarize, to_json
+    from archspec.torch_backend import build_module
+
+    if args.batch < 1:
+        raise SpecError(f"--batch must be at least 1, got {args.batch}", Location("--batch"))
+    t0 = time.perf_counter()
+    g = load(args.spec, args.overrides)
+    out_dir = args.out or os.path.join("build", g.graph["name"])
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise SpecError(f"'{out_dir}' exists and is not a directory", Location("--out"))
+    module = build_module(g)
+    t_build = time.perf_counter() - t0
+    got = check_forward(module, g, args.batch)
+    t_fwd = time.perf_counter() - t0 - t_build
+    summary = summarize(g)
+    state = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    files = {"model.py": generate(g).encode(),
+             "weights.safetensors": save(state, metadata={"spec": g.graph["name"]}),
+             "summary.json": (to_json(summary) + "\n").encode()}
+    write_build(out_dir, files, g)
+    total = time.perf_counter() - t0
+    shapes = ", ".join(f"{n} {tuple(s)}" for n, s in got.items())
+    print(f"{g.graph['name']}: {summary.params:,} params ({human(summary.params)}), "
+          f"{human(summary.macs)}MACs/sample")
+    print(f"outputs: {shapes}  (dummy batch {args.batch}, shapes match the spec)")
+    print(f"built in {t_build:.2f}s, forward {t_fwd:.2f}s, total {total:.2f}s -> {out_dir}/")
+    return 0

@@ -1,0 +1,70 @@
+"""``archspec export SPEC --onnx FILE | --torch-export FILE``: a portable model file.
+
+The batch dimension is dynamic; the weights are the spec's initial ones (load
+trained weights into the module first through the Python API for anything else).
+The file is written to a temporary name in its directory and renamed into place.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+
+NAME = "export"
+HELP = "export the model as ONNX or as a torch.export program (.pt2)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from archspec.cli import add_set_argument
+    p.add_argument("spec", metavar="SPEC", help="spec file (YAML)")
+    fmt = p.add_mutually_exclusive_group(required=True)
+    fmt.add_argument("--onnx", metavar="FILE", help="write an ONNX model")
+    fmt.add_argument("--torch-export", metavar="FILE", dest="torch_export",
+                     help="write a torch.export ExportedProgram (torch.export.save)")
+    p.add_argument("--batch", type=int, default=2, metavar="N",
+                   help="batch size of the example input used for tracing (default 2)")
+    add_set_argument(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from archspec.cli import load
+    from archspec.errors import Location, SpecError
+    from archspec.torch_backend import build_module
+
+    target = args.onnx or args.torch_export
+    flag = "--onnx" if args.onnx else "--torch-export"
+    if args.batch < 2:
+        raise SpecError(f"--batch must be at least 2 (a dynamic batch needs it), got {args.batch}",
+                        Location("--batch"))
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise SpecError(f"directory '{folder}' does not exist", Location(flag))
+    if args.onnx:
+        try:
+            import onnx  # noqa: F401
+            import onnxscript  # noqa: F401
+        except ImportError as e:
+            raise SpecError(f"ONNX export needs the '{e.name}' package", Location(flag),
+                            "pip install 'archspec[torch]' (onnx, onnxscript)") from None
+    g = load(args.spec, args.overrides)
+    module = build_module(g).eval()
+    x = torch.randn(args.batch, *g.nodes[g.graph["input"]]["shape"])
+    dyn = {"x": {0: torch.export.Dim("batch", min=1)}}
+    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=os.path.splitext(target)[1], dir=folder)
+    os.close(fd)
+    try:
+        if args.onnx:
+            torch.onnx.export(module, (x,), tmp, dynamo=True, dynamic_shapes=dyn,
+                              input_names=["x"], output_names=[
+                                  n for n in module.output_names if n not in module.train_only])
+        else:
+            ep = torch.export.export(module, (x,), dynamic_shapes=dyn)
+            torch.export.save(ep, tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    print(f"{g.graph['name']}: wrote {target}")
+    return 0

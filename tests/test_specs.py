@@ -60,6 +60,11 @@ GOLDEN: dict[str, tuple[int, int, int, tuple, dict]] = {
     # the paper's GoogLeNet (5×5 branch, 3×3/2 maxpool4): 16·Σ n5x5red·n5x5 = 380,928 more
     "googlenet": (13_385_816, 7_005_832, 1_582_671_872, (3, 224, 224),
                   {"logits": (1000,), "aux2": (1000,), "aux1": (1000,)}),
+    # Shake-Shake-26 (issue 6): the official Lua definition's counts (the template is 2x32d)
+    "shake-shake": (2_923_162, 2_923_162, 426_689_792, (3, 32, 32), {"out": (10,)}),
+    "shake-shake-26-2x32d": (2_923_162, 2_923_162, 426_689_792, (3, 32, 32), {"out": (10,)}),
+    "shake-shake-26-2x96d": (26_192_922, 26_192_922, 3_776_892_672, (3, 32, 32),
+                             {"out": (10,)}),
 }
 
 # torchvision.models.<Name>_Weights.IMAGENET1K_V1.meta["_ops"] (GFLOPS), torchvision 0.29.1.

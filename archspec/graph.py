@@ -32,6 +32,7 @@ such as ``B(3,3)``, ``block`` name, ``args``, ``loc``, ``train_only``) and
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,7 @@ from archspec.spec.model import BlockDef, Item, Spec
 from archspec.spec.yamlsrc import YNode, YScalar, YSeq
 
 MAX_DEPTH = 64          # nesting of block instances
-MAX_NODES = 200_000     # primitive ops in one graph
+MAX_NODES = 50_000      # primitive ops in one graph (ResNet-152 has 515)
 
 NODE_ATTRS = ("op", "args", "inputs", "scope", "loc", "shape", "params", "macs", "train_only")
 
@@ -109,10 +110,25 @@ class _Builder:
         self.scopes: dict[str, dict[str, Any]] = {}
         self.first_loc: dict[str, Location] = {}
         self.blocks = dict(spec.blocks)
+        self.user_files = {path for path, _ in spec.sources}
+        self.sites: list[Location] = []   # use sites, in the user's files, of open blocks
+        self._relocated: set[tuple[Location, Location]] = set()
+        self.too_big = False    # past MAX_NODES: stop expanding
 
     # ------------------------------------------------------------ errors
     def error(self, e: SpecError) -> None:
-        self.errors.extend(e.errors)
+        """Collect errors; one inside a standard block is reported where the user uses it."""
+        for x in e.errors:
+            if x.loc.path in self.user_files or not self.sites:
+                self.errors.append(x)
+                continue
+            site = self.sites[-1]
+            if (site, x.loc) in self._relocated:   # the same line of the block, again
+                continue
+            self._relocated.add((site, x.loc))
+            where = os.path.basename(x.loc.path)
+            self.errors.append(SpecError(f"{x.message} (inside the block, at {where}:"
+                                         f"{x.loc.line}:{x.loc.col})", site, x.hint))
 
     # ------------------------------------------------------------- nodes
     def add_node(self, nid: str, op: str, args: dict, inputs: list[str], scope: _Scope,
@@ -123,6 +139,7 @@ class _Builder:
             raise SpecError(f"duplicate layer name '{nid}'", loc,
                             f"it was first defined at line {self.first_loc[nid].line}")
         if self.g.number_of_nodes() >= MAX_NODES:
+            self.too_big = True
             raise SpecError(f"the network has more than {MAX_NODES:,} ops", loc,
                             "check the repeat counts")
         self.first_loc[nid] = loc
@@ -203,6 +220,8 @@ class _Builder:
                ) -> str | None:
         _declare(items, scope.declared)
         for item in items:
+            if self.too_big:
+                return None
             try:
                 cursor = self.expand_item(item, scope, env, cursor)
             except SpecError as e:
@@ -226,6 +245,8 @@ class _Builder:
                 raise SpecError(f"'in' of a for loop must be a list, got {values!r}",
                                 item.loop_in.loc, "for example in: range(3)")
             for v in values:
+                if self.too_big:
+                    break
                 cursor = self.expand(item.seq, scope, {**env, item.loop_var: v}, cursor)
             return cursor
         if item.when is not None:
@@ -396,6 +417,8 @@ class _Builder:
                                  "repeat": n}
             cur = ins[0]
             for j in range(n):
+                if self.too_big:
+                    break
                 args = self.bind(ref, bdef, item, env, item.first if j == 0 else ())
                 if j == 0:
                     self.scopes[path]["args"] = args
@@ -432,7 +455,14 @@ class _Builder:
                                        else item.loc, x.hint) for x in e.errors) from None
         inner = _Scope(path, {"input": inp}, None, False, 0, set(), train_only,
                        parent.blocks + (bdef.name,))
-        return self.expand(bdef.items, inner, env, inp)
+        user_site = item.loc.path in self.user_files
+        if user_site:
+            self.sites.append(item.loc)
+        try:
+            return self.expand(bdef.items, inner, env, inp)
+        finally:
+            if user_site:
+                self.sites.pop()
 
     def expand_seq(self, item: Item, scope: _Scope, env: dict, ins: list[str | None]
                    ) -> str | None:
@@ -452,6 +482,8 @@ class _Builder:
                              "loc": item.loc, "train_only": train_only}
         cur = ins[0]
         for j in range(n):
+            if self.too_big:
+                break
             p = f"{path}.{j}" if item.repeat is not None else path
             inner = _Scope(p, {"input": cur}, scope, True, 0, set(), train_only, scope.blocks)
             cur = self.expand(item.seq, inner, env, cur)

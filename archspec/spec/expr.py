@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Mapping
@@ -142,7 +143,9 @@ _CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False":
 def parse(text: str) -> ast.expression:
     """Parse expression text into an AST, or raise :class:`ExprError` at the bad character."""
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():   # "invalid decimal literal" warnings go to stderr
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
         hint = None
         if "never closed" in str(e.msg):

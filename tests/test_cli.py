@@ -156,3 +156,19 @@ def test_check_never_imports_torch() -> None:
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        timeout=60)
     assert r.stdout.strip() == "0 []", r.stdout + r.stderr
+
+
+CORE_TESTS = ["tests/test_expr.py", "tests/test_spec.py", "tests/test_graph.py",
+              "tests/test_shapes.py"]
+
+
+def test_core_suite_is_torch_free() -> None:
+    """The front end's own tests run, and pass, without ever importing torch."""
+    for name in CORE_TESTS + ["tests/test_cli.py", "tests/conftest.py"]:
+        text = (ROOT / name).read_text(encoding="utf-8")
+        assert "import torch" not in text.replace('"import torch"', "")
+    code = ("import sys, pytest; rc = pytest.main(['-q', '-p', 'no:cacheprovider', *sys.argv[1:]]);"
+            " print('RESULT', rc, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, *CORE_TESTS], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.stdout.strip().splitlines()[-1] == "RESULT 0 False", r.stdout[-3000:]

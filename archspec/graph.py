@@ -186,7 +186,7 @@ class _Builder:
             if not (isinstance(n, YScalar) and isinstance(n.value, str)):
                 raise SpecError(f"an input reference must be a layer name, got {n.value!r}"
                                 if isinstance(n, YScalar) else "an input reference must be a "
-                                "layer name", n.loc)
+                                "layer name", n.loc, "write from: conv1 or from: [a, b]")
             name = interpolate(n, env)
             found, nid = scope.lookup(name)
             if not found:
@@ -252,7 +252,8 @@ class _Builder:
         if item.when is not None:
             cond = eval_node(item.when, env)
             if not isinstance(cond, bool):
-                raise SpecError(f"'when' must be true or false, got {cond!r}", item.when.loc)
+                raise SpecError(f"'when' must be true or false, got {cond!r}", item.when.loc,
+                                "write a condition, such as when: stride != 1")
             if not cond:
                 ins = self.inputs_of(item, scope, env, cursor)
                 if item.name is not None:

@@ -46,19 +46,22 @@ def _err(msg: str, node: YNode | Location, hint: str | None = None) -> SpecError
 
 def _expect_map(node: YNode, what: str) -> YMap:
     if not isinstance(node, YMap):
-        raise _err(f"{what} must be a mapping, got {_kind(node)}", node)
+        raise _err(f"{what} must be a mapping, got {_kind(node)}", node,
+                   "write 'key: value' lines under it, or {key: value, ...}")
     return node
 
 
 def _expect_seq(node: YNode, what: str) -> YSeq:
     if not isinstance(node, YSeq):
-        raise _err(f"{what} must be a list, got {_kind(node)}", node)
+        raise _err(f"{what} must be a list, got {_kind(node)}", node,
+                   "write '- item' lines under it, or [a, b, ...]")
     return node
 
 
 def _expect_str(node: YNode, what: str) -> str:
     if not isinstance(node, YScalar) or not isinstance(node.value, str):
-        raise _err(f"{what} must be a string, got {_kind(node)}", node)
+        raise _err(f"{what} must be a string, got {_kind(node)}", node,
+                   "write a name or text; quote it if it looks like a number")
     return node.value
 
 
@@ -169,7 +172,8 @@ def _resolve(path: str, sources: dict[str, str], chain: tuple[str, ...],
              at: Location | None) -> YMap:
     real = os.path.realpath(path)
     if real in chain:
-        raise SpecError(f"'extends' forms a cycle through '{path}'", at or Location(path))
+        raise SpecError(f"'extends' forms a cycle through '{path}'", at or Location(path),
+                        "a spec cannot extend or include itself, directly or through others")
     text, root = _read(path, at)
     sources[path] = text
     errs = _check_keys(root, TOP_KEYS, "the spec")
@@ -222,7 +226,8 @@ def check_type(value: Any, t: str, name: str, loc: Location) -> Any:
         "any": True,
     }[t]
     if not ok:
-        raise SpecError(f"parameter '{name}' must be {_TYPE_WORDS[t]}, got {value!r}", loc)
+        raise SpecError(f"parameter '{name}' must be {_TYPE_WORDS[t]}, got {value!r}", loc,
+                        f"'{name}' is declared with type {t}")
     if t == "float":
         return float(value)
     return value
@@ -242,7 +247,9 @@ def parse_params(node: YNode | None, where: str, block: bool = False) -> list[Pa
         loc = m.key_loc(name)
         _check_name(name, loc, "parameter")
         if name in _RESERVED:
-            raise SpecError(f"'{name}' is reserved and cannot be a parameter name", loc)
+            raise SpecError(f"'{name}' is reserved and cannot be a parameter name", loc,
+                            "inside a block it is set for you from the block's input; "
+                            "choose another name")
         doc, choices, t = "", (), None
         if isinstance(v, YMap) and ("default" in v or "type" in v or "doc" in v):
             errs = _check_keys(v, ("default", "type", "doc", "choices"), f"parameter '{name}'")
@@ -381,7 +388,9 @@ def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterab
             env[p.name] = parse_block_value(p.default, p.loc)
         if p.choices and p.default not in p.choices:
             raise SpecError(f"parameter '{p.name}' must be one of "
-                            + ", ".join(map(str, p.choices)) + f", got {p.default!r}", p.loc)
+                            + ", ".join(map(str, p.choices)) + f", got {p.default!r}", p.loc,
+                            did_you_mean(str(p.default), map(str, p.choices)) or
+                            "change the default or add it to 'choices'")
     let_errors: list[SpecError] = []
     failed: set[str] = set()
     for let in lets:
@@ -485,7 +494,8 @@ def parse_item(node: YNode, errors: list[SpecError]) -> Item:
     if "train_only" in meta:
         tv = meta["train_only"]
         if not (isinstance(tv, YScalar) and isinstance(tv.value, bool)):
-            raise _err("'train_only' must be true or false", tv)
+            raise _err(f"'train_only' must be true or false, got {plain(tv)!r}", tv,
+                       "write train_only: true for a head that runs only in training")
         meta["train_only"] = tv.value
     rest = [(k, v) for k, v in body.entries if k not in META_KEYS and k != kind]
     common = dict(loc=loc, name=name, source=meta.get("from"), extra=meta.get("with"),
@@ -570,7 +580,8 @@ def parse_block(name: str, node: YNode, errors: list[SpecError]) -> BlockDef:
         if varargs not in [p.name for p in params]:
             params.insert(0, ParamDef(varargs, REQUIRED, "list", "", (), m.get("varargs").loc))
     if "layers" not in m:
-        raise _err(f"block '{name}' has no 'layers'", m)
+        raise _err(f"block '{name}' has no 'layers'", m,
+                   "a block lists its layers under 'layers:', like a spec")
     return BlockDef(name, tuple(params), parse_items(m.get("layers"), f"block '{name}'", errors),
                     m.loc, varargs, tuple(parse_lets(m.get("let"), f"block '{name}'")),
                     tuple(parse_checks(m.get("checks"), f"block '{name}'")),
@@ -632,7 +643,8 @@ def parse_outputs(node: YNode | None) -> list[Output]:
             raise _err(f"output '{name}' needs 'from: <layer>'", body)
         w = plain(body.get("loss_weight")) if "loss_weight" in body else 1.0
         if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
-            raise _err("'loss_weight' must be a non-negative number", body.get("loss_weight"))
+            raise _err(f"'loss_weight' must be a non-negative number, got {w!r}",
+                       body.get("loss_weight"), "for example loss_weight: 0.3")
         out.append(Output(name, src, float(w), m.key_loc(name)))
     return out
 
@@ -673,7 +685,8 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
     if dup:
         d = sorted(dup)[0]
         errors.append(SpecError(f"'{d}' is both a parameter and a let value",
-                                next(lt.loc for lt in lets if lt.name == d)))
+                                next(lt.loc for lt in lets if lt.name == d),
+                                "rename one of them: a let value cannot shadow a parameter"))
     # input
     inode = root.get("input")
     if inode is None:

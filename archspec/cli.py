@@ -37,7 +37,7 @@ def load(path: str, overrides: Sequence[str] | None = None) -> Any:
     """Load and compile a spec: the graph every command starts from."""
     from archspec.graph import compile_graph
     from archspec.spec import load_spec
-    return compile_graph(load_spec(path, overrides or None))
+    return compile_graph(load_spec(path, overrides or None, partial=True))
 
 
 def _commands() -> dict[str, Any]:

@@ -236,6 +236,10 @@ class _Builder:
 
     def expand_item(self, item: Item, scope: _Scope, env: dict, cursor: str | None
                     ) -> str | None:
+        if item.kind == "failed":   # already reported by the loader: stay quiet after it
+            if item.name is not None:
+                scope.names.setdefault(interpolate(item.name, env), None)
+            return None
         if item.kind == "for":
             try:
                 values = eval_node(item.loop_in, env)
@@ -533,12 +537,13 @@ class _Builder:
                 continue
             outputs.append({"name": o.name, "node": nid, "loss_weight": o.loss_weight,
                             "train_only": bool(self.g.nodes[nid]["train_only"])})
-        if not self.errors and not any(not o["train_only"] for o in outputs):
+        if not self.errors and not spec.errors and not any(not o["train_only"]
+                                                           for o in outputs):
             self.error(SpecError("the network has no output that runs in evaluation",
                                  spec.input_loc))
-        if self.errors:
+        if self.errors or spec.errors:
             seen, uniq = set(), []
-            for e in self.errors:
+            for e in list(spec.errors) + self.errors:
                 key = (e.loc, e.message)
                 if key not in seen:
                     seen.add(key)

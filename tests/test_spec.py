@@ -351,3 +351,22 @@ def test_doc_lists_every_key_of_the_language() -> None:
     text = DOC.read_text(encoding="utf-8")
     for key in TOP_KEYS + BLOCK_KEYS + META_KEYS + KIND_KEYS + PARAM_TYPES:
         assert f"`{key}" in text, key
+
+
+def test_partial_load_keeps_checking_the_rest(spec_file) -> None:
+    p = spec_file("""
+        input: {shape: [3, 8, 8]}
+        layers:
+          - a: {op: conv, out: 4, kernel: 3, padding: 1}
+          - b: {op: rleu}
+          - c: {op: relu, from: b}
+          - join: {op: add, from: [a, input]}
+    """)
+    e = error_of(load_spec, p)                       # the API default: stop at the loader
+    assert [x.message for x in e.errors] == ["unknown op 'rleu'"]
+    spec = load_spec(p, partial=True)
+    assert [i.kind for i in spec.items] == ["op", "failed", "op", "op"]
+    assert spec.items[1].name.value == "b" and len(spec.errors) == 1
+    e = error_of(archspec.compile_graph, spec)
+    assert [x.loc.line for x in e.errors] == [4, 6]
+    assert e.errors[1].message.startswith("join: add needs equal shapes")

@@ -457,7 +457,17 @@ def parse_items(node: YNode | None, where: str, errors: list[SpecError]) -> tupl
             out.append(parse_item(n, errors))
         except SpecError as e:
             errors.extend(e.errors)
+            out.append(_failed_item(n))
     return tuple(out)
+
+
+def _failed_item(node: YNode) -> Item:
+    """A stand-in for a layer that did not parse, so the rest of the spec is still checked."""
+    name = None
+    if isinstance(node, YMap) and len(node) == 1 and node.keys()[0] not in KIND_KEYS + META_KEYS:
+        key = node.keys()[0]
+        name = YScalar(key, node.key_loc(key))
+    return Item("failed", loc=name.loc if name is not None else node.loc, name=name)
 
 
 def parse_item(node: YNode, errors: list[SpecError]) -> Item:
@@ -650,23 +660,30 @@ def parse_outputs(node: YNode | None) -> list[Output]:
 
 
 # ---------------------------------------------------------------------- API
-def load_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | Iterable[str] | None = None
-              ) -> Spec:
+def load_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | Iterable[str] | None = None,
+              *, partial: bool = False) -> Spec:
     """Load and validate a spec file, applying ``--set``-style overrides.
 
     ``overrides`` is a mapping ``{"k": 8}`` or strings ``["k=8"]``. Raises
     :class:`~archspec.errors.SpecError` with the location of the first problem
     (or :class:`~archspec.errors.SpecErrors` with all of them).
+
+    With ``partial``, layers that do not parse do not stop the load: they become
+    ``failed`` items and their errors ride along in ``Spec.errors``, so that
+    :func:`~archspec.graph.compile_graph` reports them together with every independent
+    error it finds in the rest of the network (it raises whenever ``errors`` is set).
     """
     path = os.fspath(path)
     sources: dict[str, str] = {}
     root = _resolve(path, sources, (), None)
-    return spec_from_yaml(root, path, sources, overrides)
+    return spec_from_yaml(root, path, sources, overrides, partial=partial)
 
 
 def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
-                   overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Spec:
+                   overrides: Mapping[str, Any] | Iterable[str] | None = None,
+                   partial: bool = False) -> Spec:
     errors: list[SpecError] = []
+    item_errors: list[SpecError] = []   # layers that did not parse (see load_spec's partial)
     errors.extend(_check_keys(root, TOP_KEYS, "the spec"))
     name = _expect_str(root.get("name"), "'name'") if "name" in root else \
         os.path.splitext(os.path.basename(path))[0]
@@ -719,7 +736,7 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
         for bname, bnode in bm.entries:
             try:
                 _check_name(bname, bm.key_loc(bname), "block")
-                blocks[bname] = parse_block(bname, bnode, errors)
+                blocks[bname] = parse_block(bname, bnode, item_errors)
             except SpecError as e:
                 errors.extend(e.errors)
     tables = {}
@@ -733,7 +750,7 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
     if "layers" not in root:
         errors.append(SpecError("the spec has no 'layers'", root.loc,
                                 "list the network's layers under 'layers:'"))
-    items = parse_items(root.get("layers"), "the spec", errors)
+    items = parse_items(root.get("layers"), "the spec", item_errors)
     try:
         outputs = parse_outputs(root.get("outputs"))
     except SpecError as e:
@@ -745,10 +762,11 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
             env = evaluate_env(params, lets, checks)
         except SpecError as e:
             errors.extend(e.errors)
-    if errors:
-        raise SpecErrors(errors)
+    if errors or (item_errors and not partial):
+        raise SpecErrors(errors + item_errors)
     return Spec(name=name, path=path, description=desc, params=tuple(params), lets=tuple(lets),
                 checks=tuple(checks), input_name=input_name, input_shape=tuple(shape),
                 input_loc=shape_node.loc, init=init, blocks=tuple(blocks.items()),
                 tables=tuple(tables.items()), items=items, outputs=tuple(outputs),
-                env=tuple(env.items()), sources=tuple(sources.items()), overrides=applied)
+                env=tuple(env.items()), sources=tuple(sources.items()), overrides=applied,
+                errors=tuple(item_errors))

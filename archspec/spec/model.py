@@ -55,7 +55,7 @@ class Item:
     inline sub-scope, like ``nn.Sequential``) or ``loop`` (a ``for`` loop) is set.
     """
 
-    kind: str                       # op | block | seq | for
+    kind: str                       # op | block | seq | for | failed (did not parse)
     loc: Location
     name: YNode | None = None       # may interpolate "{expr}"; dots make nested scopes
     op: str | None = None
@@ -141,6 +141,7 @@ class Spec:
     env: tuple[tuple[str, Any], ...]       # parameters and lets, evaluated
     sources: tuple[tuple[str, str], ...]    # every file read: path -> text (for error carets)
     overrides: tuple[tuple[str, Any], ...] = ()
+    errors: tuple = ()    # layers that did not parse, when loaded with partial=True
 
     def block(self, name: str) -> BlockDef | None:
         for n, b in self.blocks:

@@ -338,7 +338,7 @@ class Trainer:
 
         def meta(epoch: int, step: int) -> dict[str, Any]:
             return {"spec": self.spec.name, "fingerprint": self.info["fingerprint"],
-                    "recipe": r.name, "epoch": epoch, "step": step, "normalize": self.info[
+                    "recipe": r.name, "data": self.data_name, "epoch": epoch, "step": step, "normalize": self.info[
                         "normalize"], "classes": self.data.train.classes,
                     "test_acc": history[-1]["test_acc"] if history else None}
 

@@ -139,7 +139,8 @@ def _read(path: str, at: Location | None) -> tuple[str, YMap]:
         raise SpecError(f"no such spec file '{path}'", at or Location(path),
                         "check the path; specs live under specs/") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read spec '{path}': {e}", at or Location(path)) from None
+        raise SpecError(f"cannot read spec '{path}': {e}", at or Location(path),
+                        "a spec is a UTF-8 YAML file, such as specs/wrn.yaml") from None
     root = parse_yaml(text, path)
     if not isinstance(root, YMap):
         raise SpecError(f"a spec must be a YAML mapping, got {_kind(root)}", root.loc,

@@ -292,8 +292,10 @@ class _Builder:
         try:
             args = normalise_args(op, given)
         except OpError as e:
+            f = op.field(e.field or "")
             raise SpecError(f"{nid}: {e.message}", field_locs.get(e.field or "", item.loc),
-                            e.hint) from None
+                            e.hint or (f"{f.name}: {f.doc}" if f is not None and f.doc else None)
+                            ) from None
         n = len(ins)
         if n < op.min_inputs or (op.max_inputs is not None and n > op.max_inputs):
             want = (f"{op.min_inputs}" if op.max_inputs == op.min_inputs else
@@ -507,7 +509,8 @@ class _Builder:
                 self.error(e)
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                self.error(SpecError(f"input sizes must be positive integers, got {v!r}", n.loc))
+                self.error(SpecError(f"input sizes must be positive integers, got {v!r}", n.loc,
+                                     "the input shape is [C, H, W] (or [F]) of one sample"))
             shape.append(v)
         root = _Scope("", {}, None)
         in_id = spec.input_name

@@ -124,12 +124,6 @@ def coerce(f: Field, v: Any) -> Any:
         if isinstance(v, (list, tuple)) and len(v) == 4 and all(_is_int(x) for x in v):
             return tuple(int(x) for x in v)
         raise OpError(f"'{n}' must be an integer or [left, right, top, bottom], got {v!r}", n)
-    if t == "pad4":   # [left, right, top, bottom]; negative values crop
-        if _is_int(v):
-            v = (v, v, v, v)
-        if isinstance(v, (list, tuple)) and len(v) == 4 and all(_is_int(x) for x in v):
-            return tuple(int(x) for x in v)
-        raise OpError(f"'{n}' must be an integer or [left, right, top, bottom], got {v!r}", n)
     raise AssertionError(f"unknown field type {t}")  # registry bug, not user input
 
 
@@ -244,7 +238,16 @@ def _add(a: dict, shapes: list[Shape]) -> Shape:
     first = shapes[0]
     for s in shapes[1:]:
         if s != first:
-            raise OpError(f"add needs equal shapes, got {_shape(first)} and {_shape(s)}")
+            if len(s) != len(first):
+                hint = "flatten both inputs, or neither"
+            elif s[0] != first[0]:
+                hint = (f"the channels differ ({first[0]} vs {s[0]}): project one input with a "
+                        "1×1 conv to the other's channels")
+            else:
+                hint = ("the height and width differ: give both branches the same total stride, "
+                        "or downsample the shortcut")
+            raise OpError(f"add needs equal shapes, got {_shape(first)} and {_shape(s)}",
+                          hint=hint)
     return first
 
 
@@ -253,7 +256,9 @@ def _concat(a: dict, shapes: list[Shape]) -> Shape:
     for s in shapes[1:]:
         if len(s) != len(first) or s[1:] != first[1:]:
             raise OpError("concat needs equal shapes except for channels, got "
-                          + " and ".join(_shape(x) for x in shapes))
+                          + " and ".join(_shape(x) for x in shapes),
+                          hint="every branch must keep the same height and width: check their "
+                          "kernels, padding and strides")
     return (sum(s[0] for s in shapes), *first[1:])
 
 
@@ -269,16 +274,6 @@ def _softmax(what: str) -> Callable[[dict, list[Shape]], Shape]:
 
 def _shake(a: dict, shapes: list[Shape]) -> Shape:
     return _add(a, shapes)
-
-
-def _zero_pad(a: dict, shapes: list[Shape]) -> Shape:
-    s = _one(shapes, 3, "pad")
-    left, right, top, bottom = a["padding"]
-    h, w = s[1] + top + bottom, s[2] + left + right
-    if h < 1 or w < 1:
-        raise OpError(f"pad crops {_shape(s)} to nothing (padding {list(a['padding'])})",
-                      "padding")
-    return (s[0], h, w)
 
 
 def _zero_pad(a: dict, shapes: list[Shape]) -> Shape:
@@ -360,9 +355,6 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("log_softmax", (Field("dim", "dim", -1, "as for softmax"),), _softmax("log_softmax"),
           "log-softmax",
           torch="F.log_softmax"),
-    OpDef("pad", (Field("padding", "pad4", doc="[left, right, top, bottom]; negative values "
-                        "crop, as Torch7's SpatialZeroPadding"),), _zero_pad,
-          "zero padding (or cropping) of height and width", torch="nn.ZeroPad2d"),
     OpDef("pad", (Field("padding", "pad4", doc="[left, right, top, bottom]; negative values "
                         "crop, as Torch7's SpatialZeroPadding"),), _zero_pad,
           "zero padding (or cropping) of height and width", torch="nn.ZeroPad2d"),

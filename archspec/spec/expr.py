@@ -147,7 +147,8 @@ def parse(text: str) -> ast.expression:
             warnings.simplefilter("ignore")
             tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
-        hint = None
+        hint = ("an expression is arithmetic on numbers and names: + - * / // % **, "
+                "comparisons, and/or/not, 'a if c else b', [lists], and calls such as len(M)")
         if "never closed" in str(e.msg):
             hint = ("inside YAML's {...} or [...] a comma ends the value: quote it, "
                     "e.g. block: \"B(3,3)\"")

@@ -632,7 +632,7 @@ def parse_table(name: str, node: YNode) -> Table:
         vals = _expect_seq(v, f"row '{key}'")
         if len(vals) != len(cols):
             raise _err(f"row '{key}' has {len(vals)} values but the table has {len(cols)} "
-                       f"columns ({', '.join(cols)})", v)
+                       f"columns ({', '.join(cols)})", v, "give one value per column, in order")
         rows.append((key, vals.items, rm.key_loc(key)))
     return Table(name, cols, headers, tuple(rows), m.loc)
 

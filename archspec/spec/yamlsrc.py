@@ -107,6 +107,18 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 
 
+def _yaml_hint(problem: str) -> str:
+    """A fix for PyYAML's most common complaints, in a spec's terms."""
+    if "mapping values are not allowed" in problem:
+        return ("a value that contains ': ' must be quoted, and a nested layer needs its own "
+                "line or {...}: '- relu: {op: relu}'")
+    if "could not find expected ':'" in problem:
+        return "every key needs ': ' after it; check the line above for a missing colon"
+    if "found undefined alias" in problem:
+        return "an alias (*name) must follow its anchor (&name)"
+    return "check the indentation and the brackets and quotes near here"
+
+
 def _check_expansion(root: yaml.Node, path: str) -> None:
     """Refuse a document whose aliases expand to more than :data:`MAX_NODES` values.
 
@@ -202,6 +214,8 @@ def parse_yaml(text: str, path: str) -> YNode:
         loc = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
         if mark is not None and text[mark.index:mark.index + 1] == "\t":
             hint = "YAML indents with spaces, never tabs"
+        elif hint is None:
+            hint = _yaml_hint(str(e.problem))
         what = e.problem or e.context
         if e.problem and e.context and not str(e.context).startswith("while"):
             what = f"{e.context}, {e.problem}"   # e.g. "expected a single document ..."

@@ -269,7 +269,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(env, tmp_path):
     assert (meta["epoch"], meta["step"]) != (2, 0)
     s2 = train(replace(o, out=None, recipe=None), resume=str(run))
     assert s2["status"] == "finished" and s2["epochs_done"] == 2
-    ref = train(replace(o, out=str(tmp_path / "ref")))
+    train(replace(o, out=str(tmp_path / "ref")))
     a, b = weights(tmp_path / "ref"), weights(run)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -425,11 +425,9 @@ def test_shake_shake_specs_match_the_lua_counts_and_shortcut():
     b1 = blk.branch1.bn2(blk.branch1.conv2(F.relu(blk.branch1.bn1(blk.branch1.conv1(r)))))
     b2 = blk.branch2.bn2(blk.branch2.conv2(F.relu(blk.branch2.bn1(blk.branch2.conv1(r)))))
     ref = 0.5 * (b1 + b2) + skip
-    sub = torch.nn.Sequential()
     with torch.no_grad():
         got = _run_block(m, "layer2.0", x)
     assert torch.allclose(got, ref, atol=1e-5)
-    del sub
 
 
 def _run_block(m, prefix: str, x):
@@ -453,3 +451,27 @@ def _run_block(m, prefix: str, x):
         else:
             vals[n] = m.get_submodule(n)(*ins)
     return vals[nodes[-1]]
+
+
+# ------------------------------------------------------------------------ grids
+def test_grid_train_fills_the_table_skips_finished_and_resumes(env, tmp_path, capsys):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    (tmp_path / "g.yaml").write_text("archspec_grid: 1\nname: widths\nspec: tiny.yaml\n"
+                                     "axes:\n  width: [4, 8]\ncell_name: \"tiny-w{width}\"\n")
+    out = tmp_path / "out"
+    args = ["grid", str(tmp_path / "g.yaml"), "--train", "-o", str(out), "--data", "cifar10",
+            "--data-dir", str(env / "data"), "--epochs", "1", "--batch-size", "32",
+            "--recipe-set", "optimizer.lr=0.05", "--train-subset", "256", "--test-subset", "100",
+            "--device", "cpu", "--no-download", "--format", "json"]
+    rc, err = main(capsys, *args)
+    assert rc == 0, err
+    rows = json.loads((out / "results.json").read_text())["cells"]
+    assert [r["cell"] for r in rows] == ["tiny-w4", "tiny-w8"]
+    assert all(0 <= r["test_acc"] <= 1 and r["epochs_done"] == 1 for r in rows)
+    assert (out / "accuracy.png").exists() and (out / "runs" / "tiny-w8" / "last").is_dir()
+    # again: finished cells are skipped; a cell whose summary was lost resumes (nothing to redo)
+    os.remove(out / "runs" / "tiny-w8" / "summary.json")
+    rc, err = main(capsys, *args)
+    assert rc == 0 and "tiny-w4: training" not in err and "tiny-w8: resuming" in err
+    again = json.loads((out / "results.json").read_text())["cells"]
+    assert [r["test_acc"] for r in again] == [r["test_acc"] for r in rows]

@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="refuse grids of more cells (default: the grid's max_cells, else 10,000)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no table")
     add_set_argument(p)
+    from archspec.train.grid import add_arguments as add_train_arguments
+    add_train_arguments(p)
 
 
 class _Progress:
@@ -81,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     table = ResultsTable.from_results(grid, results)
     if args.out:
         write_results(table, args.out, with_plot=any(r.ok for r in results))
+    status = 0
+    if args.train and not bad:
+        from archspec.train.grid import train_cells
+        status, table = train_cells(args, grid, results, table)
     if not args.quiet or args.format != "table":
         print(FORMATS[args.format](table), end="" if args.format in ("csv", "markdown") else "\n")
-    return 2 if bad else 0
+    return 2 if bad else status

@@ -38,7 +38,7 @@ class TrainOptions:
     """How and where to run: everything that is not the recipe (or the network)."""
 
     spec: str | None = None                  # spec file (optional with resume: the run's copy)
-    overrides: tuple[str, ...] = ()          # --set k=v for the spec
+    overrides: tuple = ()                    # --set k=v strings (or (k, v) pairs) for the spec
     recipe: Recipe | None = None             # None: the run's (resume) or recipes/wrn.yaml
     data: str | None = None                  # data set name; None: the recipe's
     data_dir: str | None = None              # where the data set lives
@@ -94,9 +94,12 @@ def _build_module(graph: Any) -> torch.nn.Module:
 
 
 def load_network(spec_path: str, overrides: Any) -> tuple[Any, Any]:
-    """(Spec, compiled graph)."""
+    """(Spec, compiled graph); ``overrides`` are ``k=v`` strings, (k, v) pairs or a mapping."""
     from archspec.graph import compile_graph
     from archspec.spec import load_spec
+    if overrides and not isinstance(overrides, dict) and \
+            all(isinstance(o, (tuple, list)) for o in overrides):
+        overrides = {k: v for k, v in overrides}
     spec = load_spec(spec_path, overrides or None)
     return spec, compile_graph(spec)
 
@@ -181,7 +184,7 @@ class Trainer:
             raise SpecError("no spec given", Location("archspec train"),
                             "archspec train SPEC, or --resume RUN_DIR")
         self.recipe = o.recipe or default_recipe()
-        self.spec, self.graph = load_network(o.spec, list(o.overrides))
+        self.spec, self.graph = load_network(o.spec, o.overrides)
         self.data_name = o.data or self.recipe.data.name
         self.data_dir = o.data_dir
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -213,7 +216,7 @@ class Trainer:
             raise SpecError(f"the spec copy in {run} no longer compiles to the same network",
                             Location(spec_path), "was it edited? start a new run")
         if o.spec:
-            spec2, g2 = load_network(o.spec, list(o.overrides))
+            spec2, g2 = load_network(o.spec, o.overrides)
             if rundir.graph_fingerprint(g2) != self.info["fingerprint"]:
                 diffs = rundir.diff_specs(self.info.get("params", {}),
                                           dict(g2.graph.get("params", {})),
@@ -466,6 +469,12 @@ class Trainer:
                             raise Stop
             except Stop:
                 status = "interrupted"
+        if status == "finished" and d.main and not self.summary:
+            # resumed after the last epoch's checkpoint: nothing ran, the files are rewritten
+            rundir.write_metrics(self.run_dir, history)
+            rundir.plot_curves(os.path.join(self.run_dir, "curves.png"), history,
+                               f"{self.spec.name} · {r.name}")
+            self._write_summary(history, best, n_params, "finished", elapsed0)
         if status == "interrupted" and d.main:
             if history:
                 rundir.write_metrics(self.run_dir, history)

@@ -370,3 +370,28 @@ def test_partial_load_keeps_checking_the_rest(spec_file) -> None:
     e = error_of(archspec.compile_graph, spec)
     assert [x.loc.line for x in e.errors] == [4, 6]
     assert e.errors[1].message.startswith("join: add needs equal shapes")
+
+
+def test_extends_keeps_parameter_declarations(spec_file) -> None:
+    spec_file("""
+        params:
+          k: {default: 10, type: int, doc: widening factor}
+          act: {default: relu, choices: [relu, gelu], doc: activation}
+        input: {shape: [3, 8, 8]}
+        layers: [{op: conv, out: k, kernel: 3}]
+    """, "base.yaml")
+    p = spec_file("""
+        extends: base.yaml
+        params:
+          k: 4
+          act: {default: gelu}
+    """, "child.yaml")
+    params = {x.name: x for x in load_spec(p).params}
+    assert (params["k"].default, params["k"].type, params["k"].doc) == (4, "int", "widening factor")
+    assert params["act"].default == "gelu" and params["act"].choices == ("relu", "gelu")
+    bad = spec_file("extends: base.yaml\nparams: {k: 2.5, act: silu}\n", "bad.yaml")
+    e = error_of(load_spec, bad)
+    assert e.message == "parameter 'k' must be an integer, got 2.5"
+    assert (e.loc.path, e.loc.line) == (str(bad), 2)
+    e = error_of(load_spec, spec_file("extends: base.yaml\nparams: {act: silu}\n", "c.yaml"))
+    assert e.message == "parameter 'act' must be one of relu, gelu, got 'silu'"

@@ -156,7 +156,9 @@ def _merge(base: YMap, child: YMap) -> YMap:
         if k in ("params", "let", "blocks", "tables") and isinstance(v, YMap) and \
                 isinstance(entries.get(k), YMap):
             merged = dict(entries[k].entries)
-            merged.update(dict(v.entries))
+            for name, node in v.entries:
+                merged[name] = _merge_param(merged[name], node) if k == "params" and \
+                    name in merged else node
             kl = dict(entries[k].key_locs)
             kl.update(v.key_locs)
             entries[k] = YMap(tuple(merged.items()), v.loc, kl)
@@ -167,6 +169,23 @@ def _merge(base: YMap, child: YMap) -> YMap:
         key_locs[k] = child.key_loc(k)
     entries.pop("extends", None)
     return YMap(tuple(entries.items()), child.loc, key_locs)
+
+
+def _is_long_param(node: YNode) -> bool:
+    return isinstance(node, YMap) and any(k in node for k in ("default", "type", "doc"))
+
+
+def _merge_param(base: YNode, child: YNode) -> YNode:
+    """``k: 8`` over ``k: {default: 10, type: int, doc: …}`` keeps the type, doc and choices."""
+    if not _is_long_param(base):
+        return child
+    if _is_long_param(child):
+        entries = dict(base.entries)
+        entries.update(child.entries)
+        return YMap(tuple(entries.items()), child.loc, {**base.key_locs, **child.key_locs})
+    entries = dict(base.entries)
+    entries["default"] = child
+    return YMap(tuple(entries.items()), child.loc, {**base.key_locs, "default": child.loc})
 
 
 def _resolve(path: str, sources: dict[str, str], chain: tuple[str, ...],

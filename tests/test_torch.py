@@ -140,10 +140,14 @@ def test_googlenet_eval_skips_train_only_heads() -> None:
 
 
 # ------------------------------------------- static shapes and params, every spec
-@pytest.mark.parametrize("spec", ALL_SPECS)
-def test_static_shapes_match_torch(spec: str) -> None:
-    g = archspec.load_spec(f"specs/{spec}") and archspec.compile_graph(
-        archspec.load_spec(f"specs/{spec}"))
+WRN_VARIANTS = [("wrn.yaml", o) for o in (["block=B(1,3,1)", "d=22"], ["block=B(3,1,3)", "d=22"],
+                                            ["l=3", "d=22"], ["count=blocks", "block=B(3,3,3)"],
+                                            ["dropout=0"])]
+
+
+@pytest.mark.parametrize("spec,over", [(s, None) for s in ALL_SPECS] + WRN_VARIANTS)
+def test_static_shapes_match_torch(spec: str, over) -> None:
+    g = archspec.compile_graph(archspec.load_spec(f"specs/{spec}", over))
     with torch.device("meta"):
         m = build_module(g)
         seen: dict[str, tuple] = {}

@@ -385,3 +385,15 @@ def test_emit_and_export_commands(tmp_path: Path, capsys) -> None:
     assert ep.module()(torch.randn(3, 3, 32, 32)).shape == (3, 10)     # dynamic batch
     assert main(["export", "specs/cifar10-basicnet.yaml", "--torch-export",
                  str(tmp_path / "no" / "m.pt2")]) == 2
+
+
+def test_build_keeps_initial_batchnorm_statistics(tmp_path: Path, capsys) -> None:
+    from safetensors.torch import load_file
+
+    from archspec.cli import main
+    out = tmp_path / "g"
+    assert main(["build", "specs/googlenet-torchvision.yaml", "-o", str(out), "--batch", "1"]) == 0
+    assert "aux1 (1, 1000)" in capsys.readouterr().out
+    w = load_file(str(out / "weights.safetensors"))
+    assert torch.all(w["conv1.bn.running_mean"] == 0) and torch.all(w["conv1.bn.running_var"] == 1)
+    assert int(w["conv1.bn.num_batches_tracked"]) == 0

@@ -36,18 +36,26 @@ def check_forward(module, g, batch: int) -> dict[str, tuple[int, ...]]:
 
     from archspec.errors import SpecError
     shape = g.nodes[g.graph["input"]]["shape"]
-    x = torch.zeros(batch, *shape)
     got: dict[str, tuple[int, ...]] = {}
-    for train in ((False, True) if module.train_only else (False,)):
-        module.train(train)
-        names = module.output_names if train else \
-            tuple(n for n in module.output_names if n not in module.train_only)
+    # a train-mode pass updates BatchNorm statistics: keep the initial ones
+    saved = {k: v.clone() for k, v in module.named_buffers()}
+    try:
+        for train in ((False, True) if module.train_only else (False,)):
+            module.train(train)
+            names = module.output_names if train else \
+                tuple(n for n in module.output_names if n not in module.train_only)
+            # BatchNorm in training needs two samples per channel
+            x = torch.zeros(max(batch, 2) if train else batch, *shape)
+            with torch.no_grad():
+                out = module(x)
+            outs = out if isinstance(out, tuple) else (out,)
+            for name, t in zip(names, outs):
+                got[name] = (batch, *t.shape[1:]) if t.shape[0] == x.shape[0] else tuple(t.shape)
+    finally:
+        module.eval()
         with torch.no_grad():
-            out = module(x)
-        outs = out if isinstance(out, tuple) else (out,)
-        for name, t in zip(names, outs):
-            got[name] = tuple(t.shape)
-    module.eval()
+            for k, v in module.named_buffers():
+                v.copy_(saved[k])
     for o in g.graph["outputs"]:
         want = (batch, *g.nodes[o["node"]]["shape"])
         if got.get(o["name"]) != want:

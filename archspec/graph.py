@@ -137,6 +137,9 @@ class _Builder:
         train_only = train_only or scope.train_only
         if nid in self.g:
             raise SpecError(f"duplicate layer name '{nid}'", loc,
+                            "this layer is expanded more than once (in a for loop): put the "
+                            "loop variable in its name, e.g. \"conv{i}\""
+                            if self.first_loc[nid] == loc else
                             f"it was first defined at line {self.first_loc[nid].line}")
         if self.g.number_of_nodes() >= MAX_NODES:
             self.too_big = True
@@ -301,9 +304,10 @@ class _Builder:
             want = (f"{op.min_inputs}" if op.max_inputs == op.min_inputs else
                     f"at least {op.min_inputs}" if op.max_inputs is None else
                     f"{op.min_inputs} to {op.max_inputs}")
-            raise SpecError(f"{nid}: {item.op} takes {want} input(s), got {n}",
-                            item.source.loc if item.source is not None else item.loc,
-                            "list the inputs with from: [a, b]" if op.min_inputs > 1 else None)
+            raise SpecError(f"{nid}: {item.op} takes {want} input{'' if want == '1' else 's'}, "
+                            f"got {n}", item.source.loc if item.source is not None else item.loc,
+                            "list the inputs with from: [a, b]" if op.min_inputs > 1 else
+                            "read one layer (from: name); join several with add or concat first")
         scope.names[name] = None
         if any(i is None for i in ins):
             return None    # an earlier error: do not cascade

@@ -401,6 +401,7 @@ def _check_hint(text: Any, env: Mapping[str, Any]) -> str | None:
 def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterable[Check],
                  base: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate lets in order, then checks; a failing check explains a failing let."""
+    lets = list(lets)
     env: dict[str, Any] = dict(base or {})
     for p in params:
         env[p.name] = p.default
@@ -420,6 +421,11 @@ def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterab
         try:
             env[let.name] = eval_node(let.expr, env)
         except SpecError as e:
+            m = re.match(r"undefined name '(\w+)'", e.message)
+            later = [lt for lt in lets if m and lt.name == m.group(1)]
+            if later:
+                e = SpecError(e.message, e.loc, f"'{later[0].name}' is defined below, at line "
+                              f"{later[0].loc.line}: let values are evaluated in order")
             let_errors.append(e)
             failed.add(let.name)
     check_errors = []

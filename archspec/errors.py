@@ -7,7 +7,6 @@ independent mistakes); only the CLI formats them, lark-style: one line
 from __future__ import annotations
 
 from dataclasses import dataclass
-from difflib import get_close_matches
 from typing import Iterable
 
 
@@ -79,6 +78,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     >>> did_you_mean("kernal", ["kernel", "stride"])
     "did you mean 'kernel'?"
     """
+    from difflib import get_close_matches   # only on the error path: keeps `check` quick
     match = get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
 

@@ -244,10 +244,7 @@ class _Builder:
                 scope.names.setdefault(interpolate(item.name, env), None)
             return None
         if item.kind == "for":
-            try:
-                values = eval_node(item.loop_in, env)
-            except SpecError as e:
-                raise e
+            values = eval_node(item.loop_in, env)
             if not isinstance(values, (list, tuple)):
                 raise SpecError(f"'in' of a for loop must be a list, got {values!r}",
                                 item.loop_in.loc, "for example in: range(3)")

@@ -11,6 +11,7 @@ and the median as what a user waits. Exit status 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -44,11 +45,12 @@ def time_process(args: list[str], runs: int) -> list[float]:
 
 def heavy_imports(spec: str) -> tuple[list[str], list[tuple[float, str]]]:
     """Modules of HEAVY that `archspec check` loads, and what its main imports cost."""
-    code = ("import sys; from archspec.cli import main; rc = main(['check', '-q', %r]); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in %r))" % (spec, HEAVY))
+    code = ("import json, sys; from archspec.cli import main; rc = main(['check', '-q', %r]); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in %r)))"
+            % (spec, HEAVY))
     r = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=ROOT,
                        capture_output=True, text=True)
-    loaded = eval(r.stdout.strip().splitlines()[-1]) if r.stdout.strip() else ["<failed>"]  # noqa: S307 - our own repr of a list of str
+    loaded = json.loads(r.stdout.strip().splitlines()[-1]) if r.stdout.strip() else ["<failed>"]
     cumulative: dict[str, float] = {}
     for line in r.stderr.splitlines():
         m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (.*)$", line)

@@ -398,3 +398,15 @@ def test_build_keeps_initial_batchnorm_statistics(tmp_path: Path, capsys) -> Non
     w = load_file(str(out / "weights.safetensors"))
     assert torch.all(w["conv1.bn.running_mean"] == 0) and torch.all(w["conv1.bn.running_var"] == 1)
     assert int(w["conv1.bn.num_batches_tracked"]) == 0
+
+
+def test_export_onnx_command(tmp_path: Path, capsys) -> None:
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    from archspec.cli import main
+    out = tmp_path / "m.onnx"
+    assert main(["export", "specs/cifar10-basiccnn.yaml", "--onnx", str(out)]) == 0
+    assert capsys.readouterr().out.strip().endswith("m.onnx")      # no exporter chatter
+    model = onnx.load(str(out))
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param      # dynamic batch
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     os.close(fd)
     try:
         if args.onnx:
-            torch.onnx.export(module, (x,), tmp, dynamo=True, dynamic_shapes=dyn,
+            torch.onnx.export(module, (x,), tmp, dynamo=True, dynamic_shapes=dyn, verbose=False,
                               input_names=["x"], output_names=[
                                   n for n in module.output_names if n not in module.train_only])
         else:

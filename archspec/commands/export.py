@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 
 NAME = "export"
@@ -52,19 +53,22 @@ def run(args: argparse.Namespace) -> int:
     module = build_module(g).eval()
     x = torch.randn(args.batch, *g.nodes[g.graph["input"]]["shape"])
     dyn = {"x": {0: torch.export.Dim("batch", min=1)}}
-    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=os.path.splitext(target)[1], dir=folder)
-    os.close(fd)
+    # export into a temp dir under the final name (ONNX may add a '<name>.data' file that
+    # the model refers to by name), then move the files into place, the model last
+    tmpdir = tempfile.mkdtemp(prefix=".export-", dir=folder)
+    tmp = os.path.join(tmpdir, os.path.basename(target))
     try:
         if args.onnx:
+            big = sum(p.numel() for p in module.parameters()) * 4 > 1_800_000_000
             torch.onnx.export(module, (x,), tmp, dynamo=True, dynamic_shapes=dyn, verbose=False,
-                              input_names=["x"], output_names=[
+                              external_data=big, input_names=["x"], output_names=[
                                   n for n in module.output_names if n not in module.train_only])
         else:
             ep = torch.export.export(module, (x,), dynamic_shapes=dyn)
             torch.export.save(ep, tmp)
-        os.replace(tmp, target)
+        for name in sorted(os.listdir(tmpdir), key=lambda n: n == os.path.basename(target)):
+            os.replace(os.path.join(tmpdir, name), os.path.join(folder, name))
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        shutil.rmtree(tmpdir, ignore_errors=True)
     print(f"{g.graph['name']}: wrote {target}")
     return 0

@@ -15,7 +15,7 @@ from typing import Any
 
 import networkx as nx
 
-from archspec.torch_backend import forward_source, fx_graph, loc_text, module_defs, to_graph
+from archspec.torch_backend import forward_source, fx_graph, module_defs, node_where, to_graph
 
 _SCOPE_SRC = '''
 class Scope(nn.Module):
@@ -107,7 +107,7 @@ def generate(spec: Any, overrides: Any = None) -> str:
                 lines.append("        " + _assign(parent, parts[i - 1],
                                                   f"Scope({labels.get(scope, '')!r})"))
         stmt = _assign(".".join(parts[:-1]), parts[-1], md.source())
-        lines.append(f"        {stmt}  # {loc_text(md.loc)}")
+        lines.append(f"        {stmt}  # {node_where(g, nid)}")
     lines.append("")
     if train_only:
         src, _ = forward_source(*fx_graph(g, train=False), name="forward_eval")

@@ -124,11 +124,24 @@ def _order(g: nx.DiGraph) -> list[str]:
     return list(nx.lexicographical_topological_sort(g, key=index.__getitem__))
 
 
-def fx_graph(g: nx.DiGraph, train: bool) -> tuple[fx.Graph, dict[str, Location]]:
+def node_where(g: nx.DiGraph, nid: str) -> str:
+    """Where a node comes from: its spec line and, for an op defined in another file
+    (a library block), the use site that instantiated it: ``stdlib.yaml:26:13 via wrn.yaml:35:9``."""
+    d = g.nodes[nid]
+    text = loc_text(d["loc"])
+    scopes = g.graph.get("scopes", {})
+    for scope in reversed(d["scope"]):
+        sl = scopes.get(scope, {}).get("loc")
+        if sl is not None and sl.path != d["loc"].path:
+            return f"{text} via {loc_text(sl)}"
+    return text
+
+
+def fx_graph(g: nx.DiGraph, train: bool) -> tuple[fx.Graph, dict[str, str]]:
     """The forward pass as an fx Graph: the nodes the chosen outputs need, in spec order.
 
     ``train`` selects every output (spec order) instead of the evaluation ones only.
-    Returns the graph and a map from fx node name to spec location.
+    Returns the graph and a map from fx node name to its spec location (:func:`node_where`).
     """
     outs = [o for o in g.graph["outputs"] if train or not o["train_only"]]
     need: set[str] = set()
@@ -137,7 +150,7 @@ def fx_graph(g: nx.DiGraph, train: bool) -> tuple[fx.Graph, dict[str, Location]]
         need |= nx.ancestors(g, o["node"])
     out_nodes = {o["node"] for o in g.graph["outputs"]}
     graph = fx.Graph()
-    locs: dict[str, Location] = {}
+    locs: dict[str, str] = {}
     env: dict[str, fx.Node] = {}
     inp = g.graph["input"]
     env[inp] = graph.placeholder("x")
@@ -145,7 +158,7 @@ def fx_graph(g: nx.DiGraph, train: bool) -> tuple[fx.Graph, dict[str, Location]]
         if nid == inp or nid not in need:
             continue
         d = g.nodes[nid]
-        op, a, loc = d["op"], d["args"], d["loc"]
+        op, a, loc = d["op"], d["args"], node_where(g, nid)
         args = [env[i] for i in d["inputs"]]
         name = re.sub(r"\W", "_", nid)
         if op == "add":
@@ -187,7 +200,7 @@ def loc_text(loc: Location) -> str:
 _ASSIGN = re.compile(r"^(\s+)(\w+) = ")
 
 
-def forward_source(graph: fx.Graph, locs: Mapping[str, Location], name: str = "forward"
+def forward_source(graph: fx.Graph, locs: Mapping[str, str], name: str = "forward"
                    ) -> tuple[str, dict[str, Any]]:
     """Python source of ``graph`` as method ``name``, each op line ending in its spec location."""
     code = graph.python_code(root_module="self")
@@ -195,7 +208,7 @@ def forward_source(graph: fx.Graph, locs: Mapping[str, Location], name: str = "f
     for line in code.src.strip("\n").splitlines():
         m = _ASSIGN.match(line)
         if m and m.group(2) in locs:
-            line = f"{line.rstrip()}  # {loc_text(locs[m.group(2)])}"
+            line = f"{line.rstrip()}  # {locs[m.group(2)]}"
         lines.append(line.rstrip())
     src = "\n".join(lines).replace("def forward(self, x):", f"def {name}(self, x):", 1) + "\n"
     return src, dict(code.globals)

@@ -178,6 +178,8 @@ def test_attributes_and_located_code() -> None:
     assert "# specs/cifar10-convbnnet.yaml:" in m.code
     assert m.graph_ir.graph["name"] == "cifar10-convbnnet"
     wrn = build_module("specs/wrn.yaml", ["d=10", "k=1"])
+    # an op of a library block names the block's line and the spec line that used it
+    assert "archspec/spec/stdlib.yaml:26:13 via specs/wrn.yaml:" in wrn.code
     assert wrn.head_kinds == {wrn.output_names[0]: "logits"}
 
 

@@ -412,3 +412,29 @@ def test_export_onnx_command(tmp_path: Path, capsys) -> None:
     model = onnx.load(str(out))
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param      # dynamic batch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+@pytest.mark.parametrize("make,path,size", [
+    (lambda: WideResNet(16, 2), "specs/wrn.yaml:d=16,k=2", 32),
+    ("resnet18", "specs/resnet18.yaml", 32),
+])
+def test_train_mode_outputs_and_gradients_equal(make, path: str, size: int) -> None:
+    """In-place ops keep autograd exact: same loss, same gradients (dropout draws included)."""
+    import torchvision
+    torch.manual_seed(0)
+    ref = getattr(torchvision.models, make)() if isinstance(make, str) else make()
+    spec, _, over = path.partition(":")
+    ours = build_module(spec, over.split(",") if over else None)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ours.train(), ref.train()
+    x = torch.randn(2, 3, size, size)
+    losses = []
+    for m in (ours, ref):
+        torch.manual_seed(1)
+        loss = m(x).square().mean()
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    grads = dict(ref.named_parameters())
+    for name, p in ours.named_parameters():
+        assert torch.allclose(p.grad, grads[name].grad, rtol=1e-4, atol=1e-6), name

@@ -11,7 +11,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import replace
 
@@ -91,6 +90,15 @@ def env(tmp_path_factory):
     return d
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread, as the subprocesses: no OpenMP spinning against a busy core."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _env1() -> dict[str, str]:
     e = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=ROOT)
     e.pop("WORLD_SIZE", None)
@@ -144,7 +152,7 @@ def test_small_spec_learns_synthetic_task(env, tmp_path):
 
 
 def test_eval_command_reproduces_the_runs_accuracy(env, tmp_path):
-    s = train(opts(env, tmp_path / "run", recipe=replace(FAST, epochs=1)))
+    s = train(opts(env, tmp_path / "run", recipe=replace(FAST, epochs=1), train_subset=256))
     from archspec.cli import main as cli_main
     import io
     from contextlib import redirect_stdout
@@ -199,7 +207,7 @@ def test_aux_heads_count_only_in_training(env, tmp_path):
     assert torch.allclose(loss, F.nll_loss(out, y, reduction="sum"))
     # and a whole run of it: the aux head's weights train, the test loss is the main head's
     s = train(opts(env, tmp_path / "run", spec=str(env / "aux.yaml"),
-                   recipe=replace(FAST, epochs=1)))
+                   recipe=replace(FAST, epochs=1), train_subset=256, test_subset=100))
     assert s["status"] == "finished"
     w = weights(tmp_path / "run")
     assert "aux.2.weight" in w and not torch.equal(w["aux.2.weight"], m.state_dict()["aux.2.weight"])
@@ -255,38 +263,53 @@ def test_resume_after_sigkill_equals_uninterrupted_run(env, tmp_path):
     assert [x["test_loss"] for x in ra] == [x["test_loss"] for x in rb]
 
 
+class _CtrlCAt(torch.nn.Module):
+    """The spec's module, sending this process a real SIGINT in its ``at``-th training forward."""
+
+    def __init__(self, g, at: int | None):
+        super().__init__()
+        from archspec.torch_backend import build_module
+        self.net = build_module(g)
+        self.at, self.calls = at, 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at:
+                os.kill(os.getpid(), signal.SIGINT)
+        return self.net(x)
+
+
 def test_ctrl_c_stops_cleanly_and_resumes(env, tmp_path):
     run = tmp_path / "run"
-    o = opts(env, run, recipe=replace(FAST, epochs=2, batch_size=8))
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        s = train(o)
-    finally:
-        timer.cancel()
+    o = opts(env, run, recipe=replace(FAST, epochs=2, batch_size=16), train_subset=320,
+             test_subset=100, build=lambda g: _CtrlCAt(g, 30))
+    s = train(o)
     assert s["status"] == "interrupted"
     meta = json.loads((run / "last" / "checkpoint.json").read_text())
-    assert (meta["epoch"], meta["step"]) != (2, 0)
-    s2 = train(replace(o, out=None, recipe=None), resume=str(run))
+    assert (meta["epoch"], meta["step"]) == (1, 10)        # 20 steps per epoch: stopped after 30
+    no_kill = lambda g: _CtrlCAt(g, None)  # noqa: E731
+    s2 = train(replace(o, out=None, recipe=None, build=no_kill), resume=str(run))
     assert s2["status"] == "finished" and s2["epochs_done"] == 2
-    train(replace(o, out=str(tmp_path / "ref")))
+    train(replace(o, out=str(tmp_path / "ref"), build=no_kill))
     a, b = weights(tmp_path / "ref"), weights(run)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_max_steps_stop_then_resume_mid_epoch(env, tmp_path):
     run = tmp_path / "run"
-    s = train(opts(env, run, recipe=replace(FAST, epochs=2), max_steps=40))
+    s = train(opts(env, run, recipe=replace(FAST, epochs=2), max_steps=20, train_subset=384,
+                   test_subset=100))
     assert s["status"] == "interrupted"
     meta = json.loads((run / "last" / "checkpoint.json").read_text())
-    assert (meta["epoch"], meta["step"]) == (1, 8)        # 32 steps per epoch
+    assert (meta["epoch"], meta["step"]) == (1, 8)        # 12 steps per epoch
     assert train(replace(opts(env, run), recipe=None, out=None), resume=str(run))["status"] == "finished"
 
 
 # ------------------------------------------------------------------- bad input
 def test_resume_refuses_a_changed_recipe_or_spec(env, tmp_path, capsys):
     run = tmp_path / "run"
-    train(opts(env, run, recipe=replace(FAST, epochs=1)))
+    train(opts(env, run, recipe=replace(FAST, epochs=1), train_subset=128, test_subset=50))
     rc, err = main(capsys, "train", "--resume", str(run), "--epochs", "5", "--recipe",
                    str(run / "recipe.yaml"))
     assert rc == 2 and "recipe changed" in err and "epochs: 1 → 5" in err
@@ -301,7 +324,7 @@ def test_resume_refuses_a_changed_recipe_or_spec(env, tmp_path, capsys):
 
 def test_corrupted_checkpoint_is_refused(env, tmp_path, capsys):
     run = tmp_path / "run"
-    train(opts(env, run, recipe=replace(FAST, epochs=1)))
+    train(opts(env, run, recipe=replace(FAST, epochs=1), train_subset=128, test_subset=50))
     wf = run / "last" / "model.safetensors"
     data = bytearray(wf.read_bytes())
     data[-5] ^= 0xFF
@@ -335,6 +358,9 @@ def test_bf16_channels_last_compile_paths_run_on_cpu(env, tmp_path):
     s = train(opts(env, tmp_path / "b", recipe=replace(FAST, epochs=1), compile=True,
                    compile_backend="eager", train_subset=128, test_subset=64))
     assert s["status"] == "finished"
+    s = train(opts(env, tmp_path / "c", recipe=replace(FAST, epochs=1), amp="fp16",
+                   train_subset=128, test_subset=64))
+    assert s["status"] == "finished" and s["amp"] == "fp16"
 
 
 def test_ddp_two_gloo_processes_train_and_rank0_writes_once(env, tmp_path):
@@ -475,3 +501,17 @@ def test_grid_train_fills_the_table_skips_finished_and_resumes(env, tmp_path, ca
     assert rc == 0 and "tiny-w4: training" not in err and "tiny-w8: resuming" in err
     again = json.loads((out / "results.json").read_text())["cells"]
     assert [r["test_acc"] for r in again] == [r["test_acc"] for r in rows]
+
+
+def test_out_of_memory_names_the_batch_size(env, tmp_path):
+    class Boom(torch.nn.Module):
+        def __init__(self, g):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    with pytest.raises(SpecError, match="out of memory in training at batch size 32") as e:
+        train(opts(env, tmp_path / "run", build=Boom))
+    assert "--batch-size 16" in e.value.hint
+    assert (tmp_path / "run" / "run.json").exists()     # what was written stays

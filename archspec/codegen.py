@@ -15,7 +15,8 @@ from typing import Any
 
 import networkx as nx
 
-from archspec.torch_backend import forward_source, fx_graph, module_defs, node_where, to_graph
+from archspec.torch_backend import (forward_source, fx_graph, module_access, module_defs,
+                                    node_where, to_graph)
 
 _SCOPE_SRC = '''
 class Scope(nn.Module):
@@ -44,15 +45,8 @@ def _ident(s: str) -> bool:
     return s.isidentifier() and not keyword.iskeyword(s)
 
 
-def _access(path: str) -> str:
-    expr = "self"
-    for part in path.split(".") if path else []:
-        expr = f"{expr}.{part}" if _ident(part) else f'getattr({expr}, "{part}")'
-    return expr
-
-
 def _assign(parent: str, name: str, value: str) -> str:
-    target = _access(parent)
+    target = module_access(parent)
     if _ident(name):
         return f"{target}.{name} = {value}"
     return f'{target}.add_module("{name}", {value})'

@@ -13,6 +13,7 @@ used only in ``train()`` mode, which returns every output in the spec's
 """
 from __future__ import annotations
 
+import keyword
 import linecache
 import operator
 import os
@@ -23,6 +24,7 @@ from typing import Any, Callable, Mapping
 import networkx as nx
 import torch
 import torch.fx as fx
+from torch.fx.graph import _format_target as _fx_format_target
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -197,6 +199,15 @@ def loc_text(loc: Location) -> str:
     return str(Location(path, loc.line, loc.col))
 
 
+def module_access(path: str, base: str = "self") -> str:
+    """Python expression for submodule ``path``: ``getattr`` for digits and keywords."""
+    expr = base
+    for part in path.split(".") if path else []:
+        ok = part.isidentifier() and not keyword.iskeyword(part)
+        expr = f"{expr}.{part}" if ok else f'getattr({expr}, "{part}")'
+    return expr
+
+
 _ASSIGN = re.compile(r"^(\s+)(\w+) = ")
 
 
@@ -204,8 +215,14 @@ def forward_source(graph: fx.Graph, locs: Mapping[str, str], name: str = "forwar
                    ) -> tuple[str, dict[str, Any]]:
     """Python source of ``graph`` as method ``name``, each op line ending in its spec location."""
     code = graph.python_code(root_module="self")
+    text = code.src
+    for n in graph.nodes:
+        if n.op == "call_module":            # fx writes keyword names as attributes: self.in
+            bad, good = _fx_format_target("self", n.target), module_access(n.target)
+            if bad != good:
+                text = text.replace(f"= {bad}(", f"= {good}(")
     lines = []
-    for line in code.src.strip("\n").splitlines():
+    for line in text.strip("\n").splitlines():
         m = _ASSIGN.match(line)
         if m and m.group(2) in locs:
             line = f"{line.rstrip()}  # {locs[m.group(2)]}"

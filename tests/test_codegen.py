@@ -69,3 +69,23 @@ def test_generated_shake_is_inlined(spec_file) -> None:
     model.load_state_dict(build_module(p).state_dict(), strict=True)
     model.train()
     model(torch.randn(2, 3, 8, 8)).sum().backward()
+
+
+def test_keyword_and_digit_layer_names(spec_file) -> None:
+    """Names that are Python keywords or digits become getattr(...), in both code paths."""
+    p = spec_file("""
+        archspec: 1
+        name: kw
+        input: {shape: [3, 8, 8]}
+        layers:
+          - in: {op: conv, out: 4, kernel: 3}
+          - lambda: {op: relu}
+          - class.0: {op: conv, out: 4, kernel: 3}
+          - 0: {op: flatten}
+    """)
+    built = build_module(p).eval()
+    assert 'getattr(self, "in")' in built.code
+    model = _load(generate(p))().eval()
+    model.load_state_dict(built.state_dict(), strict=True)
+    x = torch.randn(1, 3, 8, 8)
+    assert torch.equal(model(x), built(x))

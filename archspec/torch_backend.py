@@ -328,7 +328,7 @@ class ArchModule(nn.Module):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        super().__setstate__(state)
         g = self.graph_ir
         src, glb = forward_source(*fx_graph(g, train=False), name="forward_eval")
         self._forward_eval = _compile(src, glb, "forward_eval", f"{self.spec_name} eval")

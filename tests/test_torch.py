@@ -438,3 +438,24 @@ def test_train_mode_outputs_and_gradients_equal(make, path: str, size: int) -> N
     grads = dict(ref.named_parameters())
     for name, p in ours.named_parameters():
         assert torch.allclose(p.grad, grads[name].grad, rtol=1e-4, atol=1e-6), name
+
+
+def test_two_evaluation_outputs_return_a_tuple(spec_file) -> None:
+    p = spec_file("""
+        archspec: 1
+        name: two-heads
+        input: {shape: [3, 8, 8]}
+        layers:
+          - conv: {op: conv, out: 4, kernel: 3}
+          - flatten: {op: flatten}
+          - fc: {op: linear, out: 5}
+          - probs: {op: softmax, from: fc}
+        outputs:
+          - logits: {from: fc}
+          - probs: {from: probs, loss_weight: 0}
+    """)
+    m = build_module(p).eval()
+    logits, probs = m(torch.randn(2, 3, 8, 8))
+    assert torch.allclose(probs, logits.softmax(-1))
+    assert m.head_kinds == {"logits": "logits", "probs": "probs"}
+    assert m.train_only == frozenset() and m.train()(torch.randn(2, 3, 8, 8))[1].shape == (2, 5)

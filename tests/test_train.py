@@ -515,3 +515,24 @@ def test_out_of_memory_names_the_batch_size(env, tmp_path):
         train(opts(env, tmp_path / "run", build=Boom))
     assert "--batch-size 16" in e.value.hint
     assert (tmp_path / "run" / "run.json").exists()     # what was written stays
+
+
+def test_eval_loads_torchvision_resnet18_weights(env, tmp_path):
+    """torchvision's own resnet18 state_dict, evaluated through specs/resnet18.yaml, scores
+    exactly what the torchvision model scores on the same normalised images."""
+    import torchvision
+
+    from archspec.train.data import Batches, Normalizer, load_data
+    from archspec.train.evaluate import evaluate_weights
+    torch.manual_seed(0)
+    tv = torchvision.models.resnet18(num_classes=10).eval()
+    torch.save(tv.state_dict(), tmp_path / "resnet18.pth")
+    r = evaluate_weights(os.path.join(ROOT, "specs", "resnet18.yaml"), str(tmp_path / "resnet18.pth"),
+                         overrides=["num_classes=10", "in_size=32"], data_dir=str(env / "data"),
+                         device="cpu", download=False, subset=64, batch_size=64)
+    s = load_data("cifar10", str(env / "data"), download=False)
+    norm = Normalizer.from_data(Data(), s.train)
+    x, y = Batches(s.test.subset(64), 64, train=False, augment=Augment(), norm=norm).batch(0, 0)
+    with torch.no_grad():
+        want = (tv(x).argmax(1) == y).float().mean().item()
+    assert r["accuracy"] == pytest.approx(want, abs=1e-9) and r["images"] == 64

@@ -25,7 +25,7 @@ from archspec.train import rundir
 from archspec.train.checkpoint import (load_checkpoint, load_weights_into, recover,
                                        save_checkpoint, state_dict_for_save)
 from archspec.train.data import Batches, Normalizer, Splits, load_data, seed_for
-from archspec.train.distributed import Dist, all_sum, setup, teardown
+from archspec.train.distributed import Dist, all_sum, barrier, setup, teardown
 from archspec.train.heads import Objective, heads_of
 from archspec.train.recipe import Recipe, default_recipe, diff_recipes, load_recipe
 
@@ -255,6 +255,14 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         o, r, d, dev = self.opts, self.recipe, self.dist, self.device
+        if d.enabled:
+            # every rank has checked the directory before rank 0 writes into it, and all
+            # use rank 0's name (a default name holds the time, which may differ by a second)
+            import torch.distributed as td
+            names = [self.run_dir]
+            td.broadcast_object_list(names, src=0)
+            self.run_dir = names[0]
+            barrier(d)
         self._write_run_files()
         torch.manual_seed(r.seed)
         if dev.type == "cuda":

@@ -24,7 +24,6 @@ from typing import Any, Callable, Mapping
 import networkx as nx
 import torch
 import torch.fx as fx
-from torch.fx.graph import _format_target as _fx_format_target
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -197,6 +196,18 @@ def loc_text(loc: Location) -> str:
         if not rel.startswith(".."):
             path = rel
     return str(Location(path, loc.line, loc.col))
+
+
+def _fx_format_target(base: str, target: str) -> str:
+    """How fx writes a submodule access (private API; the same rule if it moves)."""
+    try:
+        from torch.fx.graph import _format_target
+    except ImportError:
+        expr = base
+        for e in target.split("."):
+            expr = f"{expr}.{e}" if e.isidentifier() else f'getattr({expr}, "{e}")'
+        return expr
+    return _format_target(base, target)
 
 
 def module_access(path: str, base: str = "self") -> str:

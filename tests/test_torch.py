@@ -459,3 +459,21 @@ def test_two_evaluation_outputs_return_a_tuple(spec_file) -> None:
     assert torch.allclose(probs, logits.softmax(-1))
     assert m.head_kinds == {"logits": "logits", "probs": "probs"}
     assert m.train_only == frozenset() and m.train()(torch.randn(2, 3, 8, 8))[1].shape == (2, 5)
+
+
+def test_interrupted_build_keeps_the_previous_directory(tmp_path: Path, monkeypatch) -> None:
+    from archspec.commands import build as build_cmd
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "model.py").write_text("previous build")
+
+    def boom(graph, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_cmd, "_render", boom)
+    with pytest.raises(KeyboardInterrupt):
+        build_cmd.write_build(str(out), {"model.py": b"new", "weights.safetensors": b"x"},
+                              graph=object())
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]
+    assert [p.name for p in out.iterdir()] == ["model.py"]
+    assert (out / "model.py").read_text() == "previous build"

@@ -228,3 +228,12 @@ def test_pickles_are_real_cifar_layout(cifar_dir):
         d = pickle.load(fh, encoding="latin1")
     assert d["data"].dtype == np.uint8 and d["data"].shape[1] == 3072
     assert set(d) >= {"data", "labels", "batch_label", "filenames"}
+
+
+def test_imagefolder_of_mixed_sizes_is_refused(tmp_path):
+    from PIL import Image
+    write_imagefolder(str(tmp_path), 6, 3, classes=2)
+    Image.new("RGB", (40, 30)).save(tmp_path / "train" / "class1" / "odd.png")
+    with pytest.raises(SpecError, match="is 40×30, the first one was 32×32") as e:
+        load_data("imagefolder", str(tmp_path))
+    assert e.value.loc.path.endswith("odd.png")

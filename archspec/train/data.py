@@ -151,13 +151,20 @@ def _read_folder(path: str, classes: list[str] | None) -> ImageSet:
         extra = sorted(set(ds.classes) ^ set(classes))
         raise SpecError(f"the classes in {path} differ from the training set's", Location(path),
                         "folders in only one of them: " + ", ".join(extra[:8]))
-    arrays, size = [], None
-    for fpath, _ in ds.samples:
+    def decode(fpath: str) -> np.ndarray:
         try:
             with Image.open(fpath) as im:
-                a = np.asarray(im.convert("RGB"), dtype=np.uint8)
+                return np.asarray(im.convert("RGB"), dtype=np.uint8)
         except OSError as e:
             raise SpecError(f"cannot decode image {fpath}: {e}", Location(fpath)) from None
+
+    # PIL releases the GIL while decoding: threads decode a folder of PNGs several times faster
+    from concurrent.futures import ThreadPoolExecutor
+    paths = [f for f, _ in ds.samples]
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+        decoded = list(pool.map(decode, paths, chunksize=64))
+    arrays, size = [], None
+    for fpath, a in zip(paths, decoded):
         if size is None:
             size = a.shape
         elif a.shape != size:

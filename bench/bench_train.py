@@ -17,6 +17,16 @@ alternating rounds (the best round of each side is reported, all rounds printed)
 On CUDA, ``--amp bf16 --channels-last`` is the archspec side's usual setting; the
 WRN paper reports 312 ms per forward+backward of 32 images for WRN-28-10 on a
 Titan X, i.e. about 487 s per 50,000-image epoch, printed beside ours.
+
+Measured 2026-11-22 on the 2-core CPU build machine (shared with other jobs, so
+rounds vary), WRN-10-1 (``d=10 k=1 dropout=0``), 2,048 images, 2 epochs, 2 rounds:
+
+    batch 32, torch's default 2 threads:  seed 1285 img/s, archspec 1933 img/s: 1.50x
+    batch 32, --threads 1:                seed  808 img/s, archspec 1066 img/s: 1.32x
+    batch 128, --threads 1:               seed  874 img/s, archspec  967 img/s: 1.11x
+
+(the seed's 4 DataLoader workers decode PNGs on the other core; archspec decodes
+once and spends every step on the network). No GPU was available for the CUDA rows.
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 NAME = "train"
@@ -50,8 +51,14 @@ def recipe_from_args(args: argparse.Namespace, required: bool) -> object | None:
                  or args.seed is not None)
     if not asked and not required:
         return None
-    r = load_recipe(args.recipe, args.recipe_overrides) if args.recipe else \
-        apply_overrides(default_recipe(), args.recipe_overrides)
+    resume = getattr(args, "resume", None)
+    if args.recipe:
+        r = load_recipe(args.recipe, args.recipe_overrides)
+    elif resume and os.path.isfile(os.path.join(resume, "recipe.yaml")):
+        # flags given with --resume apply to the run's own recipe, so the refusal names them
+        r = load_recipe(os.path.join(resume, "recipe.yaml"), args.recipe_overrides)
+    else:
+        r = apply_overrides(default_recipe(), args.recipe_overrides)
     for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size")):
         v = getattr(args, flag)
         if v is not None:

@@ -391,7 +391,7 @@ def test_ddp_two_gloo_processes_train_and_rank0_writes_once(env, tmp_path):
          str(env / "data"), "--device", "cpu", "--epochs", "2", "--batch-size", "32",
          "--recipe-set", "optimizer.lr=0.05", "--train-subset", "512", "-o", str(run),
          "--no-download"], cwd=ROOT, env=e, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-3000:]
     s = json.loads((run / "summary.json").read_text())
     assert s["world_size"] == 2 and s["status"] == "finished" and s["final_test_acc"] > 0.5
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]

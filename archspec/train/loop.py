@@ -537,10 +537,13 @@ class Trainer:
 def train(opts: TrainOptions, resume: str | None = None) -> dict[str, Any]:
     """Train (or resume) one run; return its summary (``status``: finished | interrupted)."""
     dist, device = setup(opts.device)
+    ok = False
     try:
-        return Trainer(opts, resume, dist, device).run()
+        out = Trainer(opts, resume, dist, device).run()
+        ok = True
+        return out
     finally:
-        teardown(dist)
+        teardown(dist, ok)
 
 
 __all__ = ["TrainOptions", "Trainer", "train", "load_network", "check_fit", "make_optimizer"]

@@ -168,13 +168,20 @@ def _esc(text: str) -> str:
             .replace('"', "&quot;"))
 
 
-def _html(main: str, sub: str | None = None, bold: bool = False, note: str | None = None) -> str:
-    body = f"<B>{_esc(main)}</B>" if bold else _esc(main)
+def _html(main: str, sub: str | None = None, bold: bool = False, note: str | None = None,
+          align: str = "CENTER") -> str:
+    """An HTML label, one table row per line: dot sizes each row from its own font, so
+    lines of mixed sizes do not overlap (``<BR/>`` spacing is too tight for that)."""
+    rows = [f"<B>{_esc(main)}</B>" if bold else _esc(main)]
     if note:
-        body += f'<BR/><FONT POINT-SIZE="9">{_esc(note)}</FONT>'
+        rows.append(f'<FONT POINT-SIZE="9">{_esc(note)}</FONT>')
     if sub:
-        body += f'<BR/><FONT POINT-SIZE="9" COLOR="#444444">{_esc(sub)}</FONT>'
-    return f"<{body}>"
+        rows.append(f'<FONT POINT-SIZE="9" COLOR="#444444">{_esc(sub)}</FONT>')
+    if len(rows) == 1:
+        return f"<{rows[0]}>"
+    td = "<TD>" if align == "CENTER" else f'<TD ALIGN="{align}">'
+    cells = "".join(f"<TR>{td}{r}</TD></TR>" for r in rows)
+    return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{cells}</TABLE>>'
 
 
 def _human(n: float, unit: str = "") -> str:
@@ -322,7 +329,7 @@ def _cluster_label(g: nx.DiGraph, path: str, note: str | None = None) -> str:
         label = ""
     if note:
         label = f"{label} ({note})" if label else note
-    return _html(path, None, True, label or None)
+    return _html(path, None, True, label or None, align="LEFT")
 
 
 def _legend(kinds: Iterable[Kind], shortcut: bool, train_only: bool,
@@ -604,9 +611,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> str:
     if os.path.isdir(path):
         raise SpecError(f"cannot write '{path}': it is a directory", loc,
                         "give a file name, e.g. -o model.svg")
-    if not os.path.isdir(folder):
-        raise SpecError(f"cannot write '{path}': folder '{os.path.dirname(path) or '.'}' "
-                        "does not exist", loc, "create it first")
+    folder_problem(path, folder, loc)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".archspec-", suffix=".tmp", dir=folder)
@@ -623,6 +628,25 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> str:
     return path
 
 
+def folder_problem(path: str, folder: str, loc: Location, create: bool = False) -> None:
+    """SpecError when ``folder`` (where ``path`` goes) is not a usable directory: a file
+    in the way (``-o /etc/passwd/x.svg``), missing (unless ``create``), or read-only."""
+    up = folder
+    while not os.path.lexists(up) and os.path.dirname(up) != up:
+        up = os.path.dirname(up)
+    if os.path.lexists(up) and not os.path.isdir(up):
+        raise SpecError(f"cannot write '{path}': '{up}' is a file, not a folder", loc,
+                        "choose an output path in an existing folder")
+    if up != folder and not create:
+        raise SpecError(f"cannot write '{path}': folder '{os.path.dirname(path) or '.'}' "
+                        "does not exist", loc, "create it first")
+    try:        # a real probe: os.access says yes to root on a read-only file system
+        os.rmdir(tempfile.mkdtemp(prefix=".archspec-probe-", dir=up))
+    except OSError as e:
+        raise SpecError(f"cannot write '{path}': folder '{up}' is not writable "
+                        f"({e.strerror or e})", loc, "choose another output path") from None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -637,10 +661,8 @@ def check_writable(path: str | os.PathLike) -> None:
     if os.path.isdir(path):
         raise SpecError(f"cannot write '{path}': it is a directory", loc,
                         "give a file name, e.g. -o model.svg")
-    if not os.path.isdir(folder):
-        raise SpecError(f"cannot write '{path}': folder '{os.path.dirname(path) or '.'}' "
-                        "does not exist", loc, "create it first")
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+    folder_problem(path, folder, loc)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
         raise SpecError(f"cannot write '{path}': permission denied", loc)
 
 

@@ -113,7 +113,8 @@ def test_diagram_removed_nodes():
     d = diff_graphs(a, b)
     assert d.removed and all(".2." in n for n in d.removed)
     src = diff_dot(a, b, d).source
-    assert '"layer1.2.conv1" [label=<− conv' in src
+    line = next(x for x in src.splitlines() if x.lstrip().startswith('"layer1.2.conv1" [label='))
+    assert "<TD>− conv 3×3" in line and "dashed" in line
 
 
 # ------------------------------------------------------------- CLI

@@ -293,6 +293,18 @@ def test_cli_unwritable_output(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_cli_output_under_a_file(tmp_path):
+    """``-o /etc/passwd/x.svg``: a file where a folder should be is named, nothing written."""
+    f = tmp_path / "f"
+    f.write_text("keep")
+    for cmd in (["render", "tests/golden/tiny.yaml"],
+                ["diff", "tests/golden/tiny.yaml"]):
+        line = one_line_error(cli(*cmd, "-o", str(f / "sub" / "g.svg")))
+        assert line.endswith(f"'{f}' is a file, not a folder; "
+                             "choose an output path in an existing folder")
+    assert f.read_text() == "keep" and [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
 def test_cli_bad_spec_and_set(tmp_path):
     line = one_line_error(cli("render", "tests/golden/tiny.yaml", "--set", "nope=1",
                               "-o", str(tmp_path / "g.svg")))

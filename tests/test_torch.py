@@ -378,6 +378,24 @@ def test_build_failures_leave_nothing(tmp_path: Path, capsys) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_build_and_export_refuse_unwritable_paths(tmp_path: Path, capsys) -> None:
+    """A file where the build directory, or a folder on the way, should be: one line
+    before any work, the file untouched; export to a directory likewise."""
+    from archspec.cli import main
+    f = tmp_path / "f"
+    f.write_text("keep")
+    assert main(["build", "specs/cifar10-basicnet.yaml", "-o", str(f)]) == 2
+    assert "it is a file, not a directory" in capsys.readouterr().err
+    assert main(["build", "specs/cifar10-basicnet.yaml", "-o", str(f / "b")]) == 2
+    err = capsys.readouterr().err
+    assert f"'{f}' is a file, not a folder" in err and "Traceback" not in err
+    assert main(["export", "specs/cifar10-basicnet.yaml", "--onnx", str(f / "m.onnx")]) == 2
+    assert f"'{f}' is a file, not a folder" in capsys.readouterr().err
+    assert main(["export", "specs/cifar10-basicnet.yaml", "--torch-export", str(tmp_path)]) == 2
+    assert "it is a directory" in capsys.readouterr().err
+    assert f.read_text() == "keep" and [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
 def test_emit_and_export_commands(tmp_path: Path, capsys) -> None:
     from archspec.cli import main
     assert main(["emit", "specs/cifar10-basicnet.yaml", "--python"]) == 0

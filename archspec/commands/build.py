@@ -111,6 +111,18 @@ def _render(graph, path: str) -> None:
     render.render_graph(graph, path, fmt="svg")
 
 
+def check_out_dir(out_dir: str) -> None:
+    """Refuse, before any work, a build directory that cannot be written: a file in its
+    place or in its path, or a read-only folder (missing folders are created)."""
+    from archspec.errors import Location, SpecError
+    from archspec.render import folder_problem
+    loc = Location(out_dir)
+    if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
+        raise SpecError(f"cannot build into '{out_dir}': it is a file, not a directory", loc,
+                        "give a directory with -o (it is created, or replaced if it exists)")
+    folder_problem(out_dir, os.path.dirname(os.path.abspath(out_dir)), loc, create=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from safetensors.torch import save
 
@@ -125,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     g = load(args.spec, args.overrides)
     out_dir = args.out or os.path.join("build", g.graph["name"])
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise SpecError(f"'{out_dir}' exists and is not a directory", Location("--out"))
+    check_out_dir(out_dir)
     module = build_module(g)
     t_build = time.perf_counter() - t0
     got = check_forward(module, g, args.batch)
@@ -136,7 +147,11 @@ def run(args: argparse.Namespace) -> int:
     files = {"model.py": generate(g).encode(),
              "weights.safetensors": save(state, metadata={"spec": g.graph["name"]}),
              "summary.json": (to_json(summary) + "\n").encode()}
-    write_build(out_dir, files, g)
+    try:
+        write_build(out_dir, files, g)
+    except OSError as e:
+        raise SpecError(f"cannot write the build directory '{out_dir}': {e.strerror or e}",
+                        Location(out_dir)) from None
     total = time.perf_counter() - t0
     shapes = ", ".join(f"{n} {tuple(s)}" for n, s in got.items())
     print(f"{g.graph['name']}: {summary.params:,} params ({human(summary.params)}), "

@@ -40,8 +40,11 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError(f"--batch must be at least 2 (a dynamic batch needs it), got {args.batch}",
                         Location("--batch"))
     folder = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(folder):
-        raise SpecError(f"directory '{folder}' does not exist", Location(flag))
+    if os.path.isdir(target):
+        raise SpecError(f"cannot write '{target}': it is a directory", Location(flag),
+                        f"give a file name, e.g. {flag} model.{'onnx' if args.onnx else 'pt2'}")
+    from archspec.render import folder_problem
+    folder_problem(target, folder, Location(flag))
     if args.onnx:
         try:
             import onnx  # noqa: F401
@@ -55,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
     dyn = {"x": {0: torch.export.Dim("batch", min=1)}}
     # export into a temp dir under the final name (ONNX may add a '<name>.data' file that
     # the model refers to by name), then move the files into place, the model last
-    tmpdir = tempfile.mkdtemp(prefix=".export-", dir=folder)
+    try:
+        tmpdir = tempfile.mkdtemp(prefix=".export-", dir=folder)
+    except OSError as e:
+        raise SpecError(f"cannot write '{target}': {e.strerror or e}", Location(flag)) from None
     tmp = os.path.join(tmpdir, os.path.basename(target))
     try:
         if args.onnx:

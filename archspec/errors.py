@@ -43,13 +43,24 @@ class SpecError(Exception):
 
     def line(self) -> str:
         """The one-line form: ``path:line:col: error: message; hint``."""
-        text = f"{self.loc}: error: {self.message}"
+        text = f"{self.loc}: error: {_clip(self.message)}"
         if self.hint:
-            text += f"; {self.hint}"
+            text += f"; {_clip(self.hint)}"
         return text
 
     def __str__(self) -> str:
         return self.line()
+
+
+#: Longest message or hint shown: a value quoted in full (a 100,000-item list) is no help.
+MAX_MESSAGE = 400
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_MESSAGE:
+        return text
+    half = MAX_MESSAGE // 2
+    return f"{text[:half]} … {text[-half:]}"
 
 
 class SpecErrors(SpecError):

@@ -39,7 +39,7 @@ from typing import Any
 import networkx as nx
 
 from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
-from archspec.ops import OPS, OpError, normalise_args, shape_str
+from archspec.ops import MAX_INT, OPS, OpError, normalise_args, shape_str
 from archspec.spec import expr as ex
 from archspec.spec.loader import (REQUIRED, check_type, eval_node, evaluate_env, interpolate,
                                   parse_block_value)
@@ -512,6 +512,9 @@ class _Builder:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 self.error(SpecError(f"input sizes must be positive integers, got {v!r}", n.loc,
                                      "the input shape is [C, H, W] (or [F]) of one sample"))
+            elif v > MAX_INT:
+                self.error(SpecError(f"input size is too large: {v.bit_length()} bits, more than "
+                                     "the 2**63 - 1 torch's sizes allow", n.loc))
             shape.append(v)
         root = _Scope("", {}, None)
         in_id = spec.input_name

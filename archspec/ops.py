@@ -71,10 +71,23 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+#: Largest size or count an op accepts: torch's sizes are int64.
+MAX_INT = 2**63 - 1
+
+
+def check_int_range(v: int, name: str) -> None:
+    """Refuse an integer beyond int64: torch could not hold it, and totals would not print."""
+    if abs(v) > MAX_INT:
+        raise OpError(f"'{name}' is too large: {v.bit_length()} bits, more than the 2**63 - 1 "
+                      "torch's sizes allow", name)
+
+
 def _pair(v: Any, name: str, minimum: int) -> tuple[int, int]:
     if _is_int(v):
         v = (v, v)
     if (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) for x in v)):
+        for x in v:
+            check_int_range(x, name)
         if min(v) < minimum:
             raise OpError(f"'{name}' must be at least {minimum}, got {_fmt(v)}", name)
         return (int(v[0]), int(v[1]))
@@ -97,12 +110,15 @@ def coerce(f: Field, v: Any) -> Any:
     if t in ("int", "pos_int", "dim"):
         if not _is_int(v):
             raise OpError(f"'{n}' must be an integer, got {v!r}", n)
+        check_int_range(v, n)
         if t == "pos_int" and v < 1:
             raise OpError(f"'{n}' must be at least 1, got {v}", n)
         return v
     if t in ("float", "prob"):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise OpError(f"'{n}' must be a number, got {v!r}", n)
+        if not math.isfinite(v):
+            raise OpError(f"'{n}' must be a finite number, got {v}", n)
         if t == "prob" and not 0.0 <= v <= 1.0:
             raise OpError(f"'{n}' must be a probability in [0, 1], got {v}", n)
         if t == "float" and v < 0 and n in ("eps", "momentum"):
@@ -122,6 +138,8 @@ def coerce(f: Field, v: Any) -> Any:
         if _is_int(v):
             v = (v, v, v, v)
         if isinstance(v, (list, tuple)) and len(v) == 4 and all(_is_int(x) for x in v):
+            for x in v:
+                check_int_range(x, n)
             return tuple(int(x) for x in v)
         raise OpError(f"'{n}' must be an integer or [left, right, top, bottom], got {v!r}", n)
     raise AssertionError(f"unknown field type {t}")  # registry bug, not user input

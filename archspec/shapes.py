@@ -165,7 +165,9 @@ def to_json(s: Summary) -> str:
 
 def human(n: float, unit: str = "") -> str:
     """``36.48 M``: a count with an SI suffix."""
-    for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+    if abs(n) >= 1e21:   # past the SI prefixes a reader knows: 1.23e+24 MACs
+        return f"{float(n):.2e} {unit}".rstrip()
+    for div, suf in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= div:
             return f"{n / div:.2f} {suf}{unit}"
     return f"{n:g} {unit}".rstrip()

@@ -59,6 +59,58 @@ def _show(v: Any) -> str:
 
 _MAX_POW = 64
 _MAX_SEQ = 100_000
+#: Largest integer an expression may produce, in bits (a float's range, ~1e308): beyond it
+#: a value only stalls printing and shape arithmetic, and no network needs one.
+_MAX_BITS = 1024
+#: Longest text ``str()`` may build.
+_MAX_TEXT = 1_000_000
+
+
+def _size(v: Any) -> int:
+    """Items in a (nested) list or characters in a string, counted until past :data:`_MAX_SEQ`.
+
+    ``[[1] * 100000] * 100000`` shares one inner list, so it is cheap to build but
+    would take 10¹⁰ steps to print or copy: sizes count every item reached.
+    """
+    total, stack = 0, [v]
+    while stack and total <= _MAX_SEQ:
+        x = stack.pop()
+        if isinstance(x, str):
+            total += len(x)
+        elif isinstance(x, list):
+            total += len(x)
+            stack.extend(y for y in x if isinstance(y, (list, str)))
+    return total
+
+
+def _check_size(v: Any) -> Any:
+    if isinstance(v, (list, str)):
+        n = _size(v)
+        if n > _MAX_SEQ:
+            what = "string of more than {:,} characters" if isinstance(v, str) else \
+                "list of more than {:,} items"
+            raise ValueError(what.format(_MAX_SEQ) + " is too long")
+    elif _is_int(v) and v.bit_length() > _MAX_BITS:
+        raise ValueError(f"the result has {v.bit_length():,} bits, more than the {_MAX_BITS} "
+                         "an expression may compute")
+    return v
+
+
+def _str(v: Any) -> str:
+    _check_size(v)
+    stack, est = [v], 0
+    while stack and est <= _MAX_TEXT:   # a list of 100,000 huge ints prints 100 MB
+        x = stack.pop()
+        if isinstance(x, list):
+            est += 2 * len(x) + 2
+            stack.extend(x)
+        elif _is_int(x):
+            est += x.bit_length() * 3 // 10 + 2
+        else:
+            est += len(str(x)) if isinstance(x, str) else 24
+    if est > _MAX_TEXT:
+        raise ValueError(f"the text would be longer than {_MAX_TEXT:,} characters")
+    return str(v)
 
 
 def _pow(a: Any, b: Any) -> Any:
@@ -75,9 +127,14 @@ def _mul(a: Any, b: Any) -> Any:
         seq = a if isinstance(a, (list, str)) else b
         if not isinstance(n, int) or isinstance(n, bool):
             raise TypeError(f"a list can only be repeated an integer number of times, not {n!r}")
-        if n * len(seq) > _MAX_SEQ:
-            raise ValueError(f"list of {n * len(seq):,} items is too long")
+        what = "string of {:,} characters" if isinstance(seq, str) else "list of {:,} items"
+        if n * _size(seq) > _MAX_SEQ:
+            raise ValueError(what.format(n * _size(seq)) + " is too long")
     return a * b
+
+
+def _add(a: Any, b: Any) -> Any:
+    return _check_size(a + b) if isinstance(a, (list, str)) else a + b
 
 
 def _truediv(a: Any, b: Any) -> Any:
@@ -111,7 +168,7 @@ def _is_int(v: Any) -> bool:
 
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: _mul, ast.Div: _truediv,
+    ast.Add: _add, ast.Sub: operator.sub, ast.Mult: _mul, ast.Div: _truediv,
     ast.FloorDiv: _floordiv, ast.Mod: _mod, ast.Pow: _pow,
 }
 _CMPOPS: dict[type, Callable[[Any, Any], bool]] = {
@@ -133,7 +190,7 @@ def _range(*args: int) -> list[int]:
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": min, "max": max, "abs": abs, "len": len, "int": int, "float": float,
     "round": round, "sum": sum, "range": _range, "ceil": math.ceil, "floor": math.floor,
-    "sqrt": math.sqrt, "list": list, "str": str, "bool": bool,
+    "sqrt": math.sqrt, "list": list, "str": _str, "bool": bool,
 }
 _CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False,
               "None": None}
@@ -206,7 +263,7 @@ class _Eval:
             raise self.fail(node, f"operator '{type(node.op).__name__}' is not allowed")
         a, b = self.run(node.left), self.run(node.right)
         try:
-            return op(a, b)
+            return _check_size(op(a, b))
         except _Inexact as e:
             raise self.fail(node, str(e), "'/' between integers must be exact; use '//' to "
                             "round down or a float (e.g. 1.0 * a / b) for a fraction") from None
@@ -263,7 +320,10 @@ class _Eval:
                 out.extend(self.run(e.value))
             else:
                 out.append(self.run(e))
-        return out
+        try:
+            return _check_size(out)
+        except ValueError as e:
+            raise self.fail(node, str(e)) from None
 
     _Tuple = _List
 
@@ -306,7 +366,7 @@ class _Eval:
         if node.keywords:
             raise self.fail(node, "keyword arguments are not allowed in function calls")
         try:
-            return FUNCTIONS[node.func.id](*args)
+            return _check_size(FUNCTIONS[node.func.id](*args))
         except (TypeError, ValueError, OverflowError) as e:
             raise self.fail(node, f"{node.func.id}(): {e}") from None
 

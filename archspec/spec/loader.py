@@ -8,6 +8,7 @@ for the graph stage.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from functools import lru_cache
@@ -133,13 +134,23 @@ def _read(path: str, at: Location | None) -> tuple[str, YMap]:
         if size > MAX_SPEC_BYTES:
             raise SpecError(f"spec file is {size:,} bytes, more than the {MAX_SPEC_BYTES:,} allowed",
                             Location(path, 1, 1))
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        if os.path.isdir(path):
+            raise SpecError(f"'{path}' is a directory, not a spec file", at or Location(path),
+                            "name a .yaml file, e.g. specs/wrn.yaml")
+        with open(path, "rb") as fb:
+            data = fb.read()
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        col = len(data[line_start:e.start].decode("utf-8", "replace")) + 1
+        raise SpecError(f"'{path}' is not UTF-8 text: byte 0x{data[e.start]:02x} cannot be "
+                        "decoded", Location(path, data.count(b"\n", 0, e.start) + 1, col),
+                        "a spec is a UTF-8 YAML file; re-save it as UTF-8") from None
     except FileNotFoundError:
         raise SpecError(f"no such spec file '{path}'", at or Location(path),
                         "check the path; specs live under specs/") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read spec '{path}': {e}", at or Location(path),
+    except OSError as e:
+        raise SpecError(f"cannot read spec '{path}': {e.strerror or e}", at or Location(path),
                         "a spec is a UTF-8 YAML file, such as specs/wrn.yaml") from None
     root = parse_yaml(text, path)
     if not isinstance(root, YMap):
@@ -249,6 +260,9 @@ def check_type(value: Any, t: str, name: str, loc: Location) -> Any:
         raise SpecError(f"parameter '{name}' must be {_TYPE_WORDS[t]}, got {value!r}", loc,
                         f"'{name}' is declared with type {t}")
     if t == "float":
+        if not math.isfinite(value):   # .nan would compare false everywhere and pass unseen
+            raise SpecError(f"parameter '{name}' must be a finite number, got {value!r}", loc,
+                            f"'{name}' is declared with type {t}")
         return float(value)
     return value
 
@@ -310,7 +324,7 @@ def parse_params(node: YNode | None, where: str, block: bool = False) -> list[Pa
 
 def parse_override(text: str) -> tuple[str, Any, Location]:
     """Split ``--set key=value``; the value is read as a YAML scalar or list."""
-    loc = Location(f"--set {text}")
+    loc = Location(f"--set {text if len(text) <= 80 else text[:77] + '...'}")
     if "=" not in text:
         raise SpecError(f"override '{text}' is not of the form key=value", loc,
                         "for example --set k=8")
@@ -318,7 +332,7 @@ def parse_override(text: str) -> tuple[str, Any, Location]:
     key = key.strip()
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):   # ValueError: an integer of over 4,300 digits
         value = raw
     if isinstance(value, dict):
         value = raw
@@ -349,6 +363,8 @@ def _apply_overrides(params: list[ParamDef], overrides: Mapping[str, Any] | Iter
             value = float(value)
         try:
             value = check_type(value, p.type, key, loc)
+            if p.type == "block" and isinstance(value, str):
+                parse_block_value(value, loc)   # a typo is the --set's, not the default's
         except SpecError as e:
             raise SpecError(e.message, loc, f"'{key}' is declared at {p.loc} with type {p.type}"
                             ) from None
@@ -426,6 +442,8 @@ def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterab
             if later:
                 e = SpecError(e.message, e.loc, f"'{later[0].name}' is defined below, at line "
                               f"{later[0].loc.line}: let values are evaluated in order")
+            elif not e.hint and isinstance(let.expr, YScalar):
+                e = SpecError(e.message, e.loc, _check_hint(let.expr.value, env))
             let_errors.append(e)
             failed.add(let.name)
     check_errors = []
@@ -439,7 +457,7 @@ def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterab
         except SpecError as e:
             if isinstance(text, str) and ex.names_in(text) & failed:
                 continue
-            check_errors.append(e)
+            check_errors.append(SpecError(e.message, e.loc, e.hint or _check_hint(text, env)))
             continue
         if not ok:
             msg = interpolate(YScalar(c.message, c.loc), env) if c.message else \
@@ -782,6 +800,21 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
     except SpecError as e:
         errors.extend(e.errors)
         outputs = []
+    overridden = dict(applied)
+    for p in params:   # a block-typed parameter must name a block that exists
+        if p.type != "block" or not isinstance(p.default, (str, ex.BlockRef)):
+            continue
+        try:
+            ref = p.default if isinstance(p.default, ex.BlockRef) else \
+                parse_block_value(p.default, p.loc)
+        except SpecError:
+            continue   # reported with its location by evaluate_env
+        if ref.name not in blocks:
+            at = Location(f"--set {p.name}={overridden[p.name]}") if p.name in overridden \
+                else p.loc
+            errors.append(SpecError(f"parameter '{p.name}': undefined block '{ref.name}'", at,
+                                    did_you_mean(ref.name, blocks) or
+                                    "blocks: " + ", ".join(sorted(blocks))))
     env: dict[str, Any] = {}
     if not errors:
         try:

@@ -172,7 +172,12 @@ class _Builder:
                 f"YAML tag '{tag}' is not allowed in a spec",
                 self.loc(node), "a spec is data: use plain values, lists and mappings")
         if isinstance(node, yaml.ScalarNode):
-            value = self._constructor.construct_object(node, deep=True)
+            try:
+                value = self._constructor.construct_object(node, deep=True)
+            except ValueError:   # e.g. an integer of more than 4,300 digits
+                raise SpecError(f"the value '{node.value[:20]}…' ({len(node.value):,} "
+                                "characters) is not a number archspec can read",
+                                self.loc(node), "write a smaller number") from None
             return YScalar(value, self.loc(node), quoted=node.style in ("'", '"'))
         if isinstance(node, yaml.SequenceNode):
             return YSeq(tuple(self.build(n) for n in node.value), self.loc(node))
@@ -220,8 +225,14 @@ def parse_yaml(text: str, path: str) -> YNode:
         if e.problem and e.context and not str(e.context).startswith("while"):
             what = f"{e.context}, {e.problem}"   # e.g. "expected a single document ..."
         raise SpecError(f"malformed YAML: {what}", loc, hint) from None
+    except yaml.reader.ReaderError as e:   # a control character: no mark, only a position
+        before = text[:e.position]
+        loc = Location(path, before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1)
+        code = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "\0")
+        raise SpecError(f"malformed YAML: character U+{code:04X} is not allowed ({e.reason})",
+                        loc, "a spec is a text file; remove the control character") from None
     except yaml.YAMLError as e:  # composer errors without marks (e.g. several documents)
-        raise SpecError(f"malformed YAML: {e}", Location(path, 1, 1)) from None
+        raise SpecError(f"malformed YAML: {str(e).splitlines()[0]}", Location(path, 1, 1)) from None
     if node is None:
         raise SpecError("the file is empty", Location(path, 1, 1), "a spec is a YAML mapping")
     _check_expansion(node, path)

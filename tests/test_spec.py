@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -395,3 +396,146 @@ def test_extends_keeps_parameter_declarations(spec_file) -> None:
     assert (e.loc.path, e.loc.line) == (str(bad), 2)
     e = error_of(load_spec, spec_file("extends: base.yaml\nparams: {act: silu}\n", "c.yaml"))
     assert e.message == "parameter 'act' must be one of relu, gelu, got 'silu'"
+
+
+# ------------------------------------------------------------------ the README
+README = DOC.parent.parent / "README.md"
+
+
+def _fenced(text: str, lang: str) -> list[str]:
+    """The bodies of the ```lang blocks of a markdown text."""
+    out, block = [], None
+    for line in text.splitlines():
+        if block is None and line.strip() == f"```{lang}":
+            block = []
+        elif block is not None and line.strip() == "```":
+            out.append("\n".join(block) + "\n")
+            block = None
+        elif block is not None:
+            block.append(line)
+    return out
+
+
+def test_readme_abridged_wrn_is_specs_wrn(tmp_path: Path) -> None:
+    """The README's abridged wrn.yaml builds the same network and fails d = 27 the same way."""
+    from archspec.shapes import summarize
+    text = next(b for b in _fenced(README.read_text(encoding="utf-8"), "yaml")
+                if b.startswith("# specs/wrn.yaml (abridged"))
+    p = tmp_path / "wrn.yaml"
+    p.write_text(text, encoding="utf-8")
+    real = Path(WRN).read_text(encoding="utf-8").splitlines()
+    for line in text.splitlines():   # the checks and layers are quoted, not paraphrased
+        if line.lstrip().startswith(("- check:", "message:", "hint:", "- \"layer", "first:")):
+            assert line in real, line
+    for overrides in (None, {"d": 40, "k": 4}, {"block": "B(1,3,1)", "d": 22}, {"l": 4, "d": 16}):
+        a, b = (archspec.compile_graph(load_spec(x, overrides)) for x in (p, WRN))
+        assert list(a.nodes) == list(b.nodes)
+        sa, sb = summarize(a), summarize(b)
+        assert (sa.params, sa.macs) == (sb.params, sb.macs)
+    ea, eb = (error_of(load_spec, x, {"d": 27}) for x in (p, WRN))
+    assert (ea.message, ea.hint) == (eb.message, eb.hint)
+
+
+def _transcripts(text: str) -> list[tuple[list[str], str]]:
+    """``$ archspec …`` commands of the ```sh blocks that show their output, with it."""
+    import shlex
+    out = []
+    for block in _fenced(text, "sh"):
+        cmd, lines = None, []
+        for line in block.splitlines() + ["$ end"]:
+            if line.startswith("$ "):
+                if cmd is not None and lines:
+                    out.append((cmd, "\n".join(lines) + "\n"))
+                cmd, lines = shlex.split(line[2:])[1:], []
+            elif cmd is not None:
+                lines.append(line)
+    return out
+
+
+def test_readme_transcripts_are_real_output(capsys) -> None:
+    """Every ``$ archspec check|summary`` in the README prints exactly what the README shows."""
+    from archspec.cli import main
+    runs = _transcripts(README.read_text(encoding="utf-8"))
+    assert len(runs) >= 2
+    for args, expected in runs:
+        assert args[0] in ("check", "summary"), args   # the front end: no torch here
+        main(args)
+        got = capsys.readouterr()
+        assert got.out + got.err == expected, " ".join(args)
+
+
+def test_readme_python_api_runs() -> None:
+    import doctest
+    block = next(b for b in _fenced(README.read_text(encoding="utf-8"), "python")
+                 if ">>> " in b)
+    test = doctest.DocTestParser().get_doctest(block, {}, "README", str(README), 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+
+
+def test_doc_check_transcript_is_real_output(tmp_path: Path, capsys) -> None:
+    """The spec-language page's `s.yaml` error, with its caret, is what check prints."""
+    from archspec.cli import main
+    text = DOC.read_text(encoding="utf-8")
+    example = next(t for _, t in doc_examples() if "hint: \"try d =" in t)
+    shown = text.split(example, 1)[1].split("```\n", 2)[2].split("```", 1)[0]
+    (tmp_path / "s.yaml").write_text(example, encoding="utf-8")
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        assert main(["check", "s.yaml"]) == 2
+    finally:
+        os.chdir(cwd)
+    assert capsys.readouterr().err == shown
+
+
+# -------------------------------------------------------------- fuzzed input
+def _fuzz_inputs(tmp: Path) -> list[tuple[str, list[str]]]:
+    """(path, --set values) pairs that are all user errors of some kind."""
+    files = {
+        "empty.yaml": b"",
+        "binary.yaml": bytes(range(256)) * 4,
+        "latin1.yaml": "input: [3, 32, 32]\nlayers: [{op: flatten}]\n# caf\xe9\n".encode("latin-1"),
+        "nul.yaml": b"input: [3, 32, 32]\x00\n",
+        "list.yaml": b"- a\n- b\n",
+        "scalar.yaml": b"42\n",
+        "deep.yaml": b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+        "huge_int.yaml": b"params: {d: " + b"9" * 5000 + b"}\ninput: [3, d, d]\n"
+                         b"layers: [{op: flatten}]\n",
+        "huge_size.yaml": b"input: [3, 32, 32]\nlayers:\n"
+                          b"  - {op: conv, kernel: 1, out: \"(10**64)**4\"}\n",
+        "huge_input.yaml": b"input: [3, \"2**70\", 8]\nlayers: [{op: flatten}]\n",
+        "mul_chain.yaml": ("input: [3, 32, 32]\nlayers:\n  - {op: conv, kernel: 1, out: \""
+                           + "*".join(["10**60"] * 80) + "\"}\n").encode(),
+        "str_bomb.yaml": b"input: [3, 32, 32]\nlayers:\n  - {op: conv, kernel: 1, "
+                         b"out: \"len(str([[1]*100000]*100000))\"}\n",
+        "nan.yaml": b"input: [3, 32, 32]\nlayers:\n  - {op: batchnorm, eps: .nan}\n",
+        "unicode.yaml": "name: r\u00e9seau\ninput: [3, 32, 32]\nlayers:\n"
+                        "  - \u00fc: {op: c\u00f6nv}\n".encode(),
+        "two_docs.yaml": b"a: 1\n---\nb: 2\n",
+    }
+    out = []
+    for name, data in files.items():
+        (tmp / name).write_bytes(data)
+        out.append((str(tmp / name), []))
+    (tmp / "a_directory").mkdir()
+    out += [(str(tmp / "a_directory"), []), (str(tmp / "does_not_exist.yaml"), [])]
+    for value in ["d", "=3", "d=", "d=[", "d={a: 1}", "d=1e400", "d=" + "9" * 5000, "k=1.5",
+                  "k=!!python/object/apply:os.system [true]", "dropout=.nan", "dropout=.inf",
+                  "block=B(", "block=nosuch", "block=B()", "block=basic", "l=-1", "l=10**9",
+                  "count=\udcff", "zz=1"]:
+        out.append((WRN, ["--set", value]))
+    return out
+
+
+def test_cli_never_tracebacks_on_bad_input(tmp_path: Path, capsys) -> None:
+    """Bad files and --set garbage are each one located error and exit 2, never a traceback."""
+    from archspec.cli import main
+    for path, extra in _fuzz_inputs(tmp_path):
+        for cmd in (["check"], ["summary", "--format", "json"]):
+            rc = main([*cmd, path, *extra])   # an exception here fails the test
+            got = capsys.readouterr()
+            assert rc == 2, (path, extra, got.out[-300:])
+            first = got.err.splitlines()[0]
+            assert ": error: " in first and len(first) < 1200, (path, extra, first[:300])

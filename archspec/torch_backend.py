@@ -375,9 +375,16 @@ def check_memory(g: nx.DiGraph, bytes_per_param: int = 4) -> None:
     need = params * bytes_per_param
     have = available_memory()
     if need > have:
-        loc = g.nodes[g.graph["input"]]["loc"]
+        big = max(g.nodes, key=lambda n: int(g.nodes[n]["params"]))
+        loc = g.nodes[big]["loc"]
+        for scope in reversed(g.nodes[big]["scope"]):     # a library block's op: its use site
+            sl = g.graph.get("scopes", {}).get(scope, {}).get("loc")
+            if sl is not None and sl.path != loc.path:
+                loc = sl
+                break
         raise SpecError(f"the model has {params:,} parameters: {_gb(need)} of float32 weights, "
-                        f"more than the {_gb(have)} of memory available", loc,
+                        f"more than the {_gb(have)} of memory available (the largest layer, "
+                        f"{big}, has {int(g.nodes[big]['params']):,})", loc,
                         "reduce the width or depth (--set ...)")
 
 

@@ -209,7 +209,10 @@ def test_refuses_model_larger_than_memory() -> None:
     with pytest.raises(SpecError) as e:
         build_module("specs/wrn.yaml", ["k=4000"])
     assert "parameters" in e.value.message and "GB" in e.value.message
+    assert "(the largest layer, layer3.0.conv2, has 589,824,000,000)" in e.value.message
     assert e.value.loc.path.endswith("wrn.yaml")
+    line = Path(e.value.loc.path).read_text().splitlines()[e.value.loc.line - 1]
+    assert '"layer{g + 1}": {block:' in line            # the stages' line, not the block library
 
 
 def test_pickle_roundtrip() -> None:

@@ -338,7 +338,7 @@ class _Builder:
             elif isinstance(val, str):
                 ref = parse_block_value(val, node.loc, env)
             else:
-                ref = parse_block_value(text, node.loc, env)
+                ref = parse_block_value(text, node.expr_loc(0), env)
         bdef = self.blocks.get(ref.name)
         if bdef is None:
             raise SpecError(f"undefined block '{ref.name}'", node.loc,

@@ -98,6 +98,14 @@ def test_undefined_name_points_at_it_and_suggests() -> None:
     ("~x", "operator '~' is not allowed"),
     ("1 << 2", "operator 'LShift' is not allowed"),
     ("1 +", "cannot parse expression"),
+    ("[*x]", "'*' spreads a list, got int 1"),
+    ("max(*x)", "'*' spreads a list, got int 1"),
+    ("str([[1] * 100000] * 100000)", "is too long"),      # shared inner lists count in full
+    ("[[1] * 1000] * 1000", "list of 1,001,000 items is too long"),
+    ("'ab' * 60000", "string of 120,000 characters is too long"),
+    ("10 ** 60 * 10 ** 60 * 10 ** 60 * 10 ** 60 * 10 ** 60 * 10 ** 60", "bits, more than the 1024"),
+    ("-" * 5000 + "1", "nests too deeply"),
+    ("+".join(["1"] * 100000), "nests too deeply"),
 ])
 def test_refused(text: str, message: str) -> None:
     e = fails(text, x=1, M=[1])
@@ -138,3 +146,13 @@ def test_evaluation_never_calls_eval(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("eval", "exec"):
         monkeypatch.setattr(builtins, name, boom)
     assert ev("(d - 4) / 6 + len([1, 2])", d=28) == 6
+
+
+@pytest.mark.parametrize("text, message", [
+    ("basic(planes=1, planes=2)", "argument 'planes' is given twice"),
+    ("basic(**kw)", "'**' is not allowed in a block reference"),
+])
+def test_block_ref_refused(text: str, message: str) -> None:
+    with pytest.raises(ex.ExprError) as info:
+        ex.parse_block_ref(text)
+    assert message in info.value.message

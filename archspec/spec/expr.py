@@ -203,6 +203,8 @@ def parse(text: str) -> ast.expression:
         with warnings.catch_warnings():   # "invalid decimal literal" warnings go to stderr
             warnings.simplefilter("ignore")
             tree = ast.parse(text.strip(), mode="eval")
+    except (RecursionError, MemoryError):
+        raise ExprError("the expression nests too deeply", 0) from None
     except SyntaxError as e:
         hint = ("an expression is arithmetic on numbers and names: + - * / // % **, "
                 "comparisons, and/or/not, 'a if c else b', [lists], and calls such as len(M)")
@@ -225,7 +227,29 @@ def names_in(text: str) -> set[str]:
 
 def evaluate(tree: ast.expression, env: Mapping[str, Any]) -> Any:
     """Evaluate a parsed expression in ``env`` (a mapping of names to values)."""
-    return _Eval(env).run(tree.body)
+    return _guarded(_Eval(env).run, tree.body)
+
+
+def _guarded(run: Callable[[ast.AST], Any], node: ast.AST) -> Any:
+    """Run the evaluator; an operation it did not foresee on odd values is still a user error."""
+    try:
+        return run(node)
+    except RecursionError:
+        raise ExprError("the expression nests too deeply", 0) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError) as e:
+        raise ExprError(str(e), getattr(node, "col_offset", 0)) from None
+
+
+def _starred(value: Any, node: ast.AST) -> list:
+    """The items of ``*value``: only a list spreads."""
+    if not isinstance(value, list):
+        raise ExprError(f"'*' spreads a list, got {_type_name(value)} {value!r}",
+                        getattr(node, "col_offset", 0), "write *M where M is a list, e.g. [3, 3]")
+    return value
+
+
+def _type_name(v: Any) -> str:
+    return {bool: "bool", int: "int", float: "float", str: "string"}.get(type(v), type(v).__name__)
 
 
 class _Eval:
@@ -317,7 +341,7 @@ class _Eval:
         out: list = []
         for e in node.elts:
             if isinstance(e, ast.Starred):
-                out.extend(self.run(e.value))
+                out.extend(_starred(self.run(e.value), e))
             else:
                 out.append(self.run(e))
         try:
@@ -360,7 +384,7 @@ class _Eval:
         args: list = []
         for a in node.args:
             if isinstance(a, ast.Starred):
-                args.extend(self.run(a.value))
+                args.extend(_starred(self.run(a.value), a))
             else:
                 args.append(self.run(a))
         if node.keywords:
@@ -378,15 +402,24 @@ def parse_block_ref(text: str) -> tuple[str, list[ast.AST], list[tuple[str, ast.
     if isinstance(body, ast.Name):
         return body.id, [], []
     if isinstance(body, ast.Call) and isinstance(body.func, ast.Name):
-        return body.func.id, list(body.args), [(k.arg, k.value) for k in body.keywords
-                                                if k.arg is not None]
+        seen: set[str] = set()
+        for k in body.keywords:
+            if k.arg is None:
+                raise ExprError("'**' is not allowed in a block reference", k.value.col_offset - 2,
+                                "name the arguments: B(3,3, dropout=0.3)")
+            if k.arg in seen:
+                raise ExprError(f"argument '{k.arg}' is given twice", k.col_offset)
+            seen.add(k.arg)
+        return body.func.id, list(body.args), [(k.arg, k.value) for k in body.keywords]
     raise ExprError(f"'{text}' is not a block reference", 0,
                     "write a block name, optionally with arguments, e.g. B(3,3)")
 
 
 def eval_arg(node: ast.AST, env: Mapping[str, Any]) -> Any:
-    """Evaluate one argument AST of a block reference."""
-    return _Eval(env).run(node)
+    """Evaluate one argument AST of a block reference (``*M`` spreads a list)."""
+    if isinstance(node, ast.Starred):
+        return _starred(_guarded(_Eval(env).run, node.value), node)
+    return _guarded(_Eval(env).run, node)
 
 
 def to_spec_error(e: ExprError, loc: Location) -> SpecError:

@@ -481,7 +481,7 @@ def parse_block_value(text: str, loc: Location, env: Mapping[str, Any] | None = 
         vals: list = []
         for a in args:
             if isinstance(a, ex.ast.Starred):
-                vals.extend(ex.eval_arg(a.value, env or {}))
+                vals.extend(ex.eval_arg(a, env or {}))
             else:
                 vals.append(ex.eval_arg(a, env or {}))
         kw = tuple((k, ex.eval_arg(v, env or {})) for k, v in kwargs)
@@ -683,12 +683,20 @@ def parse_table(name: str, node: YNode) -> Table:
 def parse_outputs(node: YNode | None) -> list[Output]:
     if node is None:
         return []
-    out = []
-    for n in _expect_seq(node, "'outputs'"):
+    out: list[Output] = []
+    seq = _expect_seq(node, "'outputs'")
+    if not seq.items:
+        raise _err("'outputs' is empty", seq, "leave it out for one output, 'out', reading the "
+                   "last layer, or list outputs as '- name: {from: layer}'")
+    for n in seq:
         m = _expect_map(n, "an output")
         if len(m) != 1 or not isinstance(m.entries[0][1], YMap):
             raise _err("an output is 'name: {from: layer, loss_weight: 1.0}'", m)
         name, body = m.entries[0]
+        _check_name(name, m.key_loc(name), "output")
+        if any(o.name == name for o in out):
+            raise SpecError(f"output '{name}' is given twice", m.key_loc(name),
+                            "each output needs its own name")
         errs = _check_keys(body, ("from", "loss_weight"), f"output '{name}'")
         if errs:
             raise SpecErrors(errs)
@@ -696,7 +704,7 @@ def parse_outputs(node: YNode | None) -> list[Output]:
         if src is None:
             raise _err(f"output '{name}' needs 'from: <layer>'", body)
         w = plain(body.get("loss_weight")) if "loss_weight" in body else 1.0
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf:
             raise _err(f"'loss_weight' must be a non-negative number, got {w!r}",
                        body.get("loss_weight"), "for example loss_weight: 0.3")
         out.append(Output(name, src, float(w), m.key_loc(name)))
@@ -758,6 +766,7 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
         errors.extend(_check_keys(inode, ("shape", "name"), "'input'"))
         if "name" in inode:
             input_name = _expect_str(inode.get("name"), "'input.name'")
+            _check_name(input_name, inode.get("name").loc, "input")
         shape_node = inode.get("shape")
         if shape_node is None:
             raise _err("'input' needs 'shape: [C, H, W]'", inode)
@@ -795,6 +804,9 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
         errors.append(SpecError("the spec has no 'layers'", root.loc,
                                 "list the network's layers under 'layers:'"))
     items = parse_items(root.get("layers"), "the spec", item_errors)
+    if "layers" in root and isinstance(root.get("layers"), YSeq) and not items:
+        errors.append(_err("'layers' is empty", root.get("layers"),
+                           "a network needs at least one layer, e.g. '- fc: {op: linear, out: 10}'"))
     try:
         outputs = parse_outputs(root.get("outputs"))
     except SpecError as e:

@@ -399,6 +399,27 @@ def test_build_and_export_refuse_unwritable_paths(tmp_path: Path, capsys) -> Non
     assert f.read_text() == "keep" and [p.name for p in tmp_path.iterdir()] == ["f"]
 
 
+def test_build_never_replaces_a_directory_of_other_files(tmp_path: Path, capsys,
+                                                         monkeypatch) -> None:
+    """A build replaces its directory whole, so one holding the user's files is refused;
+    an earlier build's directory (even '-o .' inside it) is replaced."""
+    from archspec.cli import main
+    spec = str(Path("specs/cifar10-basicnet.yaml").resolve())
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "notes.txt").write_text("keep")
+    assert main(["build", spec, "-o", str(d)]) == 2
+    assert "holds files that are not from a build (notes.txt)" in capsys.readouterr().err
+    assert [p.name for p in d.iterdir()] == ["notes.txt"]
+    (d / "notes.txt").unlink()
+    assert main(["build", spec, "-o", str(d)]) == 0          # empty: fine
+    monkeypatch.chdir(d)
+    assert main(["build", spec, "-o", ".", "--set", "num_classes=3"]) == 0
+    import json
+    assert json.loads((d / "summary.json").read_text())["output_shapes"]["out"] == ["N", 3]
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
+
+
 def test_emit_and_export_commands(tmp_path: Path, capsys) -> None:
     from archspec.cli import main
     assert main(["emit", "specs/cifar10-basicnet.yaml", "--python"]) == 0

@@ -4,7 +4,8 @@ The directory (default ``build/<spec name>/``) holds ``model.py`` (standalone so
 ``weights.safetensors`` (the initial weights), ``summary.json`` and ``graph.svg``
 (when archspec.render and Graphviz are there). It is written into a temporary
 sibling directory and renamed into place, so an interrupted build leaves no
-half-written files.
+half-written files. An existing directory is replaced only if it holds nothing but
+those files (an earlier build), never the user's other files.
 """
 from __future__ import annotations
 
@@ -65,9 +66,13 @@ def check_forward(module, g, batch: int) -> dict[str, tuple[int, ...]]:
     return got
 
 
+BUILD_FILES = ("model.py", "weights.safetensors", "summary.json", "graph.svg")
+
+
 def write_build(out_dir: str, files: dict[str, bytes], graph=None) -> None:
     """Write ``files`` (and graph.svg) into a temp dir next to ``out_dir``, then swap it in."""
-    parent = os.path.dirname(os.path.abspath(out_dir))
+    out_dir = os.path.abspath(out_dir)      # '-o .' names the folder, not '.'
+    parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
     old = None
@@ -120,6 +125,17 @@ def check_out_dir(out_dir: str) -> None:
     if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
         raise SpecError(f"cannot build into '{out_dir}': it is a file, not a directory", loc,
                         "give a directory with -o (it is created, or replaced if it exists)")
+    if os.path.isdir(out_dir):
+        # the directory is replaced whole: never one that holds anything but a build
+        try:
+            other = sorted(set(os.listdir(out_dir)) - set(BUILD_FILES))
+        except OSError as e:
+            raise SpecError(f"cannot build into '{out_dir}': {e.strerror or e}", loc) from None
+        if other:
+            shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+            raise SpecError(f"cannot build into '{out_dir}': it holds files that are not from "
+                            f"a build ({shown}), and a build replaces its directory whole", loc,
+                            "give a new or empty directory, or an earlier build's")
     folder_problem(out_dir, os.path.dirname(os.path.abspath(out_dir)), loc, create=True)
 
 
@@ -157,5 +173,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{g.graph['name']}: {summary.params:,} params ({human(summary.params)}), "
           f"{human(summary.macs)}MACs/sample")
     print(f"outputs: {shapes}  (dummy batch {args.batch}, shapes match the spec)")
-    print(f"built in {t_build:.2f}s, forward {t_fwd:.2f}s, total {total:.2f}s -> {out_dir}/")
+    print(f"built in {t_build:.2f}s, forward {t_fwd:.2f}s, total {total:.2f}s -> "
+          f"{os.path.join(out_dir, '')}")
     return 0

@@ -147,6 +147,7 @@ def test_cli_set_a_and_two_files():
     (["-o", "d.svg", "--format", "gif"], "unknown format 'gif'"),
     (["-o", "d.svg", "--depth", "-2"], "--depth must be 0 or more"),
     (["--limit", "0"], "--limit must be 1 or more"),
+    (["--set-b", "k=8", "--depth", "-1"], "--depth must be 0 or more"),   # even without -o
 ])
 def test_cli_bad_input(args, message):
     r = cli("specs/wrn.yaml", *args)

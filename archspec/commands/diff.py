@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise SpecError(f"--limit must be 1 or more, got {args.limit}",
                         Location("--limit", 0, 0))
+    _check_args(args.format, args.depth, args.direction)
     if args.output is not None:
-        _check_args(args.format, args.depth, args.direction)
         if args.output != "-":
             check_writable(args.output)
         fmt = format_for(args.output if args.output != "-" else "", args.format)

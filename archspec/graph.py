@@ -448,8 +448,6 @@ class _Builder:
         train_only = parent.train_only or item.train_only
         shape = self._shape_of(inp)
         label = str(ref) if (ref.args or ref.kwargs) else bdef.name
-        if bdef.label is not None:
-            label = interpolate(bdef.label, {**dict(self.spec.env), **args})
         self.scopes[path] = {"kind": "block", "label": label, "block": bdef.name, "args": args,
                              "loc": item.loc, "train_only": train_only}
         if inp is None or shape is None:
@@ -461,6 +459,8 @@ class _Builder:
             user = dict(self.spec.sources)
             raise SpecErrors(SpecError(f"{path}: {x.message}", x.loc if x.loc.path in user
                                        else item.loc, x.hint) for x in e.errors) from None
+        if bdef.label is not None:      # after let, so a label can show derived values
+            self.scopes[path]["label"] = interpolate(bdef.label, env)
         inner = _Scope(path, {"input": inp}, None, False, 0, set(), train_only,
                        parent.blocks + (bdef.name,))
         user_site = item.loc.path in self.user_files

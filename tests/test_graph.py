@@ -47,6 +47,21 @@ def test_hierarchical_names_and_scopes(wrn: nx.DiGraph) -> None:
     assert wrn.nodes["conv1"]["scope"] == ()
 
 
+def test_block_label_reads_let_values(compile_text) -> None:
+    g = compile_text("""
+        input: {shape: [8, 4, 4]}
+        blocks:
+          half:
+            params: {scale: 1.0}
+            let: {n: "max(1, round(in_channels * scale))"}
+            label: "half({n})"
+            layers: [{op: conv, out: n, kernel: 1}]
+        layers:
+          - a: {block: half, scale: 0.5}
+        """)
+    assert g.graph["scopes"]["a"]["label"] == "half(4)"
+
+
 def test_locations_point_at_the_spec(wrn: nx.DiGraph) -> None:
     text = (ROOT / "specs/wrn.yaml").read_text(encoding="utf-8").splitlines()
     loc = wrn.nodes["fc"]["loc"]

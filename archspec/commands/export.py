@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         tmpdir = tempfile.mkdtemp(prefix=".export-", dir=folder)
     except OSError as e:
         raise SpecError(f"cannot write '{target}': {e.strerror or e}", Location(flag)) from None
-    tmp = os.path.join(tmpdir, os.path.basename(target))
+    # torch.export.save warns about a name not ending in .pt2: save under one, rename after
+    tmp = os.path.join(tmpdir, os.path.basename(target) if args.onnx else "program.pt2")
     try:
         if args.onnx:
             big = sum(p.numel() for p in module.parameters()) * 4 > 1_800_000_000
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             ep = torch.export.export(module, (x,), dynamic_shapes=dyn)
             torch.export.save(ep, tmp)
+            os.replace(tmp, os.path.join(tmpdir, os.path.basename(target)))
         for name in sorted(os.listdir(tmpdir), key=lambda n: n == os.path.basename(target)):
             os.replace(os.path.join(tmpdir, name), os.path.join(folder, name))
     finally:

@@ -52,13 +52,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     torch.manual_seed(0)
     rows = []
-    print(f"{'cell':<14}{'params':>10}{'MACs':>11}{'loss first':>11}{'last':>8}")
-    for name, spec in archspec.expand_grid(args.grid, args.set):
+    for name, spec in archspec.expand_grid(args.grid, args.set):   # a bad grid raises here
+        if not rows:
+            print(f"{'cell':<14}{'params':>10}{'MACs':>11}{'loss first':>11}{'last':>8}")
         summary = archspec.summarize(archspec.compile_graph(spec))   # no torch needed here
         model = archspec.build_module(spec)
         n_params = sum(p.numel() for p in model.parameters())
         if n_params != summary.params:
-            raise RuntimeError(f"{name}: torch has {n_params} parameters, the summary {summary.params}")
+            raise RuntimeError(f"{name}: torch has {n_params} parameters, "
+                               f"the static summary {summary.params}")
         g = torch.Generator().manual_seed(1)          # the same batch for every cell
         images = torch.randn(args.batch, *summary.input_shape, generator=g)
         labels = torch.randint(0, summary.outputs[0]["shape"][0], (args.batch,), generator=g)

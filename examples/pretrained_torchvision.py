@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> dict:
         diff = (model(x) - ref(x)).abs().max().item()
     n_params = sum(p.numel() for p in model.parameters())
     print(f"resnet18: {n_params:,} parameters, {len(state)} state_dict entries loaded strictly")
-    print(f"max |spec - torchvision| over {args.batch} images of {args.size}×{args.size}: {diff:.3g}")
+    print(f"max |spec - torchvision| over {args.batch} images of {args.size}×{args.size}: "
+          f"{diff:.3g}")
 
     # Fine-tuning: a 10-class head; everything but fc comes from the ImageNet weights.
     cifar = archspec.build_module(SPEC, {"num_classes": 10, "in_size": args.size})
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
     missing, unexpected = cifar.load_state_dict(body, strict=False)
     print(f"num_classes=10: loaded {len(body)} entries; new, to train: {', '.join(missing)}; "
           f"unused: {len(unexpected)}")
-    out = cifar.eval()(x)
+    with torch.no_grad():
+        out = cifar.eval()(x)
     print(f"fine-tuning output: {tuple(out.shape)}")
     return {"params": n_params, "max_abs_diff": diff, "loaded": len(state),
             "missing": list(missing), "unexpected": list(unexpected),

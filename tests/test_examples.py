@@ -144,6 +144,10 @@ def test_grid_loop(one_thread) -> None:
         assert (r["params"], r["macs"]) == (s.params, s.macs)
         assert len(r["losses"]) == 8 and all(math.isfinite(x) for x in r["losses"])
         assert r["losses"][-1] < r["losses"][0], r
+    with pytest.raises(archspec.SpecError) as e:     # the script prints it and exits 2
+        run_example("grid_loop", ["--set", "widht=2"])
+    assert str(e.value) == ("--set widht=2: error: unknown parameter 'widht' in --set; "
+                            "did you mean 'width'?")
 
 
 def test_inception_small_builds(one_thread) -> None:

@@ -66,6 +66,16 @@ def test_example_specs_check() -> None:
     assert {k: int(v.replace(",", "")) for k, v in got.items()} == EXPECTED_PARAMS
 
 
+def test_example_spec_error_is_located() -> None:
+    r = subprocess.run([sys.executable, "-m", "archspec", "check",
+                        "examples/specs/cifar-resnet.yaml", "--set", "n=0"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    line = r.stderr.splitlines()[0]
+    assert line in (EX / "README.md").read_text(encoding="utf-8")   # as the README shows it
+    assert line.startswith("examples/specs/cifar-resnet.yaml:23:12: error: each stage needs")
+
+
 def test_example_grid() -> None:
     r = subprocess.run([sys.executable, "-m", "archspec", "grid",
                         "examples/grids/cifar-resnet-blocks.yaml", "--format", "json"],

@@ -143,6 +143,42 @@ def test_results_table_takes_metric_columns() -> None:
         table.merge({"no-such-cell": {"x": 1}})
 
 
+def test_plot_series_by_axis_and_categories(tmp_path: Path) -> None:
+    """A metric against a block-type axis: categories in grid order, one line per k."""
+    from archspec.grid.table import plot, plot_series
+    p = tmp_path / "g.yaml"
+    p.write_text(f"spec: {ROOT / 'specs' / 'wrn.yaml'}\nset: {{d: 16, count: blocks}}\n"
+                 "axes:\n  block: ['B(3,3)', 'B(1,3)', 'B(3,1)']\n  k: [1, 2]\n"
+                 "plot: {x: block, y: test_acc}\n")
+    grid = load_grid(p)
+    table = ResultsTable.from_results(grid, run_grid(grid, jobs=1))
+    table = table.merge({c.name: {"test_acc": 0.5 + i / 100} for i, c in enumerate(grid.cells)})
+    cats, legend, series = plot_series(table, "block", "test_acc")
+    assert cats == ["B(3,3)", "B(1,3)", "B(3,1)"] and legend == "k"
+    assert series == [("k=1", [(0.0, 0.5, "wrn-B(3,3)-k1"), (1.0, 0.52, "wrn-B(1,3)-k1"),
+                               (2.0, 0.54, "wrn-B(3,1)-k1")]),
+                      ("k=2", [(0.0, 0.51, "wrn-B(3,3)-k2"), (1.0, 0.53, "wrn-B(1,3)-k2"),
+                               (2.0, 0.55, "wrn-B(3,1)-k2")])]
+    # numeric axis: sorted by x; params vs MACs: one unlabelled series of every cell
+    cats, legend, series = plot_series(table, "k", "params")
+    assert cats is None and [lbl for lbl, _ in series] == ["block=B(3,3)", "block=B(1,3)",
+                                                           "block=B(3,1)"]
+    assert [len(pts) for _, pts in plot_series(table, "params", "macs")[2]] == [6]
+    assert (Path(plot(table, str(tmp_path / "a.png")))).read_bytes()[:4] == b"\x89PNG"
+    # a training column in `plot:` waits for training: no plot.png before, no error
+    from archspec.grid import write_results
+    untrained = ResultsTable.from_results(grid, run_grid(grid, jobs=1))
+    assert not any(f.endswith(".png") for f in write_results(untrained, str(tmp_path / "o")))
+
+
+def test_budget_solved_parameter_is_not_a_series() -> None:
+    from archspec.grid.table import plot_series
+    grid = load_grid("specs/grids/wrn-block-types.yaml")
+    table = ResultsTable.from_results(grid, run_grid(grid, jobs=1))
+    cats, legend, series = plot_series(table, "block", "params")
+    assert legend == "" and len(series) == 1 and len(cats or []) == 6
+
+
 def test_cli_writes_every_format_without_torch(tmp_path: Path) -> None:
     out = tmp_path / "out"
     code = ("import sys\nfrom archspec.cli import main\n"

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
-from archspec.grid.model import DEFAULT_MAX_CELLS, Axis, Budget, Cell, Grid
+from archspec.grid.model import DEFAULT_MAX_CELLS, PLOT_COLUMNS, Axis, Budget, Cell, Grid
 from archspec.spec import expr as ex
 from archspec.spec.loader import (_resolve, check_type, eval_text, interpolate, parse_block_value,
                                   parse_override, parse_params)
@@ -189,7 +189,13 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
                         "grids live under specs/grids/") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(f"cannot read grid '{path}': {e}", Location(path)) from None
-    root = parse_yaml(text, path)
+    try:
+        root = parse_yaml(text, path)
+    except SpecError as e:
+        if e.message != "the file is empty":
+            raise
+        raise SpecError("the grid file is empty", e.loc,
+                        "a grid is a YAML mapping: start with 'spec:' and 'axes:'") from None
     if not isinstance(root, YMap):
         raise _err(f"a grid must be a YAML mapping, got {_kind(root)}", root,
                    "start with 'spec:' and 'axes:'")
@@ -318,6 +324,11 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
         _check_keys(pn, ("x", "y"), "'plot'")
         plot = (_str(pn.get("x"), "'plot.x'") if "x" in pn else "params",
                 _str(pn.get("y"), "'plot.y'") if "y" in pn else "macs")
+        cols = [a.name for a in axes] + ([budget.param] if budget else []) + list(PLOT_COLUMNS)
+        for k, c in zip(("x", "y"), plot):
+            if k in pn and c not in cols:
+                raise _err(f"'plot.{k}' names '{c}', which is not a column of the results",
+                           pn.get(k), did_you_mean(c, cols) or "columns: " + ", ".join(cols))
 
     # units of the product: a single axis, or a zipped group at its first axis's place
     in_group = {a: g for g in zipped for a in g}
@@ -344,7 +355,7 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
         idx = {a: i for u, i in zip(units, combo) for a in u}
         values = tuple((a.name, a.values[idx[a.name]]) for a in axes)
         env = {**base_env, **dict(values)}
-        if not all(_truthy(eval_text(w.value, w, env)) for w in wheres):
+        if not all(condition(w, env) for w in wheres):
             filtered += 1
             continue
         loc = axes[0].locs[idx[axes[0].name]]
@@ -376,8 +387,13 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
                 param_types=tuple((p.name, p.type) for p in params.values()))
 
 
-def _truthy(v: Any) -> bool:
-    return bool(v)
+def condition(node: YScalar, env: Mapping[str, Any], what: str = "'where'") -> bool:
+    """A filter's value, which must be true or false (``k + 1`` is a mistake, not a filter)."""
+    v = eval_text(node.value, node, env)
+    if not isinstance(v, bool):
+        raise _err(f"{what} must be a condition (true or false), got {type(v).__name__} {v!r}",
+                   node, "compare something: 'd >= 16', 'block != \"B(3,3)\"', 'k in [1, 2]'")
+    return v
 
 
 def _holes(text: str) -> str:

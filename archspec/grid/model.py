@@ -15,6 +15,12 @@ from archspec.spec.yamlsrc import YScalar
 #: Default upper bound on the cells of one grid (``max_cells:`` or ``--max-cells``).
 DEFAULT_MAX_CELLS = 10_000
 
+#: The columns ``archspec grid --train`` adds to the results table (plottable once trained).
+TRAIN_METRICS = ("test_acc", "best_test_acc", "test_loss", "train_loss", "epochs_done",
+                 "images_per_s", "train_s", "run")
+#: The columns a grid file's ``plot:`` may name besides its axes and budget parameter.
+PLOT_COLUMNS = ("depth", "params", "macs") + TRAIN_METRICS[:-1]
+
 
 @dataclass(frozen=True)
 class Axis:

@@ -17,7 +17,7 @@ import networkx as nx
 
 from archspec.errors import Location, SpecError, SpecErrors
 from archspec.graph import compile_graph
-from archspec.grid.load import load_grid, render_name, template, template_name
+from archspec.grid.load import condition, load_grid, render_name, template, template_name
 from archspec.grid.model import Cell, Grid
 from archspec.shapes import summarize
 from archspec.spec.loader import eval_text, spec_from_yaml
@@ -123,7 +123,8 @@ def solve_budget(grid: Grid, cell: Cell) -> tuple[Any, Spec, nx.DiGraph, int, in
     tried: list[tuple[Any, Spec, nx.DiGraph, int, int, tuple | None]] = []
     first_err: SpecError | None = None
     for v in b.values:
-        if b.where is not None and not eval_text(b.where.value, b.where, {**env, b.param: v}):
+        if b.where is not None and not condition(b.where, {**env, b.param: v},
+                                                 "'budget.where'"):
             continue
         try:
             spec = cell_spec(grid, cell, {b.param: v})

@@ -211,38 +211,102 @@ def _umask() -> int:
     return mask
 
 
-def plot(t: ResultsTable, path: str, x: str | None = None, y: str | None = None) -> str:
-    """Scatter ``y`` against ``x`` (default: the grid's ``plot:``, else params vs MACs).
+#: Axis labels for the columns a grid (and training) writes; others are labelled by name.
+LABELS = {"params": "parameters", "macs": "MACs per image", "depth": "depth (layers)",
+          "test_acc": "test accuracy", "best_test_acc": "best test accuracy",
+          "train_acc": "train accuracy", "test_loss": "test loss", "train_loss": "train loss",
+          "images_per_s": "images / s", "train_s": "training time (s)",
+          "epochs_done": "epochs trained"}
+_COUNTS = ("params", "macs")
 
-    Count columns get log axes; cells are labelled when there are few. matplotlib is
-    imported here, on first use, with the Agg backend (no display needed).
+
+def plot_series(t: ResultsTable, x: str, y: str
+                ) -> tuple[list[str] | None, str, list[tuple[str, list[tuple[float, float, str]]]]]:
+    """What :func:`plot` draws: (x categories or None when ``x`` is numeric, legend title,
+    [(series label, [(x, y, cell), …]), …]), valid cells with a ``y`` value only.
+
+    When ``x`` is a varied parameter, cells are grouped into one series per value of the
+    other varied parameters (not the budget-solved one, which follows from them), if that
+    puts at least two cells together; a non-numeric ``x`` (block types, layer lists)
+    becomes categories in grid order.
+    """
+    for c in (x, y):
+        if c not in t.columns:
+            raise KeyError(f"no column '{c}' to plot; columns: {', '.join(t.columns)}")
+    recs = [r for r in t.records() if r["status"] == "ok" and r[x] is not None
+            and _num(r[y]) is not None]
+    cats: list[str] | None = None
+    if not all(_num(r[x]) is not None for r in recs):
+        cats = []
+        for r in recs:
+            if _label(r[x]) not in cats:
+                cats.append(_label(r[x]))
+
+    def xpos(v: Any) -> float:
+        return float(cats.index(_label(v))) if cats is not None else _num(v)  # type: ignore
+
+    solved = t.param_columns[-1:] if "budget_target" in t.columns else ()
+    others = [c for c in t.param_columns if c != x and c not in solved] \
+        if x in t.param_columns else []
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in recs:
+        groups.setdefault(", ".join(f"{c}={_label(r[c])}" for c in others), []).append(r)
+    if not others or len(groups) > 12 or all(len(g) < 2 for g in groups.values()):
+        groups, others = {"": recs}, []
+    series = []
+    for label, rows in groups.items():
+        pts = [(xpos(r[x]), _num(r[y]), str(r["cell"])) for r in rows]
+        series.append((label, sorted(pts, key=lambda p: p[0]) if cats is None else pts))
+    return cats, ", ".join(others), series  # type: ignore[return-value]
+
+
+def plot(t: ResultsTable, path: str, x: str | None = None, y: str | None = None) -> str:
+    """Plot ``y`` against ``x`` (default: the grid's ``plot:``, else params vs MACs).
+
+    Series and categories as :func:`plot_series` makes them, with a legend. Parameter
+    and MAC counts get engineering units and, over a wide range, log axes; accuracies
+    are shown in %. Cells are labelled by name when there are few and no axis names
+    them. matplotlib is imported here, on first use, with the Agg backend.
     """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter, PercentFormatter
 
     x = x or t.plot[0]
     y = y or t.plot[1]
-    for c in (x, y):
-        if c not in t.columns:
-            raise KeyError(f"no column '{c}' to plot; columns: {', '.join(t.columns)}")
-    recs = [r for r in t.records() if r["status"] == "ok" and _num(r[x]) is not None
-            and _num(r[y]) is not None]
+    cats, legend, series = plot_series(t, x, y)
     fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
-    xs = [_num(r[x]) for r in recs]
-    ys = [_num(r[y]) for r in recs]
-    ax.scatter(xs, ys, s=22, color="#3465a4")
-    if len(recs) <= 40:
-        for r, a, b in zip(recs, xs, ys):
-            ax.annotate(str(r["cell"]), (a, b), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
-    for c, set_scale in ((x, ax.set_xscale), (y, ax.set_yscale)):
-        vals = [v for v in (xs if c == x else ys) if v]
-        if c in ("params", "macs") and vals and min(vals) > 0 and max(vals) / min(vals) > 20:
-            set_scale("log")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.set_title(t.grid)
+    for label, pts in series:
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        if label:
+            ax.plot(xs, ys, marker="o", ms=5, lw=1.3, label=label)
+        else:
+            ax.plot(xs, ys, marker="o", ms=5, lw=0, color="#3465a4")
+            if len(pts) <= 40 and x not in t.param_columns:
+                for a, b, cell in pts:
+                    ax.annotate(cell, (a, b), fontsize=7, xytext=(3, 3),
+                                textcoords="offset points")
+    if legend:
+        ax.legend(fontsize=8, title=legend, title_fontsize=8)
+    if cats is not None:
+        wide = len(cats) > 6
+        ax.set_xticks(range(len(cats)), cats, rotation=30 if wide else 0,
+                      ha="right" if wide else "center", fontsize=8)
+        ax.set_xlim(-0.5, len(cats) - 0.5)
+    for c, axis, vals in ((x, ax.xaxis, [p[0] for _, s in series for p in s]),
+                          (y, ax.yaxis, [p[1] for _, s in series for p in s])):
+        if c in _COUNTS:
+            pos = [v for v in vals if v]
+            if pos and min(pos) > 0 and max(pos) / min(pos) > 20:
+                (ax.set_xscale if axis is ax.xaxis else ax.set_yscale)("log")
+            axis.set_major_formatter(EngFormatter(sep=" "))
+        elif c.endswith("_acc"):
+            axis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.set_xlabel(LABELS.get(x, x))
+    ax.set_ylabel(LABELS.get(y, y))
+    ax.set_title(t.grid if (x, y) == ("params", "macs") else
+                 f"{t.grid}: {LABELS.get(y, y)} by {LABELS.get(x, x)}")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -250,6 +314,13 @@ def plot(t: ResultsTable, path: str, x: str | None = None, y: str | None = None)
     plt.close(fig)
     write_atomic(path, buf.getvalue())
     return path
+
+
+def _label(v: Any) -> str:
+    """A value as a legend or tick label: ``B(3,3)``, ``[2, 2, 2, 2]``, ``10``."""
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
 
 
 def _num(v: Any) -> float | None:
@@ -275,6 +346,6 @@ def write_results(t: ResultsTable, out_dir: str, *, with_plot: bool = True,
         p = os.path.join(out_dir, FILES[f])
         write_atomic(p, FORMATS[f](t))
         paths.append(p)
-    if with_plot:
+    if with_plot and all(c in t.columns for c in t.plot):   # a metric column comes with training
         paths.append(plot(t, os.path.join(out_dir, "plot.png")))
     return paths

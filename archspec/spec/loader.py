@@ -200,14 +200,21 @@ def _merge_param(base: YNode, child: YNode) -> YNode:
 
 
 def _resolve(path: str, sources: dict[str, str], chain: tuple[str, ...],
-             at: Location | None) -> YMap:
+             at: Location | None, check_keys: bool = True) -> YMap:
+    """Read a spec and merge what it includes and extends into one root mapping.
+
+    With ``check_keys`` false, unknown top-level keys of the spec and of the specs it
+    extends are left in the merged root for :func:`spec_from_yaml` to report together
+    with every other error (an included file's are still refused here: only its blocks
+    and tables are kept).
+    """
     real = os.path.realpath(path)
     if real in chain:
         raise SpecError(f"'extends' forms a cycle through '{path}'", at or Location(path),
                         "a spec cannot extend or include itself, directly or through others")
     text, root = _read(path, at)
     sources[path] = text
-    errs = _check_keys(root, TOP_KEYS, "the spec")
+    errs = _check_keys(root, TOP_KEYS, "the spec") if check_keys else []
     if errs:
         raise SpecErrors(errs)
     here = os.path.dirname(path)
@@ -222,7 +229,7 @@ def _resolve(path: str, sources: dict[str, str], chain: tuple[str, ...],
     ext = root.get("extends")
     if ext is not None:
         p = os.path.join(here, _expect_str(ext, "'extends'"))
-        parts.append(_resolve(p, sources, chain + (real,), ext.loc))
+        parts.append(_resolve(p, sources, chain + (real,), ext.loc, check_keys))
     merged = YMap((), root.loc)
     for part in parts:
         merged = _merge(merged, part)
@@ -727,7 +734,7 @@ def load_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | Iterable[s
     """
     path = os.fspath(path)
     sources: dict[str, str] = {}
-    root = _resolve(path, sources, (), None)
+    root = _resolve(path, sources, (), None, check_keys=False)
     return spec_from_yaml(root, path, sources, overrides, partial=partial)
 
 
@@ -736,15 +743,26 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
                    partial: bool = False) -> Spec:
     errors: list[SpecError] = []
     item_errors: list[SpecError] = []   # layers that did not parse (see load_spec's partial)
-    errors.extend(_check_keys(root, TOP_KEYS, "the spec"))
+    # a misspelt top-level key, version or init stops nothing else from being checked:
+    # they ride with the layers' errors so that compile_graph reports them all together.
+    # A key that looks like one the layers depend on ('parms') stops here instead, so its
+    # absence is not reported again as every name the layers read.
+    hard = []
+    for e in _check_keys(root, TOP_KEYS, "the spec"):
+        cascades = any(f"'{k}'" in (e.hint or "") for k in
+                       ("params", "let", "blocks", "tables", "include", "extends", "layers",
+                        "input"))
+        (hard if cascades else item_errors).append(e)
+    if hard:
+        raise SpecErrors(hard + item_errors)
     name = _expect_str(root.get("name"), "'name'") if "name" in root else \
         os.path.splitext(os.path.basename(path))[0]
     desc = _expect_str(root.get("description"), "'description'") if "description" in root else ""
     if "archspec" in root:
         ver = root.get("archspec")
         if not (isinstance(ver, YScalar) and ver.value == 1):
-            errors.append(_err(f"unsupported spec version {plain(ver)!r}", ver,
-                               "this archspec reads 'archspec: 1'"))
+            item_errors.append(_err(f"unsupported spec version {plain(ver)!r}", ver,
+                                    "this archspec reads 'archspec: 1'"))
     params = parse_params(root.get("params"), "the spec")
     params, applied = _apply_overrides(params, overrides)
     lets = parse_lets(root.get("let"), "the spec")
@@ -780,7 +798,7 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
     if "init" in root:
         init = _expect_str(root.get("init"), "'init'")
         if init not in INIT_SCHEMES:
-            errors.append(_err(f"unknown init scheme '{init}'", root.get("init"),
+            item_errors.append(_err(f"unknown init scheme '{init}'", root.get("init"),
                                did_you_mean(init, INIT_SCHEMES) or
                                "one of " + ", ".join(INIT_SCHEMES)))
     blocks = dict(stdlib_blocks())

@@ -305,6 +305,21 @@ def test_cli_output_under_a_file(tmp_path):
     assert f.read_text() == "keep" and [p.name for p in tmp_path.iterdir()] == ["f"]
 
 
+def test_cli_unwritable_folder(tmp_path):
+    """A folder that cannot be written (read-only for a user; /proc for root, whom
+    permissions do not stop): one line before any layout."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o555)
+    elif os.path.isdir("/proc/self"):
+        folder = Path("/proc")
+    else:
+        pytest.skip("no folder that root cannot write")
+    line = one_line_error(cli("render", "tests/golden/tiny.yaml", "-o", str(folder / "g.svg")))
+    assert f"cannot write '{folder / 'g.svg'}': folder '{folder}' is not writable" in line
+
+
 def test_cli_bad_spec_and_set(tmp_path):
     line = one_line_error(cli("render", "tests/golden/tiny.yaml", "--set", "nope=1",
                               "-o", str(tmp_path / "g.svg")))

@@ -147,8 +147,12 @@ def test_small_spec_learns_synthetic_task(env, tmp_path):
     assert json.loads((run / "summary.json").read_text())["best_test_acc"] == \
         max(r["test_acc"] for r in rows)
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    # nothing left half-written
+    # nothing left half-written; weights as readable as any other file written here
     assert not [p for p in os.listdir(run) if p.startswith(".")]
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in ("last/model.safetensors", "best/model.safetensors", "metrics.csv"):
+        assert (run / f).stat().st_mode & 0o777 == 0o666 & ~umask, f
 
 
 def test_eval_command_reproduces_the_runs_accuracy(env, tmp_path):
@@ -165,6 +169,15 @@ def test_eval_command_reproduces_the_runs_accuracy(env, tmp_path):
     got = json.loads(buf.getvalue())
     assert got["accuracy"] == s["final_test_acc"]
     assert got["loss"] == pytest.approx(s["final_test_loss"], rel=1e-6)
+    # weights that do not fit: the refusal says what the run trained
+    import contextlib
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = cli_main(["eval", str(env / "tiny.yaml"), "--set", "width=4", "--weights",
+                       str(tmp_path / "run"), "--data-dir", str(env / "data"), "--no-download",
+                       "--device", "cpu"])
+    assert rc == 2 and "do not fit the spec" in err.getvalue()
+    assert "the run trained spec 'tiny' (a copy is in" in err.getvalue()
 
 
 def test_eval_reads_torch_state_dicts(env, tmp_path):
@@ -319,6 +332,17 @@ def test_resume_refuses_a_changed_recipe_or_spec(env, tmp_path, capsys):
     rc, err = main(capsys, "train", str(env / "tiny.yaml"), "-o", str(run), "--data-dir",
                    str(env / "data"))
     assert rc == 2 and "already holds a run" in err
+
+
+def test_spec_diff_compares_block_types_as_written():
+    """run.json keeps 'B(3,3)'; the new graph holds a BlockRef: equal, not a difference."""
+    from archspec.graph import compile_graph
+    from archspec.spec import load_spec
+    from archspec.train.rundir import diff_specs
+    new = compile_graph(load_spec(os.path.join(ROOT, "specs", "wrn.yaml"), {"d": 10, "k": 2}))
+    old = json.loads(json.dumps({**new.graph["params"], "k": 1}, default=str))
+    assert diff_specs(old, dict(new.graph["params"]), None, None)[0] == "k: 1 → 2"
+    assert not any("block" in d for d in diff_specs(old, dict(new.graph["params"]), None, None))
 
 
 def test_corrupted_checkpoint_is_refused(env, tmp_path, capsys):
@@ -500,6 +524,13 @@ def test_grid_train_fills_the_table_skips_finished_and_resumes(env, tmp_path, ca
     assert rc == 0 and "tiny-w4: training" not in err and "tiny-w8: resuming" in err
     again = json.loads((out / "results.json").read_text())["cells"]
     assert [r["test_acc"] for r in again] == [r["test_acc"] for r in rows]
+    # other settings than the finished cells had: refused (no stale numbers in the table)
+    args[args.index("--epochs") + 1] = "2"
+    rc, err = main(capsys, *args)
+    assert rc == 2 and "cell 'tiny-w4' was trained with other settings" in err
+    assert "epochs: 1 → 2" in err and "Traceback" not in err
+    rc, err = main(capsys, *args, "--plot-metric", "test_accc")   # checked before training
+    assert rc == 2 and "did you mean 'test_acc'" in err
 
 
 def test_out_of_memory_names_the_batch_size(env, tmp_path):

@@ -88,6 +88,7 @@ def save_checkpoint(path: str, weights: dict[str, torch.Tensor], state: dict[str
         wpath = os.path.join(tmp, "model.safetensors")
         save_file(weights, wpath, metadata={"format": "archspec", **{
             k: json.dumps(v) for k, v in meta.items()}})
+        os.chmod(wpath, 0o666 & ~_umask())     # safetensors writes 0600; weights are for sharing
         _fsync_file(wpath)
         files = {"model.safetensors": _sha256(wpath)}
         if state is not None:

@@ -42,7 +42,13 @@ def evaluate_weights(spec: str, weights: str, *, overrides: Any = (), data: str 
     dev = resolve_device(device)
     from archspec.torch_backend import build_module
     model = build_module(g)
-    load_weights_into(model, tensors, weights)
+    try:
+        load_weights_into(model, tensors, weights)
+    except SpecError as e:
+        trained = _run_settings(weights)
+        if not trained:
+            raise
+        raise SpecError(e.message, e.loc, f"the run trained {trained}") from None
     model = model.to(dev).eval()
     objective = Objective(heads_of(g, model))
     batches = Batches(chosen, batch_size, train=False, augment=Augment(), norm=norm, device=dev)
@@ -65,6 +71,24 @@ def evaluate_weights(spec: str, weights: str, *, overrides: Any = (), data: str 
     n = len(chosen)
     return {"accuracy": float(correct) / max(1, n), "loss": float(loss) / max(1, n), "images": n,
             "data": data_name, "split": split, "weights": weights}
+
+
+def _run_settings(weights: str) -> str | None:
+    """``spec 'wrn' with --set d=10 --set k=1`` for weights inside a run directory."""
+    import os
+    for d in (weights, os.path.dirname(os.path.normpath(weights)),
+              os.path.dirname(os.path.dirname(os.path.normpath(weights)))):
+        p = os.path.join(d, "run.json")
+        if os.path.isfile(p):
+            try:
+                with open(p, encoding="utf-8") as fh:
+                    info = json.load(fh)
+                sets = " ".join(f"--set {k}={v}" for k, v in info.get("overrides", []))
+                return f"spec '{info.get('spec_name')}'" + (f" with {sets}" if sets else "") + \
+                    f" (a copy is in {os.path.join(d, str(info.get('spec')))})"
+            except (OSError, ValueError, TypeError):
+                return None
+    return None
 
 
 def _meta(meta: dict[str, str], key: str) -> Any:

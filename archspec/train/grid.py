@@ -17,9 +17,7 @@ import sys
 from typing import Any, Sequence
 
 from archspec.errors import Location, SpecError
-
-METRICS = ("test_acc", "best_test_acc", "test_loss", "train_loss", "epochs_done",
-           "images_per_s", "train_s", "run")
+from archspec.grid.model import TRAIN_METRICS as METRICS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -76,24 +74,30 @@ def _finished(run: str) -> dict[str, Any] | None:
 def train_cells(args: argparse.Namespace, grid: Any, results: Sequence[Any], table: Any
                 ) -> tuple[int, Any]:
     """Train the valid cells of ``grid``; return (exit status, 130 after Ctrl-C; the table)."""
-    from dataclasses import replace
-
     from archspec.commands.train import recipe_from_args
     from archspec.grid.table import plot, write_results
     from archspec.train.loop import TrainOptions, train
     if not args.out:
         raise SpecError("--train writes one run per cell into the -o folder", Location("--train"),
                         "add -o DIR")
+    plottable = [c for c in (*grid.columns, "depth", "params", "macs", *METRICS) if c != "run"]
+    if args.plot_metric not in plottable:
+        from archspec.errors import did_you_mean
+        raise SpecError(f"--plot-metric {args.plot_metric}: no such column", Location(
+            "--plot-metric"), did_you_mean(args.plot_metric, plottable)
+            or "one of " + ", ".join(plottable))
     recipe = recipe_from_args(args, required=True)
     metrics: dict[str, dict[str, Any]] = {}
     status = 0
     cells = [r for r in results if r.ok]
     for i, r in enumerate(cells, 1):
         run = cell_run_dir(args.out, r.name)
+        overrides = {**dict(grid.fixed), **dict(r.values)}
         done = _finished(run)
+        resume = run if os.path.isfile(os.path.join(run, "run.json")) else None
+        if resume:
+            _check_same(r.name, run, grid.spec_path, overrides, recipe, args)
         if done is None:
-            overrides = {**dict(grid.fixed), **dict(r.values)}
-            resume = run if os.path.isfile(os.path.join(run, "run.json")) else None
             if not args.quiet:
                 print(f"[{i}/{len(cells)}] {r.name}: " + ("resuming" if resume else "training"),
                       file=sys.stderr, flush=True)
@@ -103,9 +107,7 @@ def train_cells(args: argparse.Namespace, grid: Any, results: Sequence[Any], tab
                                 channels_last=args.channels_last, compile=args.compile,
                                 download=not args.no_download, train_subset=args.train_subset,
                                 test_subset=args.test_subset, quiet=args.quiet)
-            if resume:
-                opts = replace(opts, spec=None, overrides=())
-            s = train(opts, resume=resume)
+            s = train(opts, resume=resume)   # a resume checks the spec and recipe itself
             if s.get("status") != "finished":
                 status = 130
                 print(f"archspec grid: stopped in cell '{r.name}'; run the same command again "
@@ -117,6 +119,29 @@ def train_cells(args: argparse.Namespace, grid: Any, results: Sequence[Any], tab
         write_results(table, args.out, with_plot=True)
         _plot_metric(table, grid, args, plot)
     return status, table
+
+
+def _check_same(cell: str, run: str, spec_path: str, overrides: dict[str, Any], recipe: Any,
+                args: argparse.Namespace) -> None:
+    """Refuse to reuse or resume a cell trained otherwise than this command asks, saying how
+    (a finished cell would otherwise put stale numbers in the table)."""
+    from archspec.train import rundir
+    from archspec.train.loop import load_network
+    from archspec.train.recipe import diff_recipes, load_recipe
+    info = rundir.read_json(os.path.join(run, "run.json"))
+    diffs = diff_recipes(load_recipe(os.path.join(run, "recipe.yaml")), recipe)
+    if args.data and args.data != info.get("data"):
+        diffs.append(f"data: {info.get('data')!r} → {args.data!r}")
+    for k in ("train_subset", "test_subset"):
+        if (info.get(k) or 0) != (getattr(args, k) or 0):
+            diffs.append(f"--{k.replace('_', '-')}: {info.get(k) or 0} → {getattr(args, k) or 0}")
+    _, g = load_network(spec_path, overrides)
+    if rundir.graph_fingerprint(g) != info.get("fingerprint"):
+        diffs.insert(0, "the network (the template changed since)")
+    if diffs:
+        raise SpecError(f"cell '{cell}' was trained with other settings than this command's "
+                        f"({'; '.join(diffs)})", Location(run),
+                        "repeat the options of the first run, or train into another -o")
 
 
 def _plot_metric(table: Any, grid: Any, args: argparse.Namespace, plot: Any) -> None:

@@ -221,6 +221,9 @@ class Trainer:
                 diffs = rundir.diff_specs(self.info.get("params", {}),
                                           dict(g2.graph.get("params", {})),
                                           rundir.graph_digest(self.graph), rundir.graph_digest(g2))
+                if spec2.name != self.info.get("spec_name"):
+                    diffs = [f"spec {self.info.get('spec_name')!r} → {spec2.name!r}"] + \
+                        diffs[:4] + (["…"] if len(diffs) > 4 else [])
                 raise SpecError(f"cannot resume {run}: the spec changed ({'; '.join(diffs)})",
                                 Location(o.spec), "train the changed spec in a new run directory")
         if o.recipe is not None:
@@ -464,7 +467,7 @@ class Trainer:
                         final = epoch + 1 == r.epochs
                         if final or time.perf_counter() - last_plot > 30:
                             rundir.plot_curves(os.path.join(self.run_dir, "curves.png"), history,
-                                               f"{self.spec.name} · {r.name}")
+                                               self._title())
                             last_plot = time.perf_counter()
                         self._write_summary(history, best, n_params, "running" if not final
                                             else "finished", elapsed0 + time.perf_counter() - t_start)
@@ -481,13 +484,13 @@ class Trainer:
             # resumed after the last epoch's checkpoint: nothing ran, the files are rewritten
             rundir.write_metrics(self.run_dir, history)
             rundir.plot_curves(os.path.join(self.run_dir, "curves.png"), history,
-                               f"{self.spec.name} · {r.name}")
+                               self._title())
             self._write_summary(history, best, n_params, "finished", elapsed0)
         if status == "interrupted" and d.main:
             if history:
                 rundir.write_metrics(self.run_dir, history)
                 rundir.plot_curves(os.path.join(self.run_dir, "curves.png"), history,
-                                   f"{self.spec.name} · {r.name}")
+                                   self._title())
             self._write_summary(history, best, n_params, "interrupted",
                                 elapsed0 + time.perf_counter() - t_start)
         self.summary["status"] = status
@@ -514,6 +517,10 @@ class Trainer:
         n = batches.n
         self.model.train()
         return float(v[0]) / max(1, n), float(v[1]) / max(1, n)
+
+    def _title(self) -> str:
+        return rundir.curves_title(self.spec.name, self.info.get("overrides", ()),
+                                   self.recipe.name, self.data_name, self.dist.world)
 
     def _write_summary(self, history: list, best: dict, n_params: int, status: str,
                        elapsed: float) -> None:

@@ -55,6 +55,8 @@ def diff_specs(old_params: dict, new_params: dict, old_nodes: dict | None, new_n
                ) -> list[str]:
     """``k: 10 → 8``, then layers added, removed or changed."""
     out = []
+    # run.json holds the values as JSON (a block type as 'B(3,3)'): compare like with like
+    new_params = json.loads(json.dumps(new_params, default=str))
     for k in sorted(set(old_params) | set(new_params)):
         if old_params.get(k) != new_params.get(k):
             out.append(f"{k}: {old_params.get(k)!r} → {new_params.get(k)!r}")
@@ -111,31 +113,48 @@ def write_metrics(run: str, history: list[dict[str, Any]]) -> None:
 
 
 def plot_curves(path: str, history: Iterable[dict[str, Any]], title: str) -> None:
-    """``curves.png``: losses, accuracies and the learning rate against the epoch."""
+    """``curves.png``: losses, accuracies (best test epoch marked) and the learning rate
+    against the epoch; a learning rate that spans a decade or more is drawn on a log axis."""
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     rows = list(history)
     if not rows:
         return
     ep = [r["epoch"] for r in rows]
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
-    ax[0].plot(ep, [r["train_loss"] for r in rows], label="train")
-    ax[0].plot(ep, [r["test_loss"] for r in rows], label="test")
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
+    ax[0].plot(ep, [r["train_loss"] for r in rows], marker=".", label="train")
+    ax[0].plot(ep, [r["test_loss"] for r in rows], marker=".", label="test")
     ax[0].set_title("loss")
-    ax[1].plot(ep, [100 * r["train_acc"] for r in rows], label="train")
-    ax[1].plot(ep, [100 * r["test_acc"] for r in rows], label="test")
+    ax[1].plot(ep, [100 * r["train_acc"] for r in rows], marker=".", label="train")
+    ax[1].plot(ep, [100 * r["test_acc"] for r in rows], marker=".", label="test")
+    best = max(rows, key=lambda r: r["test_acc"])
+    ax[1].plot([best["epoch"]], [100 * best["test_acc"]], "*", ms=11, color="C3",
+               label=f"best test {100 * best['test_acc']:.2f}% (epoch {best['epoch']})")
     ax[1].set_title("accuracy (%)")
-    ax[2].plot(ep, [r["lr"] for r in rows])
-    ax[2].set_title("learning rate")
+    lrs = [r["lr"] for r in rows]
+    ax[2].plot(ep, lrs, marker=".", color="C2")
+    if min(lrs) > 0 and max(lrs) / min(lrs) >= 10:
+        ax[2].set_yscale("log")
+    ax[2].set_title("learning rate (the epoch's last step)")
     for a in ax:
         a.set_xlabel("epoch")
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
         a.grid(alpha=0.3)
-    ax[0].legend()
-    ax[1].legend()
+    ax[0].legend(fontsize=8)
+    ax[1].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def curves_title(spec_name: str, overrides: Iterable[Any], recipe: str, data: str,
+                 world: int = 1) -> str:
+    """``wrn d=28 k=10 · recipe wrn · cifar10``: what the curves are of."""
+    sets = " ".join(f"{k}={v}" for k, v in overrides)
+    return " · ".join(x for x in (f"{spec_name} {sets}".strip(), f"recipe {recipe}", data,
+                                  f"{world} processes" if world > 1 else "") if x)

@@ -162,7 +162,8 @@ def _shape(s: Shape) -> str:
 def _window(size: int, k: int, s: int, p: int, d: int, ceil: bool, axis: str, what: str) -> int:
     eff = d * (k - 1) + 1
     if size + 2 * p < eff:
-        raise OpError(f"output {axis} drops below 1: {what} kernel {eff} is larger than its "
+        kernel = f"{k} dilated by {d} ({eff} wide)" if d > 1 else str(k)
+        raise OpError(f"output {axis} drops below 1: {what} kernel {kernel} is larger than its "
                       f"padded input ({axis} {size} + 2×{p} padding = {size + 2 * p})", "kernel",
                       "use a smaller kernel or more padding, or remove a downsampling layer before it")
     num = size + 2 * p - eff

@@ -54,6 +54,8 @@ def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
 
 @pytest.mark.parametrize("op, shapes, args, message", [
     ("conv", [(3, 4, 4)], dict(out=8, kernel=5), "kernel 5 is larger than its padded input"),
+    ("conv", [(3, 8, 8)], dict(out=4, kernel=3, dilation=4),
+     "kernel 3 dilated by 4 (9 wide) is larger than its padded input (height 8 + 2×0 padding = 8)"),
     ("conv", [(6, 4, 4)], dict(out=8, kernel=1, groups=4), "input channels 6 are not divisible"),
     ("conv", [(8, 4, 4)], dict(out=6, kernel=1, groups=4), "output channels 6 are not divisible"),
     ("conv", [(8,)], dict(out=6, kernel=1), "conv expects a (channels, height, width) input"),

@@ -464,14 +464,17 @@ def test_readme_transcripts_are_real_output(capsys) -> None:
         assert got.out + got.err == expected, " ".join(args)
 
 
-def test_readme_python_api_runs() -> None:
+@pytest.mark.parametrize("name", ["ir.md", "spec-language.md", "summary-json.md"])
+def test_docs_python_examples_run(name: str) -> None:
+    """The ``>>>`` examples of the front end's docs (the README's run as a doctest file)."""
     import doctest
-    block = next(b for b in _fenced(README.read_text(encoding="utf-8"), "python")
-                 if ">>> " in b)
-    test = doctest.DocTestParser().get_doctest(block, {}, "README", str(README), 0)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0
+    for block in _fenced((DOC.parent / name).read_text(encoding="utf-8"), "python"):
+        if ">>> " not in block:
+            continue
+        test = doctest.DocTestParser().get_doctest(block, {}, name, name, 0)
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+        runner.run(test)
+        assert runner.summarize(verbose=False).failed == 0, name
 
 
 def test_doc_check_transcript_is_real_output(tmp_path: Path, capsys) -> None:

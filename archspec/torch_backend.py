@@ -388,6 +388,27 @@ def check_memory(g: nx.DiGraph, bytes_per_param: int = 4) -> None:
                         "reduce the width or depth (--set ...)")
 
 
+def check_activation_memory(g: nx.DiGraph, batch: int, what: str = "--batch") -> None:
+    """Refuse a forward pass that cannot fit: the largest op's inputs and output alone, at
+    ``batch`` samples, exceed the memory left beside the weights (no OOM kill midway)."""
+    import math
+
+    def numel(n: str) -> int:
+        return math.prod(g.nodes[n]["shape"])
+
+    def live(n: str) -> int:
+        return numel(n) + sum(numel(i) for i in set(g.nodes[n]["inputs"]))
+    big = max(g.nodes, key=live)
+    need = (live(big) * batch + sum(int(d["params"]) for _, d in g.nodes(data=True))) * 4
+    have = available_memory()
+    if need > have:
+        raise SpecError(f"a forward pass at batch {batch} needs at least {_gb(need)} "
+                        f"(weights, and {big}'s input and output of {live(big):,} floats per "
+                        f"sample), more than the {_gb(have)} of memory available",
+                        Location(what) if batch > 2 else g.nodes[g.graph["input"]]["loc"],
+                        "use a smaller batch or input size")
+
+
 # --------------------------------------------------------------------- init
 def _output_layers(module: nn.Module) -> set[int]:
     """ids of the last parameterised layer of each output head (walking back over activations)."""

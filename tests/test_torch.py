@@ -215,6 +215,29 @@ def test_refuses_model_larger_than_memory() -> None:
     assert '"layer{g + 1}": {block:' in line            # the stages' line, not the block library
 
 
+def test_build_refuses_a_forward_larger_than_memory(spec_file, tmp_path: Path, capsys) -> None:
+    """Small weights, huge activations: refused at the input line before any allocation,
+    not an OOM kill in the dummy forward; a huge --batch is refused at --batch."""
+    from archspec.cli import main
+    p = spec_file("""
+        archspec: 1
+        name: huge
+        input: {shape: [3, 40000, 40000]}
+        layers:
+          - c: {op: conv, out: 64, kernel: 3, padding: 1}
+        """)
+    out = tmp_path / "b"
+    assert main(["build", str(p), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{p}:3:16: error: a forward pass at batch 2 needs at least 857.6 GB" in err
+    assert main(["export", str(p), "--onnx", str(tmp_path / "m.onnx")]) == 2
+    assert "857.6 GB" in capsys.readouterr().err
+    assert main(["build", "specs/cifar10-basicnet.yaml", "--batch", "10000000000",
+                 "-o", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("--batch: error: a forward pass at batch")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["s.yaml"]
+
+
 def test_pickle_roundtrip() -> None:
     import copy
     import pickle

@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from archspec.codegen import generate
     from archspec.errors import Location, SpecError
     from archspec.shapes import human, summarize, to_json
-    from archspec.torch_backend import build_module
+    from archspec.torch_backend import build_module, check_activation_memory
 
     if args.batch < 1:
         raise SpecError(f"--batch must be at least 1, got {args.batch}", Location("--batch"))
@@ -154,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     g = load(args.spec, args.overrides)
     out_dir = args.out or os.path.join("build", g.graph["name"])
     check_out_dir(out_dir)
+    check_activation_memory(g, max(args.batch, 2))
     module = build_module(g)
     t_build = time.perf_counter() - t0
     got = check_forward(module, g, args.batch)

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     from archspec.cli import load
     from archspec.errors import Location, SpecError
-    from archspec.torch_backend import build_module
+    from archspec.torch_backend import build_module, check_activation_memory
 
     target = args.onnx or args.torch_export
     flag = "--onnx" if args.onnx else "--torch-export"
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
             raise SpecError(f"ONNX export needs the '{e.name}' package", Location(flag),
                             "pip install 'archspec[torch]' (onnx, onnxscript)") from None
     g = load(args.spec, args.overrides)
+    check_activation_memory(g, args.batch)
     module = build_module(g).eval()
     x = torch.randn(args.batch, *g.nodes[g.graph["input"]]["shape"])
     dyn = {"x": {0: torch.export.Dim("batch", min=1)}}

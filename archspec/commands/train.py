@@ -72,6 +72,25 @@ def recipe_from_args(args: argparse.Namespace, required: bool) -> object | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from archspec.train.distributed import env_world, leave_process
+    if env_world() <= 1:
+        return _run(args)
+    # a torchrun worker: report as the CLI would, then leave without interpreter shutdown
+    from archspec.errors import SpecError, format_error
+    try:
+        code = _run(args)
+    except SpecError as e:
+        for err in e.errors:
+            print(format_error(err), file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("archspec: interrupted", file=sys.stderr)
+        code = 130
+    leave_process(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     from archspec.errors import Location, SpecError
     from archspec.train.loop import TrainOptions, train
     if not args.spec and not args.resume:

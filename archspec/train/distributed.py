@@ -71,15 +71,37 @@ def setup(device_pref: str) -> tuple[Dist, torch.device]:
 
 
 def teardown(d: Dist, ok: bool = True) -> None:
-    """Leave the job. After a clean run every rank first waits for the others: a rank
-    that tears gloo down while a peer is still writing its last checkpoint can abort
-    at exit ("terminate called without an active exception")."""
+    """Leave the job. After a clean run every rank first waits for the others (rank 0
+    may still be writing its last checkpoint); ``archspec train`` then ends the
+    process with :func:`leave_process`, which is what keeps a rank from aborting at
+    exit ("terminate called without an active exception")."""
     if d.enabled:
         import torch.distributed as td
         if td.is_initialized():
             if ok:
                 td.barrier()
             td.destroy_process_group()
+
+
+def leave_process(code: int) -> None:
+    """End a torchrun worker now, skipping the interpreter's shutdown.
+
+    Once a module has been wrapped in DistributedDataParallel, ``destroy_process_group``
+    no longer ends gloo's C++ threads (the DDP reducer keeps the group alive: measured,
+    a process keeps 3 extra threads after it, against none without DDP). Those threads
+    then run on while Python finalizes, and one that drops the last reference to a
+    tensor made in Python (our metric all-reduces) must take the GIL, which a
+    finalizing interpreter answers with ``pthread_exit``: the forced unwind through C++
+    aborts the rank with "terminate called without an active exception". Every file
+    is already written atomically, so after flushing the streams ``os._exit`` is safe.
+    """
+    import sys
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def all_sum(d: Dist, t: torch.Tensor) -> torch.Tensor:

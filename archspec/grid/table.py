@@ -271,12 +271,12 @@ def plot(t: ResultsTable, path: str, x: str | None = None, y: str | None = None)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import EngFormatter, PercentFormatter
+    from matplotlib.ticker import EngFormatter, MaxNLocator, PercentFormatter
 
     x = x or t.plot[0]
     y = y or t.plot[1]
     cats, legend, series = plot_series(t, x, y)
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+    fig, ax = plt.subplots(figsize=(9 if len(series) > 4 else 7, 5), dpi=110)
     for label, pts in series:
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         if label:
@@ -288,7 +288,12 @@ def plot(t: ResultsTable, path: str, x: str | None = None, y: str | None = None)
                     ax.annotate(cell, (a, b), fontsize=7, xytext=(3, 3),
                                 textcoords="offset points")
     if legend:
-        ax.legend(fontsize=8, title=legend, title_fontsize=8)
+        outside = len(series) > 4        # many lines: beside the axes, not over the points
+        ax.legend(fontsize=8, title=legend, title_fontsize=8,
+                  **({"loc": "upper left", "bbox_to_anchor": (1.02, 1)} if outside else {}))
+    if cats is None and all(float(p[0]).is_integer() for _, s in series for p in s) \
+            and x not in _COUNTS:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if cats is not None:
         wide = len(cats) > 6
         ax.set_xticks(range(len(cats)), cats, rotation=30 if wide else 0,

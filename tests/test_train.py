@@ -169,6 +169,12 @@ def test_eval_command_reproduces_the_runs_accuracy(env, tmp_path):
     got = json.loads(buf.getvalue())
     assert got["accuracy"] == s["final_test_acc"]
     assert got["loss"] == pytest.approx(s["final_test_loss"], rel=1e-6)
+    # without --data-dir, a run's weights are evaluated on the data the run read
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        rc = cli_main(["eval", str(env / "tiny.yaml"), "--weights", str(tmp_path / "run" / "best"),
+                       "--json", "--no-download", "--device", "cpu"])
+    assert rc == 0 and json.loads(buf.getvalue())["accuracy"] == got["accuracy"]
     # weights that do not fit: the refusal says what the run trained
     import contextlib
     err = io.StringIO()

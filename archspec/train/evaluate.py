@@ -9,6 +9,7 @@ section (per-channel statistics of the training split unless fixed values are gi
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import torch
@@ -31,6 +32,12 @@ def evaluate_weights(spec: str, weights: str, *, overrides: Any = (), data: str 
     _, g = load_network(spec, list(overrides))
     tensors, meta = read_weights(weights)
     data_name = data or _meta(meta, "data") or (recipe.data.name if recipe else "cifar10")
+    if data_dir is None:             # a run's weights: its own data set, where it was read
+        found = _run_info(weights)
+        run_dir = found[1].get("data_dir") if found else None
+        if isinstance(run_dir, str) and os.path.isdir(run_dir) and (
+                found[1].get("data") == data_name):  # type: ignore[index]
+            data_dir = run_dir
     splits = load_data(data_name, data_dir, download)
     chosen = splits.test if split == "test" else splits.train
     chosen = chosen.subset(subset or None)
@@ -73,22 +80,33 @@ def evaluate_weights(spec: str, weights: str, *, overrides: Any = (), data: str 
             "data": data_name, "split": split, "weights": weights}
 
 
-def _run_settings(weights: str) -> str | None:
-    """``spec 'wrn' with --set d=10 --set k=1`` for weights inside a run directory."""
-    import os
-    for d in (weights, os.path.dirname(os.path.normpath(weights)),
-              os.path.dirname(os.path.dirname(os.path.normpath(weights)))):
+def _run_info(weights: str) -> tuple[str, dict[str, Any]] | None:
+    """(run directory, its run.json) when ``weights`` is a run, or a checkpoint or file in one."""
+    w = os.path.normpath(weights)
+    for d in (w, os.path.dirname(w), os.path.dirname(os.path.dirname(w))):
         p = os.path.join(d, "run.json")
         if os.path.isfile(p):
             try:
                 with open(p, encoding="utf-8") as fh:
                     info = json.load(fh)
-                sets = " ".join(f"--set {k}={v}" for k, v in info.get("overrides", []))
-                return f"spec '{info.get('spec_name')}'" + (f" with {sets}" if sets else "") + \
-                    f" (a copy is in {os.path.join(d, str(info.get('spec')))})"
-            except (OSError, ValueError, TypeError):
+            except (OSError, ValueError):
                 return None
+            return (d, info) if isinstance(info, dict) else None
     return None
+
+
+def _run_settings(weights: str) -> str | None:
+    """``spec 'wrn' with --set d=10 --set k=1`` for weights inside a run directory."""
+    found = _run_info(weights)
+    if found is None:
+        return None
+    d, info = found
+    try:
+        sets = " ".join(f"--set {k}={v}" for k, v in info.get("overrides", []))
+    except (TypeError, ValueError):
+        return None
+    return f"spec '{info.get('spec_name')}'" + (f" with {sets}" if sets else "") + \
+        f" (a copy is in {os.path.join(d, str(info.get('spec')))})"
 
 
 def _meta(meta: dict[str, str], key: str) -> Any:

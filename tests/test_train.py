@@ -539,6 +539,21 @@ def test_grid_train_fills_the_table_skips_finished_and_resumes(env, tmp_path, ca
     assert rc == 2 and "did you mean 'test_acc'" in err
 
 
+def test_grid_train_trains_the_valid_cells_and_reports_the_invalid_one(env, tmp_path, capsys):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    (tmp_path / "g.yaml").write_text("name: w\nspec: tiny.yaml\naxes:\n  width: [4, -1]\n"
+                                     "cell_name: \"tiny-w{width}\"\n")
+    out = tmp_path / "out"
+    rc, err = main(capsys, "grid", str(tmp_path / "g.yaml"), "--train", "-o", str(out),
+                   "--data", "cifar10", "--data-dir", str(env / "data"), "--epochs", "1",
+                   "--batch-size", "32", "--train-subset", "64", "--test-subset", "32",
+                   "--device", "cpu", "--no-download", "-q")
+    assert rc == 2 and "g.yaml:4:14: error: cell 'tiny-w-1'" in err
+    rows = {r["cell"]: r for r in json.loads((out / "results.json").read_text())["cells"]}
+    assert rows["tiny-w4"]["epochs_done"] == 1 and rows["tiny-w-1"]["status"] == "invalid"
+    assert rows["tiny-w-1"]["test_acc"] is None
+
+
 def test_out_of_memory_names_the_batch_size(env, tmp_path):
     class Boom(torch.nn.Module):
         def __init__(self, g):

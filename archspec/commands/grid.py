@@ -84,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         write_results(table, args.out, with_plot=any(r.ok for r in results))
     status = 0
-    if args.train and not bad:
+    if args.train:       # the valid cells; the invalid ones are reported above, and exit 2
         from archspec.train.grid import train_cells
         status, table = train_cells(args, grid, results, table)
     if not args.quiet or args.format != "table":
         print(FORMATS[args.format](table), end="" if args.format in ("csv", "markdown") else "\n")
-    return 2 if bad else status
+    return status or (2 if bad else 0)

@@ -340,6 +340,17 @@ def test_resume_refuses_a_changed_recipe_or_spec(env, tmp_path, capsys):
     assert rc == 2 and "already holds a run" in err
 
 
+@pytest.mark.parametrize("args", [["eval", "x.yaml", "--weights", "w", "--batch-size", "0"],
+                                  ["eval", "x.yaml", "--weights", "w", "--subset", "-3"],
+                                  ["train", "x.yaml", "--train-subset", "-5"],
+                                  ["train", "--resume", "r", "--epochs", "0"],
+                                  ["grid", "g.yaml", "--train", "--batch-size", "0"]])
+def test_counts_on_the_command_line_are_checked(args, capsys):
+    """A batch of 0 was a ZeroDivisionError traceback; a subset of -5 dropped 5 images."""
+    rc, err = main(capsys, *args)
+    assert rc == 2 and "must be at least" in err and "Traceback" not in err
+
+
 def test_spec_diff_compares_block_types_as_written():
     """run.json keeps 'B(3,3)'; the new graph holds a BlockRef: equal, not a difference."""
     from archspec.graph import compile_graph

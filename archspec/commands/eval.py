@@ -10,6 +10,7 @@ HELP = "evaluate saved weights (run, checkpoint, safetensors or torch state_dict
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from archspec.cli import add_set_argument
+    from archspec.commands.train import count
     p.add_argument("spec", metavar="SPEC", help="spec file (YAML)")
     p.add_argument("--weights", required=True, metavar="FILE",
                    help="run directory, checkpoint directory, .safetensors, or .pt/.pth state_dict")
@@ -20,8 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", metavar="FILE",
                    help="recipe whose data section gives the normalisation of foreign weights")
     p.add_argument("--split", choices=("test", "train"), default="test")
-    p.add_argument("--subset", type=int, default=0, metavar="N", help="first N images only")
-    p.add_argument("--batch-size", type=int, default=256, metavar="N")
+    p.add_argument("--subset", type=count(0), default=0, metavar="N", help="first N images only")
+    p.add_argument("--batch-size", type=count(1), default=256, metavar="N")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -9,6 +9,20 @@ NAME = "train"
 HELP = "train a spec on CIFAR-10/100 or an image folder (recipes, checkpoints, resume, DDP)"
 
 
+def count(minimum: int):  # type: ignore[no-untyped-def]
+    """An argparse type: an integer of at least ``minimum`` (a batch of 0 is a usage error)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {v}")
+        return v
+    parse.__name__ = "count"
+    return parse
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from archspec.cli import add_set_argument
     p.add_argument("spec", metavar="SPEC", nargs="?", help="spec file (optional with --resume)")
@@ -21,8 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", metavar="DIR",
                    help="where the data set is (default: $ARCHSPEC_DATA or ./data)")
     p.add_argument("--no-download", action="store_true", help="never download a missing data set")
-    p.add_argument("--epochs", type=int, metavar="N", help="override the recipe's epochs")
-    p.add_argument("--batch-size", type=int, metavar="N", help="override the recipe's batch size")
+    p.add_argument("--epochs", type=count(1), metavar="N", help="override the recipe's epochs")
+    p.add_argument("--batch-size", type=count(1), metavar="N",
+                   help="override the recipe's batch size")
     p.add_argument("--seed", type=int, metavar="N", help="override the recipe's seed")
     add_set_argument(p)
     p.add_argument("-o", "--out", metavar="RUN_DIR", help="run directory (default: runs/…)")
@@ -32,11 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="mixed precision autocast (default: off)")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--train-subset", type=int, default=0, metavar="N",
+    p.add_argument("--train-subset", type=count(0), default=0, metavar="N",
                    help="train on the first N images only (quick checks)")
-    p.add_argument("--test-subset", type=int, default=0, metavar="N",
+    p.add_argument("--test-subset", type=count(0), default=0, metavar="N",
                    help="evaluate on the first N test images only")
-    p.add_argument("--max-steps", type=int, default=0, metavar="N",
+    p.add_argument("--max-steps", type=count(0), default=0, metavar="N",
                    help="stop resumably after N optimizer steps")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch lines")
 
@@ -47,8 +62,8 @@ def recipe_from_args(args: argparse.Namespace, required: bool) -> object | None:
 
     from archspec.errors import Location, SpecError
     from archspec.train.recipe import apply_overrides, default_recipe, load_recipe
-    asked = bool(args.recipe or args.recipe_overrides or args.epochs or args.batch_size
-                 or args.seed is not None)
+    asked = bool(args.recipe or args.recipe_overrides or args.epochs is not None
+                 or args.batch_size is not None or args.seed is not None)
     if not asked and not required:
         return None
     resume = getattr(args, "resume", None)

@@ -22,6 +22,7 @@ from archspec.grid.model import TRAIN_METRICS as METRICS
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``--train`` options of ``archspec grid``."""
+    from archspec.commands.train import count
     g = p.add_argument_group("training (--train)")
     g.add_argument("--train", action="store_true",
                    help="train every valid cell (needs -o); skips finished cells, resumes others")
@@ -30,16 +31,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    metavar="KEY=VALUE", help="override a recipe field, e.g. epochs=30")
     g.add_argument("--data", choices=("cifar10", "cifar100", "imagefolder"))
     g.add_argument("--data-dir", metavar="DIR")
-    g.add_argument("--epochs", type=int, metavar="N")
-    g.add_argument("--batch-size", type=int, metavar="N")
+    g.add_argument("--epochs", type=count(1), metavar="N")
+    g.add_argument("--batch-size", type=count(1), metavar="N")
     g.add_argument("--seed", type=int, metavar="N")
     g.add_argument("--device", default="auto")
     g.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off")
     g.add_argument("--channels-last", action="store_true")
     g.add_argument("--compile", action="store_true")
     g.add_argument("--no-download", action="store_true")
-    g.add_argument("--train-subset", type=int, default=0, metavar="N")
-    g.add_argument("--test-subset", type=int, default=0, metavar="N")
+    g.add_argument("--train-subset", type=count(0), default=0, metavar="N")
+    g.add_argument("--test-subset", type=count(0), default=0, metavar="N")
     g.add_argument("--plot-metric", default="test_acc", metavar="COLUMN",
                    help="metric plotted against the first axis in accuracy.png")
 

@@ -13,7 +13,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 NAME = "build"
@@ -71,15 +70,8 @@ BUILD_FILES = ("model.py", "weights.safetensors", "summary.json", "graph.svg")
 
 def write_build(out_dir: str, files: dict[str, bytes], graph=None) -> None:
     """Write ``files`` (and graph.svg) into a temp dir next to ``out_dir``, then swap it in."""
-    out_dir = os.path.abspath(out_dir)      # '-o .' names the folder, not '.'
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
-    old = None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)          # mkdtemp makes it private
+    from archspec.fsio import new_dir
+    with new_dir(out_dir) as tmp:          # '-o .' names the folder, not '.'
         for name, data in files.items():
             with open(os.path.join(tmp, name), "wb") as f:
                 f.write(data)
@@ -87,22 +79,6 @@ def write_build(out_dir: str, files: dict[str, bytes], graph=None) -> None:
                 os.fsync(f.fileno())
         if graph is not None:
             _render(graph, os.path.join(tmp, "graph.svg"))
-        if os.path.lexists(out_dir):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=parent)
-            os.rmdir(old)
-            os.rename(out_dir, old)
-        try:
-            os.rename(tmp, out_dir)
-        except BaseException:
-            if old is not None:
-                os.rename(old, out_dir)
-                old = None
-            raise
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def _render(graph, path: str) -> None:

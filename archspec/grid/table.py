@@ -11,10 +11,10 @@ import csv
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping, Sequence
 
+from archspec.fsio import write_file
 from archspec.grid.model import Grid
 from archspec.grid.run import CellResult
 
@@ -189,28 +189,6 @@ def to_json(t: ResultsTable) -> str:
     return json.dumps(doc, indent=2, default=str)
 
 
-def write_atomic(path: str, data: str | bytes) -> None:
-    """Write through a temporary file in the same folder, then rename: never half a file."""
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; results are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 #: Axis labels for the columns a grid (and training) writes; others are labelled by name.
 LABELS = {"params": "parameters", "macs": "MACs per image", "depth": "depth (layers)",
           "test_acc": "test accuracy", "best_test_acc": "best test accuracy",
@@ -317,7 +295,7 @@ def plot(t: ResultsTable, path: str, x: str | None = None, y: str | None = None)
     buf = io.BytesIO()
     fig.savefig(buf, format=os.path.splitext(path)[1][1:] or "png")
     plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    write_file(path, buf.getvalue())
     return path
 
 
@@ -349,7 +327,7 @@ def write_results(t: ResultsTable, out_dir: str, *, with_plot: bool = True,
     paths = []
     for f in formats:
         p = os.path.join(out_dir, FILES[f])
-        write_atomic(p, FORMATS[f](t))
+        write_file(p, FORMATS[f](t))
         paths.append(p)
     if with_plot and all(c in t.columns for c in t.plot):   # a metric column comes with training
         paths.append(plot(t, os.path.join(out_dir, "plot.png")))

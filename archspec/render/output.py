@@ -11,6 +11,7 @@ from typing import Any, Iterable
 import networkx as nx
 
 from archspec.errors import Location, SpecError
+from archspec.fsio import write_file
 from archspec.render.dot import FORMATS, _check_args, to_dot
 
 DOT_INSTALL_HINT = ("install Graphviz: 'apt-get install graphviz' (Debian/Ubuntu), "
@@ -64,25 +65,11 @@ def format_for(path: str | os.PathLike, fmt: str | None) -> str:
 def write_atomic(path: str | os.PathLike, data: bytes) -> str:
     """Write ``data`` to ``path`` through a temporary file in the same directory."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    loc = Location(path, 0, 0)
-    if os.path.isdir(path):
-        raise SpecError(f"cannot write '{path}': it is a directory", loc,
-                        "give a file name, e.g. -o model.svg")
-    folder_problem(path, folder, loc)
-    tmp = None
+    check_writable(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".archspec-", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
-        tmp = None
+        write_file(path, data)
     except OSError as e:
-        raise SpecError(f"cannot write '{path}': {e.strerror or e}", loc) from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        raise SpecError(f"cannot write '{path}': {e.strerror or e}", Location(path, 0, 0)) from None
     return path
 
 
@@ -103,12 +90,6 @@ def folder_problem(path: str, folder: str, loc: Location, create: bool = False) 
     except OSError as e:
         raise SpecError(f"cannot write '{path}': folder '{up}' is not writable "
                         f"({e.strerror or e})", loc, "choose another output path") from None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def check_writable(path: str | os.PathLike) -> None:

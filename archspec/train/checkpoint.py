@@ -13,45 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from typing import Any
 
 import torch
 
 from archspec.errors import Location, SpecError
+from archspec.fsio import new_dir, stale_dir_parts, umask
 
 FORMAT = 1
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())     # mkstemp's 0600 is for the temporary only
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _sha256(path: str) -> str:
@@ -76,19 +45,11 @@ def save_checkpoint(path: str, weights: dict[str, torch.Tensor], state: dict[str
                     meta: dict[str, Any]) -> None:
     """Write a checkpoint directory atomically (build aside, then swap in)."""
     from safetensors.torch import save_file
-    parent = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    os.makedirs(parent, exist_ok=True)
-    for stale in os.listdir(parent):
-        if stale.startswith(f".{base}.tmp-"):
-            shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
-    tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
-    try:
-        os.chmod(tmp, 0o777 & ~_umask())
+    with new_dir(path) as tmp:
         wpath = os.path.join(tmp, "model.safetensors")
         save_file(weights, wpath, metadata={"format": "archspec", **{
             k: json.dumps(v) for k, v in meta.items()}})
-        os.chmod(wpath, 0o666 & ~_umask())     # safetensors writes 0600; weights are for sharing
+        os.chmod(wpath, 0o666 & ~umask())     # safetensors writes 0600; weights are for sharing
         _fsync_file(wpath)
         files = {"model.safetensors": _sha256(wpath)}
         if state is not None:
@@ -103,30 +64,15 @@ def save_checkpoint(path: str, weights: dict[str, torch.Tensor], state: dict[str
             json.dump(info, fh, indent=1)
             fh.flush()
             os.fsync(fh.fileno())
-        old = os.path.join(parent, f".{base}.old")
-        if os.path.exists(path):
-            if os.path.exists(old):
-                shutil.rmtree(old)
-            os.rename(path, old)
-        os.rename(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def recover(path: str) -> None:
     """Finish a swap that a kill interrupted (``path`` missing, its replacement aside)."""
     if os.path.isdir(path):
         return
-    parent = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    if not os.path.isdir(parent):
-        return
-    tmps = [os.path.join(parent, d) for d in os.listdir(parent) if d.startswith(f".{base}.tmp-")
-            and os.path.isfile(os.path.join(parent, d, "checkpoint.json"))]
-    old = os.path.join(parent, f".{base}.old")
-    for cand in tmps + ([old] if os.path.isdir(old) else []):
+    tmps, old = stale_dir_parts(path)
+    done = [t for t in tmps if os.path.isfile(os.path.join(t, "checkpoint.json"))]
+    for cand in done + ([old] if os.path.isdir(old) else []):
         os.rename(cand, path)
         return
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 
 from archspec.errors import Location, SpecError
+from archspec.fsio import write_file
 from archspec.train import rundir
 from archspec.train.checkpoint import (load_checkpoint, load_weights_into, recover,
                                        save_checkpoint, state_dict_for_save)
@@ -245,8 +246,7 @@ class Trainer:
             return
         os.makedirs(self.run_dir, exist_ok=True)
         self.info["spec"] = rundir.copy_spec_sources(self.run_dir, self.spec)
-        from archspec.train.checkpoint import atomic_write_text
-        atomic_write_text(os.path.join(self.run_dir, "recipe.yaml"),
+        write_file(os.path.join(self.run_dir, "recipe.yaml"),
                           f"# resolved recipe of this run (from {self.recipe.name})\n"
                           + self.recipe.to_yaml())
         rundir.write_json(os.path.join(self.run_dir, "run.json"), self.info)   # last: marks the run

@@ -25,7 +25,7 @@ import os
 from typing import Any, Iterable
 
 from archspec.errors import Location, SpecError
-from archspec.train.checkpoint import atomic_write_bytes, atomic_write_text
+from archspec.fsio import write_file
 
 COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "images_per_s",
            "seconds", "elapsed_s")
@@ -80,12 +80,12 @@ def copy_spec_sources(run: str, spec: Any) -> str:
     base = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else \
         os.path.dirname(main)
     for (p, text), ap in zip(spec.sources, paths):
-        atomic_write_text(os.path.join(run, "spec", os.path.relpath(ap, base)), text)
+        write_file(os.path.join(run, "spec", os.path.relpath(ap, base)), text)
     return os.path.join("spec", os.path.relpath(main, base))
 
 
 def write_json(path: str, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, default=str) + "\n")
+    write_file(path, json.dumps(obj, indent=1, default=str) + "\n")
 
 
 def read_json(path: str) -> Any:
@@ -107,8 +107,8 @@ def write_metrics(run: str, history: list[dict[str, Any]]) -> None:
     for row in history:
         w.writerow({k: (f"{row[k]:.6g}" if isinstance(row.get(k), float) else row.get(k))
                     for k in COLUMNS})
-    atomic_write_text(os.path.join(run, "metrics.csv"), buf.getvalue())
-    atomic_write_text(os.path.join(run, "metrics.jsonl"),
+    write_file(os.path.join(run, "metrics.csv"), buf.getvalue())
+    write_file(os.path.join(run, "metrics.jsonl"),
                       "".join(json.dumps(r) + "\n" for r in history))
 
 
@@ -149,7 +149,7 @@ def plot_curves(path: str, history: Iterable[dict[str, Any]], title: str) -> Non
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    write_file(path, buf.getvalue())
 
 
 def curves_title(spec_name: str, overrides: Iterable[Any], recipe: str, data: str,

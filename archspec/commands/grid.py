@@ -27,8 +27,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="refuse grids of more cells (default: the grid's max_cells, else 10,000)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no table")
     add_set_argument(p)
-    from archspec.train.grid import add_arguments as add_train_arguments
-    add_train_arguments(p)
+    _add_train_arguments(p)
+
+
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``--train`` options of ``archspec grid``."""
+    from archspec.commands.train import count
+    g = p.add_argument_group("training (--train)")
+    g.add_argument("--train", action="store_true",
+                   help="train every valid cell (needs -o); skips finished cells, resumes others")
+    g.add_argument("--recipe", metavar="FILE", help="recipe for every cell (default: wrn)")
+    g.add_argument("--recipe-set", dest="recipe_overrides", action="append", default=[],
+                   metavar="KEY=VALUE", help="override a recipe field, e.g. epochs=30")
+    g.add_argument("--data", choices=("cifar10", "cifar100", "imagefolder"))
+    g.add_argument("--data-dir", metavar="DIR")
+    g.add_argument("--epochs", type=count(1), metavar="N")
+    g.add_argument("--batch-size", type=count(1), metavar="N")
+    g.add_argument("--seed", type=int, metavar="N")
+    g.add_argument("--device", default="auto")
+    g.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off")
+    g.add_argument("--channels-last", action="store_true")
+    g.add_argument("--compile", action="store_true")
+    g.add_argument("--no-download", action="store_true")
+    g.add_argument("--train-subset", type=count(0), default=0, metavar="N")
+    g.add_argument("--test-subset", type=count(0), default=0, metavar="N")
+    g.add_argument("--plot-metric", default="test_acc", metavar="COLUMN",
+                   help="metric plotted against the first axis in accuracy.png")
 
 
 class _Progress:
@@ -85,8 +109,23 @@ def run(args: argparse.Namespace) -> int:
         write_results(table, args.out, with_plot=any(r.ok for r in results))
     status = 0
     if args.train:       # the valid cells; the invalid ones are reported above, and exit 2
-        from archspec.train.grid import train_cells
-        status, table = train_cells(args, grid, results, table)
+        status, table = _train(args, grid, results, table)
     if not args.quiet or args.format != "table":
         print(FORMATS[args.format](table), end="" if args.format in ("csv", "markdown") else "\n")
     return status or (2 if bad else 0)
+
+
+def _train(args: argparse.Namespace, grid, results, table):
+    """``--train``: the recipe and options from the flags, then every valid cell."""
+    from archspec.commands.train import recipe_from_args
+    from archspec.train.grid import train_cells
+    from archspec.train.loop import TrainOptions
+    if not args.out:
+        raise SpecError("--train writes one run per cell into the -o folder", Location("--train"),
+                        "add -o DIR")
+    options = TrainOptions(data=args.data, data_dir=args.data_dir, device=args.device,
+                           amp=args.amp, channels_last=args.channels_last, compile=args.compile,
+                           download=not args.no_download, train_subset=args.train_subset,
+                           test_subset=args.test_subset, quiet=args.quiet)
+    return train_cells(grid, results, table, args.out, recipe_from_args(args, required=True),
+                       options, plot_metric=args.plot_metric)

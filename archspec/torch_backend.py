@@ -127,7 +127,7 @@ def _order(g: nx.DiGraph) -> list[str]:
 
 def node_where(g: nx.DiGraph, nid: str) -> str:
     """Where a node comes from: its spec line and, for an op defined in another file
-    (a library block), the use site that instantiated it: ``stdlib.yaml:26:13 via wrn.yaml:35:9``."""
+    (a library block), the use site that instantiated it: ``stdlib.yaml:26:13 via wrn.yaml:41:9``."""
     d = g.nodes[nid]
     text = loc_text(d["loc"])
     scopes = g.graph.get("scopes", {})

@@ -106,6 +106,27 @@ def test_wrn_depth_27_reads_like_the_paper() -> None:
     assert "check:" in (ROOT / "specs/wrn.yaml").read_text(encoding="utf-8").splitlines()[line - 1]
 
 
+@pytest.mark.parametrize("override, message", [
+    ("l=-1", "the deepening factor l must be 0 or more, got -1"),
+    ("block=basic", "the WRN needs a B(M) block, got basic"),
+    ("block=bottleneck", "the WRN needs a B(M) block, got bottleneck"),
+    ("d=4", "depth 4 leaves no block per group"),
+])
+def test_wrn_misuse_is_one_check_not_an_arithmetic_error(override: str, message: str) -> None:
+    r = archspec("check", "specs/wrn-28-10.yaml", "--set", override)
+    heads = [line for line in r.stderr.splitlines() if ": error: " in line]
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(heads) == 1 and message in heads[0], r.stderr
+    assert heads[0].startswith("specs/wrn.yaml:"), heads[0]
+    assert "by zero" not in r.stderr
+
+
+def test_error_in_an_extended_spec_names_its_plain_path() -> None:
+    r = archspec("check", "examples/specs/wrn-16-8-cifar100.yaml", "--set", "d=17")
+    assert r.returncode == 2
+    assert r.stderr.startswith("specs/wrn.yaml:"), r.stderr
+
+
 def test_check_ok_and_several_specs() -> None:
     r = archspec("check", "specs/wrn-28-10.yaml", "tests/bad_specs/add_channels.yaml",
                  "tests/bad_specs/unknown_op.yaml")

@@ -199,6 +199,15 @@ def _merge_param(base: YNode, child: YNode) -> YNode:
     return YMap(tuple(entries.items()), child.loc, {**base.key_locs, "default": child.loc})
 
 
+def _join(here: str, name: str) -> str:
+    """``here/name`` without ``..`` steps, so messages name ``specs/wrn.yaml``, not
+    ``examples/specs/../../specs/wrn.yaml`` (kept as joined where a symlink makes
+    the two differ)."""
+    joined = os.path.join(here, name)
+    short = os.path.normpath(joined)
+    return short if os.path.realpath(short) == os.path.realpath(joined) else joined
+
+
 def _resolve(path: str, sources: dict[str, str], chain: tuple[str, ...],
              at: Location | None, check_keys: bool = True) -> YMap:
     """Read a spec and merge what it includes and extends into one root mapping.
@@ -222,13 +231,13 @@ def _resolve(path: str, sources: dict[str, str], chain: tuple[str, ...],
     inc = root.get("include")
     if inc is not None:
         for n in (inc.items if isinstance(inc, YSeq) else (inc,)):
-            p = os.path.join(here, _expect_str(n, "'include'"))
+            p = _join(here, _expect_str(n, "'include'"))
             lib = _resolve(p, sources, chain + (real,), n.loc)
             parts.append(YMap(tuple((k, v) for k, v in lib.entries if k in ("blocks", "tables")),
                               lib.loc, lib.key_locs))
     ext = root.get("extends")
     if ext is not None:
-        p = os.path.join(here, _expect_str(ext, "'extends'"))
+        p = _join(here, _expect_str(ext, "'extends'"))
         parts.append(_resolve(p, sources, chain + (real,), ext.loc, check_keys))
     merged = YMap((), root.loc)
     for part in parts:

@@ -63,6 +63,7 @@ class _Scope:
     train_only: bool = False
     blocks: tuple[str, ...] = ()     # block names being expanded (recursion guard)
     declared: dict[str, Location] = field(default_factory=dict)  # literal names, for cycles
+    left_out_heads: set[str] = field(default_factory=set)  # train_only layers whose when is false
 
     def full(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -262,6 +263,8 @@ class _Builder:
                 ins = self.inputs_of(item, scope, env, cursor)
                 if item.name is not None:
                     scope.names[interpolate(item.name, env)] = ins[0]
+                    if item.train_only:     # an output reading it is left out too
+                        scope.left_out_heads.add(interpolate(item.name, env))
                 return ins[0] if not item.train_only else cursor
         ins = self.inputs_of(item, scope, env, cursor)
         if item.kind == "op":
@@ -540,7 +543,7 @@ class _Builder:
                                      or "an output reads a top-level layer's name or a full "
                                      "hierarchical name such as layer3.0.conv1"))
                 continue
-            if nid is None:
+            if nid is None or o.source in root.left_out_heads:
                 continue
             outputs.append({"name": o.name, "node": nid, "loss_weight": o.loss_weight,
                             "train_only": bool(self.g.nodes[nid]["train_only"])})

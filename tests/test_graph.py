@@ -155,6 +155,26 @@ def test_dag_wiring_train_only_heads_and_outputs(compile_text) -> None:
                                      "train_only": True}
 
 
+def test_a_left_out_head_takes_its_outputs_along(compile_text) -> None:
+    text = """
+        params: {aux: true}
+        input: {shape: [3, 8, 8]}
+        layers:
+          - trunk: {op: conv, out: 4, kernel: 3, padding: 1}
+          - aux: {op: conv, out: 2, kernel: 1, train_only: true, when: aux}
+          - pool: {op: adaptive_avgpool, size: 1}
+          - flat: {op: flatten}
+          - fc: {op: linear, out: 10}
+        outputs:
+          - main: {from: fc}
+          - aux: {from: aux, loss_weight: 0.3}
+    """
+    assert [o["name"] for o in compile_text(text).graph["outputs"]] == ["main", "aux"]
+    g = compile_text(text.replace("aux: true}", "aux: false}"))
+    assert "aux" not in g and g.graph["outputs"] == [
+        {"name": "main", "node": "fc", "loss_weight": 1.0, "train_only": False}]
+
+
 def test_for_when_first_and_interpolated_names(compile_text) -> None:
     g = compile_text("""
         params: {widths: [4, 8]}

@@ -132,6 +132,32 @@ def test_torchvision_googlenet() -> None:
         assert (a - b).abs().max().item() <= 1e-5 * max(1.0, b.abs().max().item())
 
 
+def test_torchvision_googlenet_without_aux_heads() -> None:
+    """aux_logits=false is torchvision's GoogLeNet(aux_logits=False): no aux modules,
+    one output, in training too."""
+    import torchvision
+    torch.manual_seed(0)
+    ref = torchvision.models.googlenet(aux_logits=False, transform_input=False,
+                                       init_weights=True)
+    randomise_bn(ref)
+    with torch.device("meta"):
+        ours = build_module("specs/googlenet-torchvision.yaml", ["aux_logits=false"])
+    ours = ours.to_empty(device="cpu")
+    assert n_params(ours) == n_params(ref) == 6_624_904
+    assert not any(k.startswith("aux") for k in ours.state_dict())
+    assert_same_outputs(ours, ref, torch.randn(2, 3, 96, 96))
+    assert ours.output_names == ("logits",) and ours.train_only == set()
+    ours.train(), ref.train()
+    x = torch.randn(2, 3, 96, 96)
+    torch.manual_seed(1)
+    a = ours(x)
+    torch.manual_seed(1)
+    b = ref(x)          # torchvision returns GoogLeNetOutputs(logits, None, None) in training
+    b = b.logits if hasattr(b, "logits") else b
+    assert isinstance(a, torch.Tensor) and a.shape == (2, 1000)
+    assert (a - b).abs().max().item() <= 1e-5 * max(1.0, b.abs().max().item())
+
+
 def test_googlenet_eval_skips_train_only_heads() -> None:
     with torch.device("meta"):
         m = build_module("specs/googlenet.yaml")

@@ -262,9 +262,10 @@ class _Builder:
             if not cond:
                 ins = self.inputs_of(item, scope, env, cursor)
                 if item.name is not None:
-                    scope.names[interpolate(item.name, env)] = ins[0]
+                    name = interpolate(item.name, env)
+                    scope.names[name] = ins[0]
                     if item.train_only:     # an output reading it is left out too
-                        scope.left_out_heads.add(interpolate(item.name, env))
+                        scope.left_out_heads.add(name)
                 return ins[0] if not item.train_only else cursor
         ins = self.inputs_of(item, scope, env, cursor)
         if item.kind == "op":

@@ -44,12 +44,59 @@ def test_every_value_is_located() -> None:
     ("a: [1", "malformed YAML"),
     ("a: 1\n---\nb: 2", "expected a single document"),
     ("", "the file is empty"),
-    ("a: " + "[" * 3000 + "]" * 3000, "nests too deeply"),
+    ("a: " + "[" * 3000 + "]" * 3000, "nests more than 100 lists and mappings deep"),
+    ("layers: &a [{op: relu}, *a]", "this value contains itself through a YAML alias"),
 ])
 def test_yaml_refusals(text: str, message: str) -> None:
     e = error_of(parse_yaml, text, "f.yaml")
     assert message in e.message
     assert e.loc.path == "f.yaml" and e.loc.line >= 1
+
+
+DEEP = {   # text -> where the 101st level starts
+    "flow": ("a: " + "[" * 3000 + "]" * 3000, (1, 103)),
+    "just past": ("a: " + "[" * 100 + "]" * 100, (1, 103)),
+    "block": ("".join(" " * i + "- \n" for i in range(0, 2400, 2)), (101, 201)),
+    "mapping": ("".join(" " * i + "k:\n" for i in range(0, 400, 2)) + " " * 400 + "v", (101, 201)),
+}
+
+
+@pytest.mark.parametrize("loader", ["CSafeLoader", "SafeLoader"])
+@pytest.mark.parametrize("case", DEEP)
+def test_nesting_limit_is_archspecs_own(monkeypatch: pytest.MonkeyPatch, loader: str,
+                                        case: str) -> None:
+    """The limit, its message and its location come from archspec, not from PyYAML.
+
+    libyaml refuses 1,000 levels since PyYAML 6.0.4 and never did before; pure-Python
+    PyYAML runs out of stack. Both loaders give archspec's error at the 101st level.
+    """
+    import yaml
+    from archspec.spec import yamlsrc
+    if not hasattr(yaml, loader):
+        pytest.skip(f"this PyYAML has no {loader}")
+    monkeypatch.setattr(yamlsrc, "_Loader", getattr(yaml, loader))
+    text, (line, col) = DEEP[case]
+    e = error_of(parse_yaml, text, "f.yaml")
+    assert e.message == "the document nests more than 100 lists and mappings deep"
+    assert (e.loc.line, e.loc.col) == (line, col)
+    parse_yaml("a: " + "[" * 99 + "]" * 99, "f.yaml")     # 100 levels: allowed
+
+
+def test_nesting_error_wins_over_a_yaml_libraries_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loader that refuses deep documents itself (as libyaml 0.2.5 in PyYAML 6.0.4
+    does, with 'exceeded maximum nesting depth') never decides the message."""
+    import yaml
+    from archspec.spec import yamlsrc
+
+    class Strict(yaml.SafeLoader):
+        def compose_document(self):  # type: ignore[no-untyped-def]
+            raise yaml.MarkedYAMLError("while parsing", self.get_mark(),
+                                       "exceeded maximum nesting depth", self.get_mark())
+    monkeypatch.setattr(yamlsrc, "_Loader", Strict)
+    e = error_of(parse_yaml, DEEP["flow"][0], "f.yaml")
+    assert "nests more than 100" in e.message and (e.loc.line, e.loc.col) == (1, 103)
+    e = error_of(parse_yaml, "a: [1, 2]", "f.yaml")   # not deep: the loader's own error
+    assert "exceeded maximum nesting depth" in e.message
 
 
 def test_alias_bomb_is_measured_not_expanded() -> None:

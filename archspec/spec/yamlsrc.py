@@ -23,6 +23,10 @@ _SAFE_TAGS = {
 }
 #: Upper bound on values after alias expansion ("billion laughs" guard).
 MAX_NODES = 200_000
+#: Deepest nesting of lists and mappings a spec may have. archspec checks it itself, well
+#: below libyaml's own limit (1,000 since PyYAML 6.0.4, none before), so the message and
+#: its location are archspec's whichever PyYAML is installed. Real specs nest under 20.
+MAX_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,58 @@ def located(value: Any, loc: Location) -> YNode:
 try:  # libyaml's parser is several times faster and keeps the same marks
     _Loader: type = yaml.CSafeLoader  # type: ignore[attr-defined]
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+    _Loader = None  # set to _DepthLoader below
+
+
+class _TooDeep(Exception):
+    """Raised by :class:`_DepthLoader` at the first value nested past :data:`MAX_DEPTH`."""
+
+    def __init__(self, mark: yaml.Mark):
+        super().__init__(mark)
+        self.mark = mark
+
+
+class _DepthLoader(yaml.SafeLoader):
+    """PyYAML's pure-Python composer, stopped at :data:`MAX_DEPTH` levels.
+
+    Used only after libyaml has refused a document: pure Python PyYAML has no nesting
+    limit of its own, so if the document nests too deeply before its first other error,
+    this finds the same value, at the same place, that :class:`_Builder` would.
+    """
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+if _Loader is None:  # pragma: no cover
+    _Loader = _DepthLoader
+
+
+def _too_deep(mark: yaml.Mark, path: str) -> SpecError:
+    return SpecError(f"the document nests more than {MAX_DEPTH} lists and mappings deep",
+                     Location(path, mark.line + 1, mark.column + 1),
+                     "a spec nests blocks by name ('block: Name'), not by indentation")
+
+
+def _depth_error_before(text: str, path: str) -> SpecError | None:
+    """The nesting error that comes before libyaml's error in ``text``, if there is one."""
+    try:
+        yaml.compose(text, Loader=_DepthLoader)
+    except _TooDeep as e:
+        return _too_deep(e.mark, path)
+    except (yaml.YAMLError, RecursionError):
+        pass
+    return None
 
 
 def _yaml_hint(problem: str) -> str:
@@ -126,6 +181,7 @@ def _check_expansion(root: yaml.Node, path: str) -> None:
     (memoised): a "billion laughs" document is measured, never expanded.
     """
     sizes: dict[int, int] = {}
+    open_: set[int] = set()          # nodes whose children are being measured
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -137,9 +193,16 @@ def _check_expansion(root: yaml.Node, path: str) -> None:
         kids = ([v for kv in node.value for v in kv] if isinstance(node, yaml.MappingNode)
                 else list(node.value))
         if not done:
+            if id(node) in open_:     # reached again from inside itself: `&a [*a]`
+                m = node.start_mark
+                raise SpecError("this value contains itself through a YAML alias",
+                                Location(path, m.line + 1, m.column + 1),
+                                "an alias (*name) may only repeat a value defined before it")
+            open_.add(id(node))
             stack.append((node, True))
             stack.extend((k, False) for k in kids if id(k) not in sizes)
             continue
+        open_.discard(id(node))
         total = 1 + sum(sizes.get(id(k), 0) for k in kids)
         sizes[id(node)] = total
         if total > MAX_NODES:
@@ -160,8 +223,10 @@ class _Builder:
         m = node.start_mark
         return Location(self.path, m.line + 1, m.column + 1)
 
-    def build(self, node: yaml.Node) -> YNode:
+    def build(self, node: yaml.Node, depth: int = 1) -> YNode:
         self.count += 1
+        if depth > MAX_DEPTH:
+            raise _too_deep(node.start_mark, self.path)
         if self.count > MAX_NODES:
             raise SpecError(
                 f"the document expands to more than {MAX_NODES:,} values",
@@ -180,7 +245,7 @@ class _Builder:
                                 self.loc(node), "write a smaller number") from None
             return YScalar(value, self.loc(node), quoted=node.style in ("'", '"'))
         if isinstance(node, yaml.SequenceNode):
-            return YSeq(tuple(self.build(n) for n in node.value), self.loc(node))
+            return YSeq(tuple(self.build(n, depth + 1) for n in node.value), self.loc(node))
         entries: list[tuple[str, YNode]] = []
         key_locs: dict[str, Location] = {}
         for knode, vnode in node.value:
@@ -195,7 +260,7 @@ class _Builder:
                 raise SpecError(f"duplicate key '{key}'", self.loc(knode),
                                 f"it was first given at line {key_locs[key].line}")
             key_locs[key] = self.loc(knode)
-            entries.append((key, self.build(vnode)))
+            entries.append((key, self.build(vnode, depth + 1)))
         return YMap(tuple(entries), self.loc(node), key_locs)
 
 
@@ -207,7 +272,29 @@ def parse_yaml(text: str, path: str) -> YNode:
     """
     try:
         node = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as e:
+    except _TooDeep as e:
+        raise _too_deep(e.mark, path) from None
+    except (yaml.YAMLError, RecursionError) as e:
+        # libyaml (since 6.0.4) or Python's stack may give out first on a deep document:
+        # whether it nests too deeply before any other error is archspec's to decide.
+        deep = _depth_error_before(text, path)
+        if deep is not None or isinstance(e, RecursionError):
+            raise deep or _too_deep(yaml.Mark(path, 0, 0, 0, None, None), path) from None
+        raise _yaml_error(e, text, path) from None
+    if node is None:
+        raise SpecError("the file is empty", Location(path, 1, 1), "a spec is a YAML mapping")
+    _check_expansion(node, path)
+    try:
+        return _Builder(path).build(node)
+    except yaml.constructor.ConstructorError as e:
+        mark = e.problem_mark
+        loc = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
+        raise SpecError(f"malformed YAML value: {e.problem}", loc) from None
+
+
+def _yaml_error(e: yaml.YAMLError, text: str, path: str) -> SpecError:
+    """PyYAML's complaint as a located error with a hint in a spec's terms."""
+    if isinstance(e, yaml.MarkedYAMLError):
         mark = e.problem_mark or e.context_mark
         hint = None
         if e.context_mark is not None and (mark is None or mark.index >= len(text)
@@ -224,23 +311,12 @@ def parse_yaml(text: str, path: str) -> YNode:
         what = e.problem or e.context
         if e.problem and e.context and not str(e.context).startswith("while"):
             what = f"{e.context}, {e.problem}"   # e.g. "expected a single document ..."
-        raise SpecError(f"malformed YAML: {what}", loc, hint) from None
-    except yaml.reader.ReaderError as e:   # a control character: no mark, only a position
+        return SpecError(f"malformed YAML: {what}", loc, hint)
+    if isinstance(e, yaml.reader.ReaderError):   # a control character: no mark, only a position
         before = text[:e.position]
         loc = Location(path, before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1)
         code = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "\0")
-        raise SpecError(f"malformed YAML: character U+{code:04X} is not allowed ({e.reason})",
-                        loc, "a spec is a text file; remove the control character") from None
-    except yaml.YAMLError as e:  # composer errors without marks (e.g. several documents)
-        raise SpecError(f"malformed YAML: {str(e).splitlines()[0]}", Location(path, 1, 1)) from None
-    if node is None:
-        raise SpecError("the file is empty", Location(path, 1, 1), "a spec is a YAML mapping")
-    _check_expansion(node, path)
-    try:
-        return _Builder(path).build(node)
-    except yaml.constructor.ConstructorError as e:
-        mark = e.problem_mark
-        loc = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
-        raise SpecError(f"malformed YAML value: {e.problem}", loc) from None
-    except RecursionError:
-        raise SpecError("the document nests too deeply", Location(path, 1, 1)) from None
+        return SpecError(f"malformed YAML: character U+{code:04X} is not allowed ({e.reason})",
+                         loc, "a spec is a text file; remove the control character")
+    # composer errors without marks (e.g. several documents)
+    return SpecError(f"malformed YAML: {str(e).splitlines()[0]}", Location(path, 1, 1))

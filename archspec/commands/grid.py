@@ -36,7 +36,7 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training (--train)")
     g.add_argument("--train", action="store_true",
                    help="train every valid cell (needs -o); skips finished cells, resumes others")
-    g.add_argument("--recipe", metavar="FILE", help="recipe for every cell (default: wrn)")
+    g.add_argument("--recipe", metavar="FILE", help="recipe YAML or shipped name for every cell (default: wrn)")
     g.add_argument("--recipe-set", dest="recipe_overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="override a recipe field, e.g. epochs=30")
     g.add_argument("--data", choices=("cifar10", "cifar100", "imagefolder"))

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from archspec.cli import add_set_argument
     p.add_argument("spec", metavar="SPEC", nargs="?", help="spec file (optional with --resume)")
     p.add_argument("--recipe", metavar="FILE",
-                   help="recipe YAML or a name under recipes/ (default: wrn)")
+                   help="recipe YAML, or a shipped recipe by name (default: wrn; 'archspec list recipe')")
     p.add_argument("--recipe-set", dest="recipe_overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="override a recipe field, e.g. optimizer.lr=0.05")
     p.add_argument("--data", choices=("cifar10", "cifar100", "imagefolder"),

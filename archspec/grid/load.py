@@ -177,7 +177,8 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
     >>> len(g.cells), g.cells[0].name
     (10, 'wrn-40-1')
     """
-    path = os.fspath(path)
+    from archspec.library import resolve
+    path = resolve(os.fspath(path), "grid")   # a shipped name ('wrn-table1') or a path
     try:
         if os.path.getsize(path) > MAX_GRID_BYTES:
             raise SpecError(f"grid file is larger than {MAX_GRID_BYTES:,} bytes",
@@ -186,7 +187,7 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
             text = fh.read()
     except FileNotFoundError:
         raise SpecError(f"no such grid file '{path}'", Location(path),
-                        "grids live under specs/grids/") from None
+                        "check the path, or name a shipped grid (archspec list grid)") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(f"cannot read grid '{path}': {e}", Location(path)) from None
     try:

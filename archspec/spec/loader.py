@@ -148,7 +148,7 @@ def _read(path: str, at: Location | None) -> tuple[str, YMap]:
                         "a spec is a UTF-8 YAML file; re-save it as UTF-8") from None
     except FileNotFoundError:
         raise SpecError(f"no such spec file '{path}'", at or Location(path),
-                        "check the path; specs live under specs/") from None
+                        "check the path, or name a shipped spec (archspec list)") from None
     except OSError as e:
         raise SpecError(f"cannot read spec '{path}': {e.strerror or e}", at or Location(path),
                         "a spec is a UTF-8 YAML file, such as specs/wrn.yaml") from None
@@ -730,7 +730,7 @@ def parse_outputs(node: YNode | None) -> list[Output]:
 # ---------------------------------------------------------------------- API
 def load_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | Iterable[str] | None = None,
               *, partial: bool = False) -> Spec:
-    """Load and validate a spec file, applying ``--set``-style overrides.
+    """Load and validate a spec file (or a shipped spec by name), applying ``--set`` overrides.
 
     ``overrides`` is a mapping ``{"k": 8}`` or strings ``["k=8"]``. Raises
     :class:`~archspec.errors.SpecError` with the location of the first problem
@@ -741,7 +741,8 @@ def load_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | Iterable[s
     :func:`~archspec.graph.compile_graph` reports them together with every independent
     error it finds in the rest of the network (it raises whenever ``errors`` is set).
     """
-    path = os.fspath(path)
+    from archspec.library import resolve
+    path = resolve(os.fspath(path), "spec")   # a shipped name ('resnet50') or a path
     sources: dict[str, str] = {}
     root = _resolve(path, sources, (), None, check_keys=False)
     return spec_from_yaml(root, path, sources, overrides, partial=partial)

@@ -19,8 +19,6 @@ import yaml
 from archspec.errors import Location, SpecError, did_you_mean
 from archspec.spec.yamlsrc import YMap, YNode, parse_yaml, plain
 
-RECIPES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "recipes")
 DATASETS = ("cifar10", "cifar100", "imagefolder")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "multistep", "cosine")
@@ -228,16 +226,9 @@ def recipe_from_node(root: YNode, path: str) -> Recipe:
 
 
 def resolve_recipe_path(name: str) -> str:
-    """A recipe file path, or a bare name looked up in ``recipes/`` (``wrn`` → recipes/wrn.yaml)."""
-    if os.path.exists(name):
-        return name
-    cand = os.path.join(RECIPES_DIR, name if name.endswith(".yaml") else name + ".yaml")
-    if os.path.exists(cand):
-        return cand
-    known = sorted(os.path.splitext(f)[0] for f in os.listdir(RECIPES_DIR)) \
-        if os.path.isdir(RECIPES_DIR) else []
-    raise SpecError(f"no such recipe '{name}'", Location("--recipe"),
-                    did_you_mean(name, known) or ("recipes: " + ", ".join(known) if known else None))
+    """A recipe file path, or a shipped recipe's name (``wrn`` → recipes/wrn.yaml)."""
+    from archspec.library import resolve
+    return resolve(name, "recipe", Location("--recipe"))
 
 
 def load_recipe(path: str, overrides: Iterable[str] = ()) -> Recipe:
@@ -308,10 +299,17 @@ def diff_recipes(old: Recipe, new: Recipe) -> list[str]:
     return out
 
 
+#: The recipe of a run that names none: the WRN paper's (Zagoruyko & Komodakis 2016).
+DEFAULT_RECIPE = "wrn"
+
+
 def default_recipe() -> Recipe:
-    """The WRN paper's recipe when it exists, else built-in defaults."""
-    p = os.path.join(RECIPES_DIR, "wrn.yaml")
-    return load_recipe(p) if os.path.exists(p) else Recipe()
+    """The shipped WRN recipe. Never a built-in fallback: a run says which recipe it used."""
+    from archspec.library import library_dir, not_found
+    path = library_dir("recipe") / f"{DEFAULT_RECIPE}.yaml"
+    if not path.is_file():
+        raise not_found(DEFAULT_RECIPE, "recipe", Location("--recipe"))
+    return load_recipe(str(path))
 
 
 __all__ = ["Recipe", "Optimizer", "Schedule", "Augment", "Data", "load_recipe", "apply_overrides",

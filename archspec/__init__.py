@@ -7,29 +7,39 @@
 ('wrn-28-10', (10,))
 
 The front end (``load_spec``, ``compile_graph``, ``summarize``) never imports
-torch; ``build_module`` does, on first use.
+torch; ``build_module`` does, on first use. Every name here loads on first use.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from archspec.errors import Location, SpecError, SpecErrors
-from archspec.graph import compile_graph
-from archspec.shapes import summarize
-from archspec.spec import load_spec
 
 __version__ = "0.1.0"
 
 __all__ = ["load_spec", "compile_graph", "summarize", "build_module", "expand_grid",
            "SpecError", "SpecErrors", "Location", "__version__"]
 
+#: Public names and the module that defines each. They load on first use, so that
+#: ``archspec --version`` and ``--help`` import neither networkx nor torch, and
+#: ``load_spec`` alone never pays for the graph stage.
+_LAZY = {
+    "load_spec": "archspec.spec",
+    "compile_graph": "archspec.graph",
+    "summarize": "archspec.shapes",
+    "build_module": "archspec.torch_backend",   # torch
+    "expand_grid": "archspec.grid",
+}
+
 
 def __getattr__(name: str) -> Any:
-    # Backends and tools import torch or matplotlib: load them only when asked for.
-    if name == "build_module":
-        from archspec.torch_backend import build_module
-        return build_module
-    if name == "expand_grid":
-        from archspec.grid import expand_grid
-        return expand_grid
+    if name in _LAZY:
+        import importlib
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value   # later lookups skip this function
+        return value
     raise AttributeError(f"module 'archspec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -436,7 +436,8 @@ def init_weights(module: nn.Module, scheme: str) -> None:
             conv, lin = isinstance(m, nn.Conv2d), isinstance(m, nn.Linear)
             bn = isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm))
             if scheme == "wrn":
-                # seed WRN (wide-resnet.lua's MSRinit/FCinit): N(0, sqrt(2/fan_in)), fc bias 0
+                # pystyle.info's WRN port (wide-resnet.lua's MSRinit/FCinit):
+                # N(0, sqrt(2/fan_in)), fc bias 0
                 if conv:
                     nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
                     if m.bias is not None:
@@ -455,9 +456,10 @@ def init_weights(module: nn.Module, scheme: str) -> None:
                 elif bn and m.weight is not None:
                     nn.init.ones_(m.weight)
                     nn.init.zeros_(m.bias)
-            elif scheme == "googlenet_seed":
-                # the seed's Caffe-style init: uniform ±sqrt(3/fan_in) weights; linear
-                # biases 0.2 except the output layers' (0; the seed tests out_features == 1000)
+            elif scheme == "pystyle_googlenet":
+                # pystyle.info's GoogLeNet post, Caffe-style: uniform ±sqrt(3/fan_in)
+                # weights; linear biases 0.2 except the output layers' (0; the post
+                # tests out_features == 1000)
                 if conv or lin:
                     nn.init.kaiming_uniform_(m.weight, nonlinearity="linear")
                 if lin and m.bias is not None:

@@ -1,6 +1,7 @@
 """Spec-built modules vs hand-written references, measured side by side in one run.
 
-For torchvision's resnet50 and the seed's WRN-28-10 it prints, as ratios
+For torchvision's resnet50 and the WRN-28-10 of pystyle.info's 「Pytorch – Wide ResNet の
+仕組みと実装について解説」 (tests/references/wrn_pystyle.py) it prints, as ratios
 spec ÷ reference (targets: time ≤ 1.02, construction ≤ 1.2, graph breaks 0):
   - forward+backward time in train mode (eager; CPU, and CUDA when available),
     the two models timed alternately with the same weights and input, median of N;
@@ -87,7 +88,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     import torchvision
-    from references.wrn_seed import WideResNet
+    from references.wrn_pystyle import WideResNet
 
     rn_b, rn_s = (4, 112) if args.small else (16, 224)
     wrn_b = 8 if args.small else 64

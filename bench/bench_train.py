@@ -1,12 +1,13 @@
-"""Training throughput: ``archspec train``'s loop against the seed CIFAR-10 post's loop.
+"""Training throughput: ``archspec train``'s loop against a CIFAR-10 blog post's loop.
 
-The seed post (001) trains with ``ImageFolder(transform=ToTensor())`` and a
-``DataLoader(batch_size, shuffle=True, num_workers=4)``, then a plain loop with
-``loss.item()`` every step. ``archspec train`` decodes the images once into one
-uint8 tensor and cuts, augments and normalises whole batches (on the GPU when there
-is one). Both train the same network (the seed's WRN, ``specs/wrn.yaml``, small on
-the CPU) with the same optimiser (Adam 0.003, the seed recipe) and batch, on the
-same image folder written here, in one process, one after the other; images/s is
+The post, 「pytorchで初めてゼロから書くSOTA画像分類器(上)」 (docs/sources.md),
+trains with ``ImageFolder(transform=ToTensor())`` and a ``DataLoader(batch_size,
+shuffle=True, num_workers=4)``, then a plain loop with ``loss.item()`` every step.
+``archspec train`` decodes the images once into one uint8 tensor and cuts, augments
+and normalises whole batches (on the GPU when there is one). Both train the same
+network (pystyle.info's WRN, ``specs/wrn.yaml``, small on the CPU) with the same
+optimiser (the post's Adam 0.003, recipe ``cifar10-adam``) and batch, on the same
+image folder written here, in one process, one after the other; images/s is
 measured on the training steps of the last epoch (steady state) of each, in
 alternating rounds (the best round of each side is reported, all rounds printed).
 
@@ -21,11 +22,11 @@ Titan X, i.e. about 487 s per 50,000-image epoch, printed beside ours.
 Measured 2026-11-22 on the 2-core CPU build machine (shared with other jobs, so
 rounds vary), WRN-10-1 (``d=10 k=1 dropout=0``), 2,048 images, 2 epochs, 2 rounds:
 
-    batch 32, torch's default 2 threads:  seed 1285 img/s, archspec 1933 img/s: 1.50x
-    batch 32, --threads 1:                seed  808 img/s, archspec 1066 img/s: 1.32x
-    batch 128, --threads 1:               seed  874 img/s, archspec  967 img/s: 1.11x
+    batch 32, torch's default 2 threads:  blog 1285 img/s, archspec 1933 img/s: 1.50x
+    batch 32, --threads 1:                blog  808 img/s, archspec 1066 img/s: 1.32x
+    batch 128, --threads 1:               blog  874 img/s, archspec  967 img/s: 1.11x
 
-(the seed's 4 DataLoader workers decode PNGs on the other core; archspec decodes
+(the post's 4 DataLoader workers decode PNGs on the other core; archspec decodes
 once and spends every step on the network). No GPU was available for the CUDA rows.
 """
 from __future__ import annotations
@@ -43,9 +44,10 @@ sys.path.insert(0, ROOT)
 PAPER_WRN_28_10_MS_PER_32 = 312.0   # Zagoruyko & Komodakis 2016, Titan X, fwd+bwd of 32 images
 
 
-def seed_loop(spec: str, overrides: list[str], data: str, batch: int, epochs: int,
+def blog_loop(spec: str, overrides: list[str], data: str, batch: int, epochs: int,
               device: str, workers: int) -> list[float]:
-    """The seed post's loop, as written there (plus a sync for honest timing); images/s per epoch."""
+    """The CIFAR-10 post's loop as written there (plus a sync for honest timing); images/s
+    per epoch."""
     import torch
     import torch.nn as nn
     import torch.optim as optim
@@ -89,12 +91,13 @@ def seed_loop(spec: str, overrides: list[str], data: str, batch: int, epochs: in
 
 def archspec_loop(spec: str, overrides: list[str], data: str, batch: int, epochs: int,
                   device: str, amp: str, channels_last: bool, out: str) -> tuple[list[float], float]:
-    """``archspec train`` with the seed recipe; images/s per epoch and the last test accuracy."""
+    """``archspec train`` with the post's recipe, ``cifar10-adam``; images/s per epoch and the
+    last test accuracy."""
     from dataclasses import replace
 
     from archspec.train.loop import TrainOptions, train
     from archspec.train.recipe import load_recipe
-    r = load_recipe("seed-cifar10")
+    r = load_recipe("cifar10-adam")
     r = replace(r, epochs=epochs, batch_size=batch, eval_batch_size=256,
                 checkpoint_every_s=1e9)
     s = train(TrainOptions(spec=spec, overrides=tuple(overrides), recipe=r, data="imagefolder",
@@ -113,22 +116,22 @@ def one(args: argparse.Namespace, overrides: list[str], batch: int, tmp: str, ta
     amp = args.amp if device.startswith("cuda") or args.amp != "auto" else "off"
     amp = "bf16" if amp == "auto" else amp
     cl = args.channels_last or (device.startswith("cuda") and not args.no_channels_last)
-    seeds, oursl = [], []
+    blog, oursl = [], []
     for k in range(args.rounds):      # alternate, so a busy moment hurts both sides alike
-        seeds.append(seed_loop(args.spec, overrides, tmp, batch, args.epochs, device,
-                               args.workers)[-1])
+        blog.append(blog_loop(args.spec, overrides, tmp, batch, args.epochs, device,
+                              args.workers)[-1])
         rates, acc = archspec_loop(args.spec, overrides, tmp, batch, args.epochs, device, amp,
                                    cl, os.path.join(tmp, f"run-{tag}-{k}"))
         oursl.append(rates[-1])
-        print(f"  round {k + 1}: seed {seeds[-1]:.1f} img/s, archspec {oursl[-1]:.1f} img/s",
+        print(f"  round {k + 1}: blog {blog[-1]:.1f} img/s, archspec {oursl[-1]:.1f} img/s",
               file=sys.stderr)
-    seed, ours = max(seeds), max(oursl)
+    theirs, ours = max(blog), max(oursl)
     res = {"network": f"{os.path.basename(args.spec)} {' '.join(overrides)}", "batch": batch,
            "device": device, "images": args.images, "epochs": args.epochs, "rounds": args.rounds,
-           "seed_rounds": [round(v, 1) for v in seeds],
+           "blog_rounds": [round(v, 1) for v in blog],
            "archspec_rounds": [round(v, 1) for v in oursl],
-           "seed_images_per_s": round(seed, 1), "archspec_images_per_s": round(ours, 1),
-           "ratio": round(ours / seed, 3), "archspec_amp": amp,
+           "blog_images_per_s": round(theirs, 1), "archspec_images_per_s": round(ours, 1),
+           "ratio": round(ours / theirs, 3), "archspec_amp": amp,
            "archspec_channels_last": cl, "archspec_test_acc": acc,
            "torch_threads": torch.get_num_threads()}
     if "d=28" in overrides and "k=10" in overrides:
@@ -143,9 +146,9 @@ def main() -> int:
     p.add_argument("--set", dest="overrides", action="append", default=None,
                    help="spec overrides (default: d=10 k=1 dropout=0, small for the CPU)")
     p.add_argument("--images", type=int, default=2048, help="training images written")
-    p.add_argument("--batch", type=int, default=32, help="batch size (the seed's: 32)")
+    p.add_argument("--batch", type=int, default=32, help="batch size (the post's: 32)")
     p.add_argument("--epochs", type=int, default=2, help="epochs; the last one is timed")
-    p.add_argument("--workers", type=int, default=4, help="the seed DataLoader's num_workers")
+    p.add_argument("--workers", type=int, default=4, help="num_workers of the post's DataLoader")
     p.add_argument("--rounds", type=int, default=2,
                    help="alternating rounds of both loops; the best of each is reported")
     p.add_argument("--threads", type=int, default=0,
@@ -167,18 +170,18 @@ def main() -> int:
         t = time.perf_counter()
         write_imagefolder(tmp, args.images, 256, classes=10)
         print(f"wrote {args.images} + 256 PNGs in {time.perf_counter() - t:.1f}s "
-              f"(ImageFolder layout, as the seed post reads)", file=sys.stderr)
+              f"(ImageFolder layout, as the CIFAR-10 post reads)", file=sys.stderr)
         if args.gpu_paper:
             configs = [(["d=16", "k=4", "dropout=0"], 128), (["d=28", "k=10", "dropout=0"], 128)]
         else:
             configs = [(args.overrides or ["d=10", "k=1", "dropout=0"], args.batch)]
         for i, (ov, batch) in enumerate(configs):
             results.append(one(args, ov, batch, tmp, str(i)))
-    print(f"{'network':<32} {'batch':>5} {'device':>6} {'seed img/s':>11} "
+    print(f"{'network':<32} {'batch':>5} {'device':>6} {'blog img/s':>11} "
           f"{'archspec img/s':>15} {'ratio':>6}")
     for r in results:
         print(f"{r['network']:<32} {r['batch']:>5} {r['device']:>6} "
-              f"{r['seed_images_per_s']:>11.1f} {r['archspec_images_per_s']:>15.1f} "
+              f"{r['blog_images_per_s']:>11.1f} {r['archspec_images_per_s']:>15.1f} "
               f"{r['ratio']:>5.2f}x")
         if "paper_epoch_s_titan_x" in r:
             print(f"  WRN-28-10 epoch (50k images): archspec {r['archspec_epoch_s_50k']} s, "

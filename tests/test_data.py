@@ -161,10 +161,10 @@ def test_shipped_recipes_load():
         ("sgd", 0.1, 0.9, True, 5e-4, 128, 200)
     assert wrn.schedule.milestones == (60, 120, 160) and wrn.schedule.gamma == 0.2
     assert wrn.augment == Augment(True, 4, "reflect")
-    seed = load_recipe(os.path.join(ROOT, "recipes", "seed-cifar10.yaml"))
-    assert (seed.optimizer.name, seed.optimizer.lr, seed.batch_size, seed.epochs) == \
+    adam = load_recipe(os.path.join(ROOT, "recipes", "cifar10-adam.yaml"))
+    assert (adam.optimizer.name, adam.optimizer.lr, adam.batch_size, adam.epochs) == \
         ("adam", 0.003, 32, 4)
-    assert not seed.augment.flip and seed.augment.crop_pad == 0
+    assert not adam.augment.flip and adam.augment.crop_pad == 0
     ss = load_recipe("shake-shake")
     assert ss.schedule.name == "cosine" and ss.optimizer.lr == 0.2 and ss.epochs == 1800
     he = load_recipe("resnet-cifar")

@@ -44,7 +44,7 @@ def test_names_resolve_to_the_shipped_files() -> None:
     assert library.resolve("resnet50.yaml", "spec") == str(ROOT / "specs" / "resnet50.yaml")
     assert library.resolve("wrn-table1", "grid") == str(ROOT / "specs" / "grids" / "wrn-table1.yaml")
     assert library.resolve("wrn", "recipe") == str(ROOT / "recipes" / "wrn.yaml")
-    assert library.names("recipe") == ["resnet-cifar", "seed-cifar10", "shake-shake", "wrn"]
+    assert library.names("recipe") == ["cifar10-adam", "resnet-cifar", "shake-shake", "wrn"]
     assert len(library.names("spec")) == len(list((ROOT / "specs").glob("*.yaml"))) == 21
 
 

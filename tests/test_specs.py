@@ -4,9 +4,11 @@ Torch-free: the reference figures are hard-coded here with their sources, so the
 suite checks the front end without importing torch (one test proves it never does).
 
 Sources of the figures:
-- WRN: the seed's PyTorch port of wide-resnet.lua (seed 000, dropout 0.3) as counted by
+- WRN: the PyTorch port of wide-resnet.lua in pystyle.info's 「Pytorch – Wide ResNet の
+  仕組みと実装について解説」 (dropout 0.3; docs/sources.md) as counted by
   issue 2; the WRN paper's Tables 2 and 3 (Zagoruyko & Komodakis 2016), which round them.
-- CIFAR-10 networks: the parameter counts printed in the seed post 001.
+- CIFAR-10 networks: the parameter counts printed in the post
+  「pytorchで初めてゼロから書くSOTA画像分類器(上)」.
 - ResNets and GoogLeNet: torchvision 0.29.1's model builders (``num_params``) and its
   weights metadata ``_ops`` (GFLOPS, i.e. GMACs of convs and linears), read once with
   ``torchvision.models.<Name>_Weights.IMAGENET1K_V1.meta["_ops"]``. The GoogLeNet figure
@@ -33,10 +35,10 @@ SPECS = ROOT / "specs"
 # MACs are exact regression values; the ResNets' and GoogLeNet's are also checked against
 # torchvision's published GFLOPS below.
 GOLDEN: dict[str, tuple[int, int, int, tuple, dict]] = {
-    # Wide ResNet (seed 000 / issue 2)
+    # Wide ResNet (pystyle.info's port / issue 2)
     "wrn": (36_479_194, 36_479_194, 5_243_328_768, (3, 32, 32), {"out": (10,)}),
     "wrn-28-10": (36_479_194, 36_479_194, 5_243_328_768, (3, 32, 32), {"out": (10,)}),
-    # the seed CIFAR-10 post (001)
+    # the CIFAR-10 post 「pytorchで初めてゼロから書くSOTA画像分類器(上)」
     "cifar10-verybasicnet": (30_730, 30_730, 30_720, (3, 32, 32), {"out": (10,)}),
     "cifar10-basicnet": (123_330, 123_330, 123_280, (3, 32, 32), {"out": (10,)}),
     "cifar10-basiccnn": (62_958, 62_958, 849_320, (3, 32, 32), {"out": (10,)}),
@@ -79,7 +81,7 @@ TORCHVISION_GFLOPS = {
     "googlenet-torchvision": 1.498,
 }
 
-# WRN-d-k, seed's code (B(3,3), dropout 0.3, 10 classes): issue 2's exact counts.
+# WRN-d-k, pystyle.info's code (B(3,3), dropout 0.3, 10 classes): issue 2's exact counts.
 WRN_DK = {
     (40, 1): 563_930,
     (40, 2): 2_243_546,
@@ -226,7 +228,7 @@ def test_resnet_names_are_torchvision_module_paths():
 
 def test_googlenet_structure():
     g = graph("googlenet-torchvision")
-    # the seed's shape comments, (N, C, H, W) after each stage
+    # the shape comments of pystyle.info's GoogLeNet post, (N, C, H, W) after each stage
     for name, shape in [("conv1.relu", (64, 112, 112)), ("maxpool1", (64, 56, 56)),
                         ("conv3.relu", (192, 56, 56)), ("maxpool2", (192, 28, 28)),
                         ("inception3a.concat", (256, 28, 28)), ("inception3b.concat", (480, 28, 28)),
@@ -272,7 +274,7 @@ def test_googlenet_table_and_variants():
     assert tv.nodes["maxpool4"]["args"]["kernel"] == (2, 2)
     assert paper.nodes["dropout"]["args"]["p"] == 0.4
     assert tv.nodes["dropout"]["args"]["p"] == 0.2
-    assert paper.graph["init"] == "googlenet_seed"
+    assert paper.graph["init"] == "pystyle_googlenet"
     assert tv.graph["init"] == "torchvision_googlenet"
     tv_spec = archspec.load_spec(spec_path("googlenet-torchvision"))
     changed = {k for k, v in tv_spec.param_values.items() if spec.param_values[k] != v}
@@ -304,8 +306,9 @@ def test_cifar10_names_and_forward():
 
 
 @pytest.mark.parametrize("stem", ["cifar10-convbnnet", "cifar10-deepbnnet", "cifar10-resnet"])
-def test_bnlayer_dropout2d_is_off_as_in_the_seed(stem):
-    # The seed builds Dropout2d(0.2) in BnLayer but never calls it: no dropout by default.
+def test_bnlayer_dropout2d_is_off_as_in_the_post(stem):
+    # The CIFAR-10 post builds Dropout2d(0.2) in BnLayer but never calls it: no dropout
+    # by default.
     assert not any(d["op"] == "dropout2d" for _, d in graph(stem).nodes(data=True))
     g = graph(stem, (("dropout", 0.2),))
     drops = [n for n, d in g.nodes(data=True) if d["op"] == "dropout2d"]

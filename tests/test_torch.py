@@ -1,8 +1,9 @@
 """The torch backend is exact: state_dicts load strictly and outputs match the references.
 
-References: the seed posts' hand-written models (tests/references/, transcribed) and
-torchvision's builders. Big models are compared at small inputs (64×64) in eval mode,
-batch 1-2, one thread; parameter counts of large configurations use the meta device.
+References: the blog posts' hand-written models (tests/references/, transcribed; see
+docs/sources.md) and torchvision's builders. Big models are compared at small inputs
+(64×64) in eval mode, batch 1-2, one thread; parameter counts of large configurations
+use the meta device.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import archspec
 from archspec.errors import SpecError
 from archspec.torch_backend import build_module, init_weights
 from archspec.torch_ops import shake
-from references.cifar10_seed import SEED_NETS
-from references.wrn_seed import WRN_TABLE, WideResNet
+from references.cifar10_blog import NETS as CIFAR10_NETS
+from references.wrn_pystyle import WRN_TABLE, WideResNet
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,20 +53,20 @@ def assert_same_outputs(ours: nn.Module, ref: nn.Module, x: torch.Tensor,
     assert (a - b).abs().max().item() <= tol * scale
 
 
-# ----------------------------------------------------------------- seed WRN
+# ------------------------------------------------------- pystyle.info's WRN
 @pytest.mark.parametrize("d,k,millions", WRN_TABLE)
 def test_wrn_table_param_counts_and_keys(d: int, k: int, millions: float) -> None:
     with torch.device("meta"):
         ours = build_module("specs/wrn.yaml", [f"d={d}", f"k={k}"])
         ref = WideResNet(d, k)
     assert n_params(ours) == n_params(ref)
-    assert round(n_params(ref) / 1e6, 1) == millions          # the seed's printed table
+    assert round(n_params(ref) / 1e6, 1) == millions          # the post's printed table
     assert {k_: v.shape for k_, v in ours.state_dict().items()} == \
         {k_: v.shape for k_, v in ref.state_dict().items()}
 
 
 @pytest.mark.parametrize("d,k", [(16, 8), (40, 1)])
-def test_wrn_seed_outputs(d: int, k: int) -> None:
+def test_wrn_pystyle_outputs(d: int, k: int) -> None:
     torch.manual_seed(0)
     ref = WideResNet(d, k)
     randomise_bn(ref)
@@ -73,11 +74,11 @@ def test_wrn_seed_outputs(d: int, k: int) -> None:
     assert_same_outputs(ours, ref, torch.randn(2, 3, 32, 32))
 
 
-# ---------------------------------------------------------- seed CIFAR-10 nets
-@pytest.mark.parametrize("name", sorted(SEED_NETS))
-def test_cifar10_seed_nets(name: str) -> None:
+# ------------------------------------------------- the CIFAR-10 post's nets
+@pytest.mark.parametrize("name", sorted(CIFAR10_NETS))
+def test_cifar10_blog_nets(name: str) -> None:
     torch.manual_seed(0)
-    ref = SEED_NETS[name]()
+    ref = CIFAR10_NETS[name]()
     randomise_bn(ref)
     ours = build_module(f"specs/{name}.yaml")
     assert n_params(ours) == n_params(ref)
@@ -289,7 +290,7 @@ def test_init_schemes() -> None:
     assert abs(w.std().item() / (2 / (w.shape[0] * 9)) ** 0.5 - 1) < 0.05   # fan_out
 
     gn = _ours_empty("specs/googlenet.yaml")
-    init_weights(gn, "googlenet_seed")
+    init_weights(gn, "pystyle_googlenet")
     assert torch.count_nonzero(gn.fc.bias) == 0
     assert torch.all(gn.aux1.fc1.bias == 0.2) and torch.count_nonzero(gn.aux1.fc2.bias) == 0
     w = gn.conv1.conv.weight

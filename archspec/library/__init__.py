@@ -8,7 +8,7 @@ is the shipped ``specs/resnet50.yaml``, ``wrn-table1`` the grid ``specs/grids/wr
 >>> resolve("resnet50", "spec").endswith("resnet50.yaml")
 True
 >>> [e.name for e in entries("recipe")][:2]
-['resnet-cifar', 'seed-cifar10']
+['cifar10-adam', 'resnet-cifar']
 
 In a source checkout the library is the repository's ``specs/`` and ``recipes/``; an
 installed wheel carries the same folders as package data under ``archspec/library/``

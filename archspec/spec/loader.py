@@ -27,7 +27,7 @@ MAX_SPEC_BYTES = 4 * 1024 * 1024
 STDLIB = os.path.join(os.path.dirname(__file__), "stdlib.yaml")
 
 #: Weight-initialisation schemes a spec may name (implemented by the torch backend).
-INIT_SCHEMES = ("torch", "wrn", "torchvision_resnet", "torchvision_googlenet", "googlenet_seed")
+INIT_SCHEMES = ("torch", "wrn", "torchvision_resnet", "torchvision_googlenet", "pystyle_googlenet")
 
 TOP_KEYS = ("archspec", "name", "description", "extends", "include", "params", "let", "checks",
             "input", "init", "tables", "blocks", "layers", "outputs")

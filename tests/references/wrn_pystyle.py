@@ -1,4 +1,5 @@
-"""The Wide ResNet of seed 000 (a PyTorch port of wide-resnet.lua), transcribed verbatim."""
+"""The Wide ResNet of pystyle.info, 「Pytorch – Wide ResNet の仕組みと実装について解説」
+(a PyTorch port of wide-resnet.lua), transcribed verbatim."""
 import torch
 import torch.nn as nn
 
@@ -105,6 +106,6 @@ class WideResNet(nn.Module):
         return x
 
 
-# The seed's table of (depth, k) with the parameter counts it prints (in millions).
+# The post's table of (depth, k) with the parameter counts it prints (in millions).
 WRN_TABLE = [(40, 1, 0.6), (40, 2, 2.2), (40, 4, 8.9), (40, 8, 35.7), (28, 10, 36.5),
              (28, 12, 52.5), (22, 8, 17.2), (22, 10, 26.8), (16, 8, 11.0), (16, 10, 17.1)]

@@ -1,6 +1,7 @@
-"""The six networks of seed 001 (CIFAR-10 classifier post), transcribed from its code.
+"""The six networks of the CIFAR-10 post 「pytorchで初めてゼロから書くSOTA画像分類器(上)」
+(docs/sources.md), transcribed from its code.
 
-BnLayer builds nn.Dropout2d(p=0.2) but its forward never calls it (as in the seed).
+BnLayer builds nn.Dropout2d(p=0.2) but its forward never calls it (as in the post).
 """
 import torch
 import torch.nn as nn
@@ -127,8 +128,8 @@ class Resnet(nn.Module):
         return F.log_softmax(self.out(x), dim=-1)
 
 
-# spec file → constructor of the seed network it reproduces (out_dim = 10 in the seed)
-SEED_NETS = {
+# spec file → constructor of the post's network it reproduces (out_dim = 10 in the post)
+NETS = {
     "cifar10-verybasicnet": lambda: VeryBasicNet(),
     "cifar10-basicnet": lambda: BasicNet(),
     "cifar10-basiccnn": lambda: BasicCNN(),

@@ -1,8 +1,9 @@
 """Data sets held whole as uint8 tensors, and batches cut, augmented and normalised in bulk.
 
 CIFAR-10/100 are read from their real on-disk format through torchvision's reader;
-image folders (``train/`` and ``test/``, one folder per class, as in the seed post)
-through torchvision's ``ImageFolder``. Either way the whole set becomes one
+image folders (``train/`` and ``test/``, one folder per class, as the CIFAR-10 post
+「pytorchで初めてゼロから書くSOTA画像分類器(上)」 reads them) through torchvision's
+``ImageFolder``. Either way the whole set becomes one
 ``N×C×H×W`` uint8 tensor: on CUDA it moves to the GPU once and every batch is
 gathered, flipped, cropped and normalised there in a few kernels, so no loader
 worker limits the GPU; on the CPU the same batch function runs in the main process

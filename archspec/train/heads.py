@@ -1,10 +1,10 @@
 """The training objective, read from the spec's outputs.
 
 Each output is a head: cross-entropy when it produces logits, NLL when it already
-ends in ``log_softmax`` (the seed post's networks), NLL of the log when it ends in
-``softmax``. Training-only heads (GoogLeNet's auxiliary classifiers) add their
-``loss_weight`` times their loss in training and are absent in evaluation, where
-the module returns the main head alone.
+ends in ``log_softmax`` (the CIFAR-10 post's networks, specs/cifar10-*.yaml), NLL of
+the log when it ends in ``softmax``. Training-only heads (GoogLeNet's auxiliary
+classifiers) add their ``loss_weight`` times their loss in training and are absent
+in evaluation, where the module returns the main head alone.
 """
 from __future__ import annotations
 

@@ -77,7 +77,8 @@ def write_cifar(root: str, n_train: int = 500, n_test: int = 200, kind: str = "c
 
 def write_imagefolder(root: str, n_train: int = 100, n_test: int = 40, classes: int = 3,
                       size: int = 32, seed: int = 0) -> str:
-    """``root/train/<class>/*.png`` and ``root/test/<class>/*.png``, as the seed post reads."""
+    """``root/train/<class>/*.png`` and ``root/test/<class>/*.png``, as the CIFAR-10 post
+    (docs/sources.md) reads them."""
     from PIL import Image
     for split, n, s in (("train", n_train, seed), ("test", n_test, seed + 1)):
         x, y = make_images(n, classes, s, size)

@@ -1,1 +1,4 @@
-"""Hand-written reference models, transcribed from the seed posts (tests compare against them)."""
+"""Hand-written reference models, transcribed from the blog posts of docs/sources.md.
+
+Tests compare the spec-built modules against them.
+"""

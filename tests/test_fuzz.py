@@ -263,7 +263,7 @@ _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batc
               + tuple(_ACT))
 _FLAT_OPS = ("linear",) * 4 + ("batchnorm", "softmax", "log_softmax", "flatten") + tuple(
     op for op in _ACT if op != "dropout2d")
-_FLOATS = {"negative_slope": (0.01, 0.2, 0.5), "alpha": (0.5, 1.0, 1.5),
+_FLOATS = {"negative_slope": (0.01, 0.2, 0.5, 0.0, -0.2), "alpha": (0.5, 1.0, 1.5, 0.0, -0.5),
            "p": (0.0, 0.1, 0.5, 1.0, 1.5), "eps": (1e-05, 0.001, 0.01),
            "momentum": (0.1, 0.01, 0.5)}
 
@@ -510,9 +510,21 @@ def check_accepted(net: Net, g: Any) -> None:
     assert all(tuple(s) == (BATCH, *g.nodes[n]["shape"]) for n, s in seen.items()), seen
     assert y.shape == net.y.shape and torch.allclose(y, net.y, rtol=1e-9, atol=1e-9,
                                                      equal_nan=True), net
+    check_trains(module, net)
     COUNTS["accepted"] += 1
     COUNTS.update(f"op {lay.op}" for lay in net.layers)
     event("accepted")
+
+
+def check_trains(module: Any, net: Net) -> None:
+    """One training step's forward and backward runs, as it does in torch: an in-place
+    activation must not break autograd (torch refuses in-place leaky_relu or elu
+    backward with a negative slope)."""
+    module.train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y = module(net.x.clone().requires_grad_(True))
+        y.sum().backward()
 
 
 def check_net(net: Net) -> None:

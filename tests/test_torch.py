@@ -341,6 +341,31 @@ def test_shake_spec_builds_and_trains(spec_file) -> None:
     assert torch.equal(m(x), m(x))
 
 
+def test_negative_slope_activations_are_not_in_place(spec_file) -> None:
+    """torch cannot run backward through in-place leaky_relu / elu with a negative slope
+    ("In-place leakyReLu backward calculation is triggered with a negative slope"): found
+    by tests/test_fuzz.py; the zero and positive slopes stay in place."""
+    p = spec_file("""
+        input: {shape: [2, 4, 4]}
+        layers:
+          - c1: {op: conv, out: 2, kernel: 1}
+          - neg: {op: leaky_relu, negative_slope: -0.2}
+          - c2: {op: conv, out: 2, kernel: 1}
+          - elu: {op: elu, alpha: -0.5}
+          - c3: {op: conv, out: 2, kernel: 1}
+          - zero: {op: leaky_relu, negative_slope: 0.0}
+          - c4: {op: conv, out: 2, kernel: 1}
+          - pos: {op: elu}
+    """)
+    m = build_module(p)
+    assert [m.neg.inplace, m.elu.inplace, m.zero.inplace, m.pos.inplace] == \
+        [False, False, True, True]
+    m.train()
+    x = torch.randn(2, 2, 4, 4, requires_grad=True)
+    m(x).sum().backward()
+    assert m.c1.weight.grad is not None and x.grad is not None
+
+
 # ---------------------------------------------------------------- ecosystem
 def test_torch_compile_fullgraph_no_graph_breaks() -> None:
     import torch._dynamo as dynamo

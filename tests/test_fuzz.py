@@ -11,9 +11,12 @@ stops fitting. The first layer torch refuses ends the spec.
 Then, for the spec as YAML text:
 
 * torch ran it: archspec must accept it, and its static shape and parameter count of
-  every layer, the summary's total, the built module's state_dict (keys and shapes),
-  the shape of every module output seen by forward hooks, and the output values (with
-  the reference's weights loaded strictly, float64, eval mode) must equal torch's;
+  every layer (also as :func:`~archspec.shapes.check_graph` re-infers them), the
+  summary's total, the built module's state_dict (keys and shapes), the shape of every
+  module output seen by forward hooks, and the output values (with the reference's
+  weights loaded strictly, float64, eval mode) must equal torch's; so must the output
+  of the standalone source ``archspec emit`` writes; and a training step's backward
+  through the built module must run;
 * torch refused it: archspec must refuse it too, with every error located on the line
   of the layer that torch refused.
 
@@ -57,8 +60,10 @@ from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import archspec  # noqa: E402
+from archspec.codegen import generate  # noqa: E402
 from archspec.errors import SpecError  # noqa: E402
 from archspec.ops import OPS  # noqa: E402
+from archspec.shapes import check_graph  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -445,7 +450,8 @@ def nets(draw: Callable) -> Net:
     if draw(st.integers(0, 9)) == 9:
         shape: tuple[int, ...] = (draw(st.integers(1, 48)),)
     else:
-        shape = (draw(st.integers(1, 6)), draw(st.integers(1, 12)), draw(st.integers(1, 12)))
+        big = 40 if draw(st.integers(1, 8)) == 8 else 12
+        shape = (draw(st.integers(1, 6)), draw(st.integers(1, big)), draw(st.integers(1, big)))
     net = Net(shape)
     d = Drawer(draw, net, Reference(net, draw(st.integers(0, 2**31 - 1))))
     cur = "input"
@@ -493,6 +499,7 @@ def check_accepted(net: Net, g: Any) -> None:
         node = g.nodes[lay.name]
         assert node["shape"] == net.shapes[lay.name], (lay.name, node["shape"], net)
         assert node["params"] == net.params.get(lay.name, 0), (lay.name, node["params"], net)
+    check_graph(g)     # the stand-alone re-inference agrees with the compiler
     summary = archspec.summarize(g)
     assert summary.params == sum(net.params.values())
     assert summary.outputs[0]["shape"] == net.shapes[net.layers[-1].name]
@@ -511,9 +518,23 @@ def check_accepted(net: Net, g: Any) -> None:
     assert y.shape == net.y.shape and torch.allclose(y, net.y, rtol=1e-9, atol=1e-9,
                                                      equal_nan=True), net
     check_trains(module, net)
+    check_generated(g, net)
     COUNTS["accepted"] += 1
     COUNTS.update(f"op {lay.op}" for lay in net.layers)
     event("accepted")
+
+
+def check_generated(g: Any, net: Net) -> None:
+    """``archspec emit``'s standalone source builds the same module: the reference's
+    weights load strictly and give the same output."""
+    ns: dict[str, Any] = {"__name__": "generated"}
+    exec(compile(generate(g), "<generated>", "exec"), ns)   # noqa: S102 - archspec's own output
+    model = ns["Model"]().double().eval()
+    model.load_state_dict(net.state, strict=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y = model(net.x)
+    assert torch.allclose(y, net.y, rtol=1e-9, atol=1e-9, equal_nan=True), net
 
 
 def check_trains(module: Any, net: Net) -> None:

@@ -455,6 +455,27 @@ def test_build_failures_leave_nothing(tmp_path: Path, capsys) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_build_refuses_one_value_per_channel_for_batch_statistics(spec_file, tmp_path: Path,
+                                                                 capsys) -> None:
+    """A batchnorm without running statistics normalises over the batch even in eval mode:
+    --batch 1 on a flat input was torch's ValueError traceback midway through the build."""
+    from archspec.cli import main
+    p = spec_file("""
+        input: {shape: [4]}
+        layers:
+          - bn: {op: batchnorm, track_running_stats: false}
+          - fc: {op: linear, out: 2}
+    """)
+    out = tmp_path / "b"
+    assert main(["build", str(p), "--batch", "1", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{p}:3:5: error: bn: a batchnorm without running statistics "
+                          "normalises over the batch, and --batch 1 gives it 1 value per "
+                          "channel (input (N, 4)); use --batch 2 or more")
+    assert not out.exists()
+    assert main(["build", str(p), "--batch", "2", "-o", str(out)]) == 0
+
+
 def test_build_and_export_refuse_unwritable_paths(tmp_path: Path, capsys) -> None:
     """A file where the build directory, or a folder on the way, should be: one line
     before any work, the file untouched; export to a directory likewise."""

@@ -243,6 +243,7 @@ class Reference:
             if y.numel() == 0:
                 raise Refused("empty tensor")
         except Exception as e:   # noqa: BLE001 - any refusal by torch is an outcome here
+            assert not isinstance(e, Refused) or str(e) in DESIGN, f"undocumented: {e}"
             net.failed, net.reason = lay.name, f"{type(e).__name__}: {str(e).splitlines()[0]}"
             return False
         self.env[lay.name] = net.y = y

@@ -489,7 +489,8 @@ def check_refused(net: Net, err: SpecError, path: str) -> None:
     where = {(e.loc.path, e.loc.line) for e in err.errors}
     assert where == {(path, net.line_of(net.failed))}, \
         f"archspec's errors are not all on {net.failed}'s line:\n{err}\n{net!r}"
-    kind = re.sub(r"-?\d+", "N", net.reason)[:70]
+    kind = net.reason if net.reason.startswith("Refused") else \
+        re.sub(r"-?\d+", "N", net.reason)[:70]      # torch's messages, sizes left out
     COUNTS[f"refused: {kind}"] += 1
     event(f"refused: {kind}")
 

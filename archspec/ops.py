@@ -174,14 +174,13 @@ def _window(size: int, k: int, s: int, p: int, d: int, ceil: bool, axis: str, wh
         out -= 1
     if out >= 1:
         return out
-    if num < 0:
-        kernel = f"{k} dilated by {d} ({eff} wide)" if d > 1 else str(k)
-        mode = " even in ceil mode" if ceil else ""
-        raise OpError(f"output {axis} drops below 1: {what} kernel {kernel} is larger than its "
-                      f"padded input ({axis} {size} + 2×{p} padding = {size + 2 * p}){mode}",
-                      "kernel",
-                      "use a smaller kernel or more padding, or remove a downsampling layer before it")
-    raise OpError(f"{what} output {axis} drops below 1 (input {axis} {size})", "stride")
+    # out < 1 only when num < 0: with num >= 0 the first window always fits and starts at 0
+    kernel = f"{k} dilated by {d} ({eff} wide)" if d > 1 else str(k)
+    mode = " even in ceil mode" if ceil else ""
+    raise OpError(f"output {axis} drops below 1: {what} kernel {kernel} is larger than its "
+                  f"padded input ({axis} {size} + 2×{p} padding = {size + 2 * p}){mode}",
+                  "kernel",
+                  "use a smaller kernel or more padding, or remove a downsampling layer before it")
 
 
 def _spatial(a: dict, s: Shape, what: str, ceil: bool = False) -> tuple[int, int]:

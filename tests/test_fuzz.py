@@ -27,6 +27,10 @@ Where archspec is stricter than torch on purpose, the reference refuses as well
 (torch pads the batch axis of a flat tensor, and only warns on 2-D dropout2d); no
 tensor may be empty (torch lets a pad crop to 0, a conv have 0 channels).
 
+Beside the fuzz, every small conv and pool window and every small pad of one axis is
+compared with torch exhaustively (``test_*_exhaustively``): the size rules alone, in
+seconds.
+
 The default run is small and reproducible (derandomized, no example database). A long
 run, e.g. 20,000 specs with their counts written to a JSON file::
 
@@ -590,3 +594,51 @@ def test_fuzz_archspec_against_torch(record_property: Callable) -> None:
     assert counts["specs"] - counts.get("accepted", 0) >= 0.1 * counts["specs"], counts
     missing = sorted(op for op in OPS if f"op {op}" not in counts)
     assert not missing, f"ops never in an accepted spec: {missing}"
+
+
+# ----------------------------------------------------- exhaustive small-range rules
+def _archspec_size(op: str, n: int, **args: Any) -> tuple[int, ...] | None:
+    from archspec.ops import OpError, normalise_args
+    d = OPS[op]
+    try:
+        return d.infer(normalise_args(d, args), [(1, n, n)])[1:]
+    except OpError:
+        return None
+
+
+def _torch_size(make: Callable[[], nn.Module], n: int) -> tuple[int, ...] | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y = make()(torch.zeros(1, 1, n, n))
+    except (RuntimeError, ValueError):
+        return None
+    return tuple(y.shape[2:]) if y.numel() else None    # archspec refuses empty tensors
+
+
+def test_window_sizes_equal_torch_exhaustively() -> None:
+    """Every small conv and pool window (size, kernel, stride, padding, dilation, ceil
+    mode): archspec's size is torch's, and archspec refuses exactly what torch refuses."""
+    grid = [(n, k, s, p) for n in range(1, 10) for k in range(1, 6) for s in range(1, 4)
+            for p in range(4)]
+    for (n, k, s, p), d, ceil in ((g, d, c) for g in grid for d in (1, 2, 3) for c in (0, 1)):
+        kw = dict(kernel=k, stride=s, padding=p)
+        assert _archspec_size("maxpool", n, **kw, dilation=d, ceil_mode=bool(ceil)) == \
+            _torch_size(lambda: nn.MaxPool2d(k, s, p, d, ceil_mode=bool(ceil)), n), (n, kw, d, ceil)
+        if d == 1:
+            assert _archspec_size("avgpool", n, **kw, ceil_mode=bool(ceil)) == \
+                _torch_size(lambda: nn.AvgPool2d(k, s, p, ceil_mode=bool(ceil)), n), (n, kw, ceil)
+        if not ceil:
+            assert _archspec_size("conv", n, out=1, **kw, dilation=d) == \
+                _torch_size(lambda: nn.Conv2d(1, 1, k, s, p, d), n), (n, kw, d)
+
+
+def test_pad_sizes_equal_torch_exhaustively() -> None:
+    """Every small pad or crop of one axis: archspec's size is torch's, refusals alike."""
+    for n in range(1, 5):
+        for top in range(-5, 3):
+            for bottom in range(-5, 3):
+                pad = [0, 0, top, bottom]
+                got = _archspec_size("pad", n, padding=pad)
+                want = _torch_size(lambda: nn.ZeroPad2d(tuple(pad)), n)
+                assert got == want, (n, pad, got, want)

@@ -160,19 +160,27 @@ def _shape(s: Shape) -> str:
 
 
 def _window(size: int, k: int, s: int, p: int, d: int, ceil: bool, axis: str, what: str) -> int:
+    """One output size by torch's rule (ATen's ``pooling_output_shape``, also conv's).
+
+    ``floor((size + 2p - eff [+ s - 1 in ceil mode]) / s) + 1`` with floor division, so a
+    ceil-mode pool whose window exceeds its padded input still gives 1 when the numerator
+    stays >= 0, as in torch; then the last window must start inside the input or its left
+    padding.
+    """
     eff = d * (k - 1) + 1
-    if size + 2 * p < eff:
-        kernel = f"{k} dilated by {d} ({eff} wide)" if d > 1 else str(k)
-        raise OpError(f"output {axis} drops below 1: {what} kernel {kernel} is larger than its "
-                      f"padded input ({axis} {size} + 2×{p} padding = {size + 2 * p})", "kernel",
-                      "use a smaller kernel or more padding, or remove a downsampling layer before it")
     num = size + 2 * p - eff
-    out = (-(-num // s) if ceil else num // s) + 1
+    out = (num + (s - 1 if ceil else 0)) // s + 1
     if ceil and (out - 1) * s >= size + p:
-        out -= 1   # the last window must start inside the input or its left padding (torch rule)
-    if out < 1:
-        raise OpError(f"{what} output {axis} drops below 1 (input {axis} {size})", "stride")
-    return out
+        out -= 1
+    if out >= 1:
+        return out
+    # out < 1 only when num < 0: with num >= 0 the first window always fits and starts at 0
+    kernel = f"{k} dilated by {d} ({eff} wide)" if d > 1 else str(k)
+    mode = " even in ceil mode" if ceil else ""
+    raise OpError(f"output {axis} drops below 1: {what} kernel {kernel} is larger than its "
+                  f"padded input ({axis} {size} + 2×{p} padding = {size + 2 * p}){mode}",
+                  "kernel",
+                  "use a smaller kernel or more padding, or remove a downsampling layer before it")
 
 
 def _spatial(a: dict, s: Shape, what: str, ceil: bool = False) -> tuple[int, int]:
@@ -298,11 +306,29 @@ def _shake(a: dict, shapes: list[Shape]) -> Shape:
 def _zero_pad(a: dict, shapes: list[Shape]) -> Shape:
     s = _one(shapes, 3, "pad")
     left, right, top, bottom = a["padding"]
-    h, w = s[1] + top + bottom, s[2] + left + right
-    if h < 1 or w < 1:
+    h, w = _pad_axis(s, s[1], top, bottom, "height", a), _pad_axis(s, s[2], left, right, "width", a)
+    return (s[0], h, w)
+
+
+def _pad_axis(s: Shape, size: int, before: int, after: int, axis: str, a: dict) -> int:
+    """One padded size, refused where torch refuses it or where it would be empty.
+
+    Torch crops the negative sides first (``narrow``), so their crops together must fit
+    in the input even when the other side pads it back: ``[0, 0, 2, -2]`` on height 1
+    fails in torch although 1 + 2 - 2 = 1. An empty result (torch allows 0) is refused
+    like any size below 1.
+    """
+    crop = max(0, -before) + max(0, -after)
+    if crop > size:
+        raise OpError(f"pad crops more than its input has: {crop} from {axis} {size} of "
+                      f"{_shape(s)} (padding {list(a['padding'])})", "padding",
+                      "torch crops the negative sides before it pads the others, so together "
+                      "they must leave at least 0")
+    out = size + before + after
+    if out < 1:
         raise OpError(f"pad crops {_shape(s)} to nothing (padding {list(a['padding'])})",
                       "padding")
-    return (s[0], h, w)
+    return out
 
 
 _P = lambda: Field("p", "prob", 0.5, "probability of zeroing")  # noqa: E731

@@ -63,6 +63,17 @@ def _inplace(g: nx.DiGraph, nid: str, outputs: set[str]) -> bool:
             and src not in outputs and g.nodes[nid]["inputs"].count(src) == 1)
 
 
+def _inplace_backward(op: str, a: Mapping[str, Any]) -> bool:
+    """False where torch cannot run backward through the in-place form: leaky_relu with a
+    negative slope and elu with a negative alpha ("In-place leakyReLu backward calculation
+    is triggered with a negative slope which is not supported")."""
+    if op == "leaky_relu":
+        return a["negative_slope"] >= 0
+    if op == "elu":
+        return a["alpha"] >= 0
+    return True
+
+
 def module_defs(g: nx.DiGraph) -> dict[str, ModuleDef]:
     """The leaf module of every IR node that becomes one (functional ops get none)."""
     outputs = {o["node"] for o in g.graph["outputs"]}
@@ -91,7 +102,7 @@ def module_defs(g: nx.DiGraph) -> dict[str, ModuleDef]:
                 kw["negative_slope"] = a["negative_slope"]
             if op == "elu":
                 kw["alpha"] = a["alpha"]
-            if op in _INPLACE_OK and _inplace(g, nid, outputs):
+            if op in _INPLACE_OK and _inplace(g, nid, outputs) and _inplace_backward(op, a):
                 kw["inplace"] = True
         elif op == "maxpool":
             cls = "MaxPool2d"

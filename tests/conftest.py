@@ -35,3 +35,23 @@ def compile_text(spec_file: Callable[..., Path]) -> Callable[..., object]:
     def run(text: str, overrides: object = None, name: str = "s.yaml"):
         return archspec.compile_graph(archspec.load_spec(spec_file(text, name), overrides))
     return run
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", default=False,
+                     help="also run tests marked slow (or set ARCHSPEC_SLOW=1)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: minutes of subprocesses; skipped unless --runslow "
+                            "or ARCHSPEC_SLOW=1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the slow tests by default, so the default suite stays within minutes."""
+    if config.getoption("--runslow") or os.environ.get("ARCHSPEC_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow or ARCHSPEC_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

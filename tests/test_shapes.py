@@ -47,6 +47,19 @@ def infer(op: str, shapes: list[tuple], **args: object) -> tuple[tuple, int, int
     ("softmax", [(10,)], {}, ((10,), 0, 0)),
     ("dropout2d", [(8, 4, 4)], dict(p=0.1), ((8, 4, 4), 0, 0)),
     ("relu6", [(8,)], {}, ((8,), 0, 0)),
+    # ceil_mode by torch's rule: a window wider than the padded input still gives 1 when
+    # floor((2 - 3 + 1) / 2) + 1 >= 1 (torch 2.14: (N, 3, 1, 1)); was refused
+    ("maxpool", [(3, 2, 2)], dict(kernel=3, stride=2, ceil_mode=True), ((3, 1, 1), 0, 0)),
+    ("avgpool", [(3, 2, 2)], dict(kernel=3, stride=2, ceil_mode=True), ((3, 1, 1), 0, 0)),
+    ("avgpool", [(3, 2, 2)], dict(kernel=4, stride=4, padding=2, ceil_mode=True), ((3, 1, 1), 0, 0)),
+    ("maxpool", [(3, 2, 5)], dict(kernel=3, stride=2, padding=1, dilation=2, ceil_mode=True),
+     ((3, 1, 2), 0, 0)),
+    # the last window must start inside the input or its left padding: 3 windows, not 4
+    ("maxpool", [(3, 6, 6)], dict(kernel=2, stride=2, padding=1, ceil_mode=True), ((3, 4, 4), 0, 0)),
+    # negative pads crop; legal in torch while the crops fit in the input
+    ("pad", [(3, 1, 5)], dict(padding=[0, 0, -1, 2]), ((3, 2, 5), 0, 0)),
+    ("pad", [(3, 1, 5)], dict(padding=[0, 0, -1, 1]), ((3, 1, 5), 0, 0)),
+    ("pad", [(3, 4, 5)], dict(padding=[-2, -2, 1, -1]), ((3, 4, 1), 0, 0)),
 ])
 def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     assert infer(op, shapes, **args) == want
@@ -66,6 +79,18 @@ def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     ("concat", [(8, 4, 4), (8,)], {}, "concat needs equal shapes except for channels"),
     ("softmax", [(10,)], dict(dim=2), "dim 2 is out of range"),
     ("dropout2d", [(10,)], {}, "dropout2d expects a (channels, height, width) input"),
+    # torch: Calculated output size (0x0), even in ceil mode (floor((2 - 3 + 0) / 1) + 1 = 0)
+    ("maxpool", [(3, 2, 2)], dict(kernel=3, stride=1, ceil_mode=True),
+     "kernel 3 is larger than its padded input (height 2 + 2×0 padding = 2) even in ceil mode"),
+    ("avgpool", [(3, 2, 2)], dict(kernel=3, stride=2), "kernel 3 is larger than its padded input"),
+    # torch's own check: pad <= kernel // 2, whatever the dilation
+    ("maxpool", [(3, 8, 8)], dict(kernel=3, padding=2, dilation=3), "padding 2 is more than half"),
+    # torch crops first: narrow(): length must be non-negative, though 1 + 2 - 2 = 1
+    ("pad", [(3, 1, 5)], dict(padding=[0, 0, 2, -2]),
+     "pad crops more than its input has: 2 from height 1 of (N, 3, 1, 5)"),
+    ("pad", [(3, 4, 2)], dict(padding=[-1, -2, 0, 0]), "pad crops more than its input has: 3 "
+     "from width 2"),
+    ("pad", [(3, 1, 5)], dict(padding=[0, 0, -1, 0]), "pad crops (N, 3, 1, 5) to nothing"),
 ])
 def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:

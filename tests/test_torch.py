@@ -342,6 +342,31 @@ def test_shake_spec_builds_and_trains(spec_file) -> None:
     assert torch.equal(m(x), m(x))
 
 
+def test_negative_slope_activations_are_not_in_place(spec_file) -> None:
+    """torch cannot run backward through in-place leaky_relu / elu with a negative slope
+    ("In-place leakyReLu backward calculation is triggered with a negative slope"): found
+    by tests/test_fuzz.py; the zero and positive slopes stay in place."""
+    p = spec_file("""
+        input: {shape: [2, 4, 4]}
+        layers:
+          - c1: {op: conv, out: 2, kernel: 1}
+          - neg: {op: leaky_relu, negative_slope: -0.2}
+          - c2: {op: conv, out: 2, kernel: 1}
+          - elu: {op: elu, alpha: -0.5}
+          - c3: {op: conv, out: 2, kernel: 1}
+          - zero: {op: leaky_relu, negative_slope: 0.0}
+          - c4: {op: conv, out: 2, kernel: 1}
+          - pos: {op: elu}
+    """)
+    m = build_module(p)
+    assert [m.neg.inplace, m.elu.inplace, m.zero.inplace, m.pos.inplace] == \
+        [False, False, True, True]
+    m.train()
+    x = torch.randn(2, 2, 4, 4, requires_grad=True)
+    m(x).sum().backward()
+    assert m.c1.weight.grad is not None and x.grad is not None
+
+
 # ---------------------------------------------------------------- ecosystem
 def test_torch_compile_fullgraph_no_graph_breaks() -> None:
     import torch._dynamo as dynamo
@@ -429,6 +454,27 @@ def test_build_failures_leave_nothing(tmp_path: Path, capsys) -> None:
     assert "GB" in err and "Traceback" not in err
     assert main(["build", "specs/wrn.yaml", "--set", "nope=1", "-o", str(out)]) == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_build_refuses_one_value_per_channel_for_batch_statistics(spec_file, tmp_path: Path,
+                                                                 capsys) -> None:
+    """A batchnorm without running statistics normalises over the batch even in eval mode:
+    --batch 1 on a flat input was torch's ValueError traceback midway through the build."""
+    from archspec.cli import main
+    p = spec_file("""
+        input: {shape: [4]}
+        layers:
+          - bn: {op: batchnorm, track_running_stats: false}
+          - fc: {op: linear, out: 2}
+    """)
+    out = tmp_path / "b"
+    assert main(["build", str(p), "--batch", "1", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{p}:3:5: error: bn: a batchnorm without running statistics "
+                          "normalises over the batch, and --batch 1 gives it 1 value per "
+                          "channel (input (N, 4)); use --batch 2 or more")
+    assert not out.exists()
+    assert main(["build", str(p), "--batch", "2", "-o", str(out)]) == 0
 
 
 def test_build_and_export_refuse_unwritable_paths(tmp_path: Path, capsys) -> None:

@@ -65,6 +65,26 @@ def check_forward(module, g, batch: int) -> dict[str, tuple[int, ...]]:
     return got
 
 
+def check_batch_statistics(g, batch: int) -> None:
+    """Refuse a dummy batch that leaves a batchnorm without running statistics one value
+    per channel: torch normalises it over the batch even in eval mode, and raises
+    ("Expected more than 1 value per channel when training") midway through the build."""
+    import math
+
+    from archspec.errors import SpecError
+    from archspec.ops import shape_str
+    for nid, d in g.nodes(data=True):
+        if d["op"] != "batchnorm" or d["args"]["track_running_stats"]:
+            continue
+        shape = g.nodes[d["inputs"][0]]["shape"]
+        values = batch * math.prod(shape[1:])
+        if values < 2:
+            raise SpecError(f"{nid}: a batchnorm without running statistics normalises over "
+                            f"the batch, and --batch {batch} gives it {values} value per channel "
+                            f"(input {shape_str(shape)})", d["loc"],
+                            "use --batch 2 or more, or track_running_stats: true")
+
+
 BUILD_FILES = ("model.py", "weights.safetensors", "summary.json", "graph.svg")
 
 
@@ -131,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or os.path.join("build", g.graph["name"])
     check_out_dir(out_dir)
     check_activation_memory(g, max(args.batch, 2))
+    check_batch_statistics(g, args.batch)
     module = build_module(g)
     t_build = time.perf_counter() - t0
     got = check_forward(module, g, args.batch)

@@ -15,10 +15,11 @@ import re
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
-from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
+from archspec.errors import Location, SpecError, SpecErrors, did_you_mean, register_source
+from archspec.fsio import read_text
 from archspec.grid.model import DEFAULT_MAX_CELLS, PLOT_COLUMNS, Axis, Budget, Cell, Grid
 from archspec.spec import expr as ex
-from archspec.spec.loader import (_resolve, check_type, eval_text, interpolate, parse_block_value,
+from archspec.spec.loader import (YAML_SUFFIXES, _resolve, _target, check_type, eval_text, interpolate, parse_block_value,
                                   parse_override, parse_params)
 from archspec.spec.model import ParamDef
 from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq, parse_yaml, plain
@@ -178,17 +179,9 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
     (10, 'wrn-40-1')
     """
     path = os.fspath(path)
-    try:
-        if os.path.getsize(path) > MAX_GRID_BYTES:
-            raise SpecError(f"grid file is larger than {MAX_GRID_BYTES:,} bytes",
-                            Location(path, 1, 1))
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise SpecError(f"no such grid file '{path}'", Location(path),
-                        "grids live under specs/grids/") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read grid '{path}': {e}", Location(path)) from None
+    text = read_text(path, MAX_GRID_BYTES, "grid")
+    if path.endswith(YAML_SUFFIXES):
+        register_source(path, text)
     try:
         root = parse_yaml(text, path)
     except SpecError as e:
@@ -197,8 +190,9 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
         raise SpecError("the grid file is empty", e.loc,
                         "a grid is a YAML mapping: start with 'spec:' and 'axes:'") from None
     if not isinstance(root, YMap):
-        raise _err(f"a grid must be a YAML mapping, got {_kind(root)}", root,
-                   "start with 'spec:' and 'axes:'")
+        raise _err("a grid must be a YAML mapping, got "
+                   + ("a list" if isinstance(root, YSeq) else f"a {type(root.value).__name__}"),
+                   root, "start with 'spec:' and 'axes:'")
     _check_keys(root, TOP_KEYS, "the grid")
     if "archspec_grid" in root:
         ver = root.get("archspec_grid")
@@ -208,8 +202,8 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
     if "spec" not in root:
         raise _err("the grid has no 'spec'", root, "name the template: spec: ../wrn.yaml")
     spec_node = root.get("spec")
-    spec_rel = _str(spec_node, "'spec'")
-    spec_path = os.path.normpath(os.path.join(os.path.dirname(path), spec_rel))
+    _str(spec_node, "'spec'")
+    spec_path = _target(os.path.dirname(path), spec_node, "spec")
     troot, _ = template(spec_path, spec_node.loc)
     params = template_params(troot)
     name = _str(root.get("name"), "'name'") if "name" in root else \

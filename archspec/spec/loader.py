@@ -16,7 +16,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
+from archspec.errors import Location, SpecError, SpecErrors, did_you_mean, register_source
+from archspec.fsio import read_text
 from archspec.ops import OPS
 from archspec.spec import expr as ex
 from archspec.spec.model import (REQUIRED, BlockDef, Check, Item, Let, Output, ParamDef, Spec,
@@ -24,6 +25,9 @@ from archspec.spec.model import (REQUIRED, BlockDef, Check, Item, Let, Output, P
 from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq, located, parse_yaml, plain
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
+#: Names an ``extends:`` or ``include:`` target must end in: a spec names specs, never
+#: arbitrary files (``extends: /etc/shadow`` would print its lines as unknown keys).
+YAML_SUFFIXES = (".yaml", ".yml")
 STDLIB = os.path.join(os.path.dirname(__file__), "stdlib.yaml")
 
 #: Weight-initialisation schemes a spec may name (implemented by the torch backend).
@@ -129,34 +133,25 @@ def interpolate(node: YScalar, env: Mapping[str, Any]) -> str:
 
 # ----------------------------------------------------------------- file level
 def _read(path: str, at: Location | None) -> tuple[str, YMap]:
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_SPEC_BYTES:
-            raise SpecError(f"spec file is {size:,} bytes, more than the {MAX_SPEC_BYTES:,} allowed",
-                            Location(path, 1, 1))
-        if os.path.isdir(path):
-            raise SpecError(f"'{path}' is a directory, not a spec file", at or Location(path),
-                            "name a .yaml file, e.g. specs/wrn.yaml")
-        with open(path, "rb") as fb:
-            data = fb.read()
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line_start = data.rfind(b"\n", 0, e.start) + 1
-        col = len(data[line_start:e.start].decode("utf-8", "replace")) + 1
-        raise SpecError(f"'{path}' is not UTF-8 text: byte 0x{data[e.start]:02x} cannot be "
-                        "decoded", Location(path, data.count(b"\n", 0, e.start) + 1, col),
-                        "a spec is a UTF-8 YAML file; re-save it as UTF-8") from None
-    except FileNotFoundError:
-        raise SpecError(f"no such spec file '{path}'", at or Location(path),
-                        "check the path; specs live under specs/") from None
-    except OSError as e:
-        raise SpecError(f"cannot read spec '{path}': {e.strerror or e}", at or Location(path),
-                        "a spec is a UTF-8 YAML file, such as specs/wrn.yaml") from None
+    """Read and parse one spec file through :func:`archspec.fsio.read_text` (regular files
+    only, at most :data:`MAX_SPEC_BYTES`). Its lines become error context only if it is
+    named ``.yaml`` or ``.yml``: a file that is not a spec (``archspec check /etc/shadow``)
+    never has its lines printed under an error."""
+    text = read_text(path, MAX_SPEC_BYTES, "spec", at)
+    if path.endswith(YAML_SUFFIXES):
+        register_source(path, text)
     root = parse_yaml(text, path)
     if not isinstance(root, YMap):
-        raise SpecError(f"a spec must be a YAML mapping, got {_kind(root)}", root.loc,
+        raise SpecError(f"a spec must be a YAML mapping, got {_kind_word(root)}", root.loc,
                         "start with keys such as 'name:', 'params:' and 'layers:'")
     return text, root
+
+
+def _kind_word(node: YNode) -> str:
+    """What a node is, without quoting it (it may be a file that is not a spec)."""
+    if isinstance(node, YScalar):
+        return "nothing (null)" if node.value is None else f"a {type(node.value).__name__}"
+    return _kind(node)
 
 
 def _merge(base: YMap, child: YMap) -> YMap:
@@ -208,18 +203,28 @@ def _join(here: str, name: str) -> str:
     return short if os.path.realpath(short) == os.path.realpath(joined) else joined
 
 
+def _target(here: str, node: YNode, key: str) -> str:
+    """The path an ``extends:``/``include:`` entry names, refused unless it names a YAML file."""
+    name = _expect_str(node, f"'{key}'")
+    if not name.endswith(YAML_SUFFIXES) or "\0" in name:
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise _err(f"'{key}' must name a .yaml spec file, got {shown!r}", node,
+                   f"{key}: ../wrn.yaml (a path relative to this file, ending in .yaml or .yml)")
+    return _join(here, name)
+
+
 def _resolve(path: str, sources: dict[str, str], chain: tuple[str, ...],
-             at: Location | None, check_keys: bool = True) -> YMap:
+             at: Location | None, check_keys: bool = True, via: str = "extends") -> YMap:
     """Read a spec and merge what it includes and extends into one root mapping.
 
     With ``check_keys`` false, unknown top-level keys of the spec and of the specs it
     extends are left in the merged root for :func:`spec_from_yaml` to report together
     with every other error (an included file's are still refused here: only its blocks
-    and tables are kept).
+    and tables are kept). ``via`` is the key that named ``path``, for the cycle message.
     """
     real = os.path.realpath(path)
     if real in chain:
-        raise SpecError(f"'extends' forms a cycle through '{path}'", at or Location(path),
+        raise SpecError(f"'{via}' forms a cycle through '{path}'", at or Location(path),
                         "a spec cannot extend or include itself, directly or through others")
     text, root = _read(path, at)
     sources[path] = text
@@ -231,14 +236,14 @@ def _resolve(path: str, sources: dict[str, str], chain: tuple[str, ...],
     inc = root.get("include")
     if inc is not None:
         for n in (inc.items if isinstance(inc, YSeq) else (inc,)):
-            p = _join(here, _expect_str(n, "'include'"))
-            lib = _resolve(p, sources, chain + (real,), n.loc)
+            lib = _resolve(_target(here, n, "include"), sources, chain + (real,), n.loc,
+                           via="include")
             parts.append(YMap(tuple((k, v) for k, v in lib.entries if k in ("blocks", "tables")),
                               lib.loc, lib.key_locs))
     ext = root.get("extends")
     if ext is not None:
-        p = _join(here, _expect_str(ext, "'extends'"))
-        parts.append(_resolve(p, sources, chain + (real,), ext.loc, check_keys))
+        parts.append(_resolve(_target(here, ext, "extends"), sources, chain + (real,), ext.loc,
+                              check_keys))
     merged = YMap((), root.loc)
     for part in parts:
         merged = _merge(merged, part)

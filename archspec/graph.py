@@ -48,6 +48,10 @@ from archspec.spec.yamlsrc import YNode, YScalar, YSeq
 
 MAX_DEPTH = 64          # nesting of block instances
 MAX_NODES = 50_000      # primitive ops in one graph (ResNet-152 has 515)
+#: Layers expanded (ops, blocks, seqs, loops, left out or not) before the expansion stops:
+#: a block that uses another twice, nested 30 deep, is 2**30 steps with few or no ops, so
+#: the op limit alone would not stop it. ResNet-152 takes 570 steps.
+MAX_STEPS = 100_000
 
 NODE_ATTRS = ("op", "args", "inputs", "scope", "loc", "shape", "params", "macs", "train_only")
 
@@ -114,7 +118,10 @@ class _Builder:
         self.user_files = {path for path, _ in spec.sources}
         self.sites: list[Location] = []   # use sites, in the user's files, of open blocks
         self._relocated: set[tuple[Location, Location]] = set()
-        self.too_big = False    # past MAX_NODES: stop expanding
+        self.too_big = False    # past MAX_NODES or MAX_STEPS: stop expanding
+        self.steps = 0          # expand_item calls, against MAX_STEPS
+        self._enclosing: dict[str, tuple[str, ...]] = {}   # parent path -> scope paths
+        self.env0 = dict(spec.env)
 
     # ------------------------------------------------------------ errors
     def error(self, e: SpecError) -> None:
@@ -147,17 +154,27 @@ class _Builder:
             raise SpecError(f"the network has more than {MAX_NODES:,} ops", loc,
                             "check the repeat counts")
         self.first_loc[nid] = loc
-        parts = nid.split(".")
-        scopes = tuple(".".join(parts[:i]) for i in range(1, len(parts)))
-        for s in scopes:
-            self.scopes.setdefault(s, {"kind": "container", "label": s.rsplit(".", 1)[-1],
-                                       "block": None, "args": {}, "loc": loc,
-                                       "train_only": train_only})
+        scopes = self.enclosing(nid, loc, train_only)
         self.g.add_node(nid, op=op, args=args, inputs=tuple(inputs), scope=scopes, loc=loc,
                         shape=shape, params=params, macs=macs, train_only=train_only)
         for i, src in enumerate(inputs):
             if not self.g.has_edge(src, nid):   # add(x, x): one edge, `inputs` has both
                 self.g.add_edge(src, nid, index=i)
+
+    def enclosing(self, nid: str, loc: Location, train_only: bool) -> tuple[str, ...]:
+        """The scope paths around ``nid``, outermost first; each path's tuple is built once
+        from its parent's (re-joining every prefix made a node d scopes deep cost d²)."""
+        parent = nid.rpartition(".")[0]
+        if not parent:
+            return ()
+        scopes = self._enclosing.get(parent)
+        if scopes is None:
+            scopes = self.enclosing(parent, loc, train_only) + (parent,)
+            self.scopes.setdefault(parent, {"kind": "container",
+                                            "label": parent.rsplit(".", 1)[-1], "block": None,
+                                            "args": {}, "loc": loc, "train_only": train_only})
+            self._enclosing[parent] = scopes
+        return scopes
 
     def node_name(self, item: Item, scope: _Scope, env: dict, default: str) -> str:
         if item.name is not None:
@@ -238,8 +255,23 @@ class _Builder:
                         pass
         return cursor
 
+    def count_step(self, item: Item, scope: _Scope) -> None:
+        """Charge one expansion step; past :data:`MAX_STEPS`, a located error that names
+        the blocks being expanded, outermost first, at the outermost one's use."""
+        self.steps += 1
+        if self.steps <= MAX_STEPS:
+            return
+        self.too_big = True
+        chain = " → ".join(scope.blocks[:3]) + (" → …" if len(scope.blocks) > 3 else "")
+        at = self.sites[0] if self.sites else item.loc
+        what = f"block '{scope.blocks[0]}' ({chain})" if scope.blocks else "the network"
+        raise SpecError(f"expanding {what} takes more than {MAX_STEPS:,} steps", at,
+                        "a block that uses other blocks several times, nested, grows "
+                        "exponentially; check the nesting and the repeat counts")
+
     def expand_item(self, item: Item, scope: _Scope, env: dict, cursor: str | None
                     ) -> str | None:
+        self.count_step(item, scope)
         if item.kind == "failed":   # already reported by the loader: stay quiet after it
             if item.name is not None:
                 scope.names.setdefault(interpolate(item.name, env), None)
@@ -456,7 +488,7 @@ class _Builder:
                              "loc": item.loc, "train_only": train_only}
         if inp is None or shape is None:
             return None
-        base = {**dict(self.spec.env), **args, "in_channels": shape[0], "in_shape": list(shape)}
+        base = {**self.env0, **args, "in_channels": shape[0], "in_shape": list(shape)}
         try:
             env = evaluate_env((), bdef.lets, bdef.checks, base)
         except SpecError as e:

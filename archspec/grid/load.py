@@ -167,12 +167,30 @@ def _check_names(node: YScalar, known: Iterable[str], banned: str | None, what: 
 
 
 # ---------------------------------------------------------------------- load
+def _cell_limit(root: YMap, ceiling: int | None) -> tuple[int, int | None, Location | None]:
+    """(the cell limit, the grid's own 'max_cells' or None, its location when it is the
+    limit). The command line's ``--max-cells`` (default :data:`DEFAULT_MAX_CELLS`) is a
+    ceiling: a grid file may lower it, never raise it (``max_cells: 10**13`` would lift
+    the safety limit from inside the file being checked)."""
+    limit = ceiling if ceiling is not None else DEFAULT_MAX_CELLS
+    if "max_cells" not in root:
+        return limit, None, None
+    mn = root.get("max_cells")
+    if not (isinstance(mn, YScalar) and isinstance(mn.value, int)
+            and not isinstance(mn.value, bool) and mn.value > 0):
+        raise _err(f"'max_cells' must be a positive integer, got {_kind(mn)}", mn)
+    if mn.value <= limit:
+        return mn.value, mn.value, mn.loc
+    return limit, mn.value, None
+
+
 def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None,
               max_cells: int | None = None) -> Grid:
     """Read and check a grid file; expand its cells (names, values, locations).
 
     ``overrides`` are ``--set key=value`` strings added to the grid's fixed values;
-    ``max_cells`` replaces the grid's own limit. Raises a located :class:`SpecError`.
+    ``max_cells`` (the command line's ``--max-cells``) is the most cells allowed; the
+    grid's own ``max_cells:`` may only lower it. Raises a located :class:`SpecError`.
 
     >>> g = load_grid("specs/grids/wrn-table1.yaml")
     >>> len(g.cells), g.cells[0].name
@@ -300,15 +318,7 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
         _str(cn, "'cell_name'")
         cell_name = cn  # type: ignore[assignment]
 
-    limit = max_cells
-    if limit is None and "max_cells" in root:
-        mn = root.get("max_cells")
-        if not (isinstance(mn, YScalar) and isinstance(mn.value, int)
-                and not isinstance(mn.value, bool) and mn.value > 0):
-            raise _err(f"'max_cells' must be a positive integer, got {_kind(mn)}", mn)
-        limit = mn.value
-    if limit is None:
-        limit = DEFAULT_MAX_CELLS
+    limit, asked, limit_loc = _cell_limit(root, max_cells)
 
     plot = ("params", "macs")
     if "plot" in root:
@@ -333,10 +343,17 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
             units.append(g)
     total = math.prod(len(by_axis[u[0]].values) for u in units)
     if total > limit:
-        where_ = root.key_loc("max_cells") if "max_cells" in root and max_cells is None \
-            else root.key_loc("axes")
+        hint = "zip axes, or drop values"
+        if asked is not None and asked > limit:
+            hint = (f"a grid's 'max_cells: {asked:,}' can only lower the limit; raise it with "
+                    f"--max-cells on the command line, or {hint}")
+        elif limit_loc is not None:
+            hint = f"raise 'max_cells:' (up to {max_cells or DEFAULT_MAX_CELLS:,}), or {hint}"
+        else:
+            hint = f"raise the limit with --max-cells, or {hint}"
         raise SpecError(f"the grid has {total:,} cells, more than the limit of {limit:,}",
-                        where_, "raise 'max_cells:' (or --max-cells), zip axes, or drop values")
+                        root.key_loc("max_cells") if "max_cells" in root
+                        else root.key_loc("axes"), hint)
 
     defaults = {p.name: p.default for p in params.values()}
     base_env = {**defaults, **fixed}

@@ -480,6 +480,13 @@ def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterab
                 continue
             check_errors.append(SpecError(e.message, e.loc, e.hint or _check_hint(text, env)))
             continue
+        if not isinstance(ok, bool):    # "[1, 2]" is truthy: a check must say true or false
+            shown = repr(ok) if len(repr(ok)) <= 60 else repr(ok)[:57] + "..."
+            check_errors.append(SpecError(
+                f"a check must be true or false, got {type(ok).__name__} {shown}", c.loc,
+                "write a condition, such as check: d % 6 == 4 (a quoted list or number is "
+                "not one)"))
+            continue
         if not ok:
             msg = interpolate(YScalar(c.message, c.loc), env) if c.message else \
                 f"check failed: {text}"

@@ -41,8 +41,8 @@ import networkx as nx
 from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
 from archspec.ops import MAX_INT, OPS, OpError, normalise_args, shape_str
 from archspec.spec import expr as ex
-from archspec.spec.loader import (REQUIRED, check_type, eval_node, evaluate_env, interpolate,
-                                  parse_block_value)
+from archspec.spec.loader import (MAX_LABEL_CHARS, REQUIRED, check_length, check_type,
+                                  eval_node, evaluate_env, interpolate, parse_block_value)
 from archspec.spec.model import BlockDef, Item, Spec
 from archspec.spec.yamlsrc import YNode, YScalar, YSeq
 
@@ -496,7 +496,9 @@ class _Builder:
             raise SpecErrors(SpecError(f"{path}: {x.message}", x.loc if x.loc.path in user
                                        else item.loc, x.hint) for x in e.errors) from None
         if bdef.label is not None:      # after let, so a label can show derived values
-            self.scopes[path]["label"] = interpolate(bdef.label, env)
+            self.scopes[path]["label"] = check_length(
+                interpolate(bdef.label, env), MAX_LABEL_CHARS, bdef.label.loc,
+                f"{path}: the block's label")
         inner = _Scope(path, {"input": inp}, None, False, 0, set(), train_only,
                        parent.blocks + (bdef.name,))
         user_site = item.loc.path in self.user_files

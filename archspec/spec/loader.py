@@ -91,7 +91,23 @@ def _check_keys(m: YMap, allowed: Iterable[str], where: str) -> list[SpecError]:
     return errs
 
 
+#: Longest name (spec, block, parameter, layer, output) and longest label or text shown
+#: in a diagram: Graphviz refuses a 100,000-character label with an unlocated error.
+MAX_NAME_CHARS = 100
+MAX_LABEL_CHARS = 200
+MAX_TEXT_CHARS = 4000      # a description or a doc
+
+
+def check_length(text: str, limit: int, loc: Location, what: str) -> str:
+    """``text`` unchanged, or a located error when it is longer than ``limit`` characters."""
+    if len(text) > limit:
+        raise SpecError(f"{what} is {len(text):,} characters long, more than the {limit:,} "
+                        f"allowed (it starts {text[:20]!r})", loc, "shorten it")
+    return text
+
+
 def _check_name(name: str, loc: Location, what: str) -> None:
+    check_length(name, MAX_NAME_CHARS, loc, f"the {what} name")
     if not _NAME_RE.match(name):
         raise SpecError(f"{what} '{name}' is not a valid name", loc,
                         "names start with a letter or '_' and contain letters, digits and '_'")
@@ -316,7 +332,7 @@ def parse_params(node: YNode | None, where: str, block: bool = False) -> list[Pa
                     raise _err(f"unknown parameter type '{t}'", v.get("type"),
                                did_you_mean(t, PARAM_TYPES) or "one of " + ", ".join(PARAM_TYPES))
             if "doc" in v:
-                doc = _expect_str(v.get("doc"), "'doc'")
+                doc = _text(v.get("doc"), "'doc'")
             if "choices" in v:
                 choices = tuple(plain(_expect_seq(v.get("choices"), "'choices'")))
             if "default" in v:
@@ -555,7 +571,8 @@ def parse_item(node: YNode, errors: list[SpecError]) -> Item:
         if not isinstance(val, YMap):
             raise _err(f"layer '{key}' must be a mapping such as {{op: relu}}, got {_kind(val)}",
                        val if isinstance(val, YScalar) else m, did_you_mean(key, KIND_KEYS))
-        name = YScalar(key, m.key_loc(key))
+        name = YScalar(check_length(key, MAX_NAME_CHARS, m.key_loc(key), "the layer name"),
+                       m.key_loc(key))
         body = val
     kinds = [k for k in KIND_KEYS if k in body]
     loc = name.loc if name is not None else body.loc
@@ -667,7 +684,21 @@ def parse_block(name: str, node: YNode, errors: list[SpecError]) -> BlockDef:
     return BlockDef(name, tuple(params), parse_items(m.get("layers"), f"block '{name}'", errors),
                     m.loc, varargs, tuple(parse_lets(m.get("let"), f"block '{name}'")),
                     tuple(parse_checks(m.get("checks"), f"block '{name}'")),
-                    m.get("label"), _expect_str(m.get("doc"), "'doc'") if "doc" in m else "")
+                    _label(m.get("label")), _text(m.get("doc"), "'doc'"))
+
+
+def _label(node: YNode | None) -> YNode | None:
+    """A block's ``label:`` template, bounded (its filled-in form is bounded again)."""
+    if node is not None:
+        check_length(str(plain(node)), MAX_LABEL_CHARS, node.loc, "the block's label")
+    return node
+
+
+def _text(node: YNode | None, what: str) -> str:
+    """A description or doc string (bounded), '' when absent."""
+    if node is None:
+        return ""
+    return check_length(_expect_str(node, what), MAX_TEXT_CHARS, node.loc, what)
 
 
 @lru_cache(maxsize=1)
@@ -776,9 +807,10 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
         (hard if cascades else item_errors).append(e)
     if hard:
         raise SpecErrors(hard + item_errors)
-    name = _expect_str(root.get("name"), "'name'") if "name" in root else \
-        os.path.splitext(os.path.basename(path))[0]
-    desc = _expect_str(root.get("description"), "'description'") if "description" in root else ""
+    name = check_length(_expect_str(root.get("name"), "'name'"), MAX_NAME_CHARS,
+                        root.get("name").loc, "the spec's name") if "name" in root else \
+        os.path.splitext(os.path.basename(path))[0][:MAX_NAME_CHARS]
+    desc = _text(root.get("description"), "'description'")
     if "archspec" in root:
         ver = root.get("archspec")
         if not (isinstance(ver, YScalar) and ver.value == 1):

@@ -89,7 +89,12 @@ def _render(graph, path: str) -> None:
     if hasattr(render, "dot_available") and not render.dot_available():
         print("archspec build: Graphviz 'dot' not found, no graph.svg", file=sys.stderr)
         return
-    render.render_graph(graph, path, fmt="svg")
+    dg = render.to_dot(graph)
+    if getattr(dg, "layout_problem", None) is not None:   # dot would take minutes
+        print(f"archspec build: no graph.svg: {dg.layout_problem.message}; run 'archspec "
+              "render' with --depth or --format dot", file=sys.stderr)
+        return
+    render.write_atomic(path, render.render_bytes(dg, "svg"))
 
 
 def check_out_dir(out_dir: str) -> None:

@@ -222,7 +222,10 @@ def _join(here: str, name: str) -> str:
 def _target(here: str, node: YNode, key: str) -> str:
     """The path an ``extends:``/``include:`` entry names, refused unless it names a YAML file."""
     name = _expect_str(node, f"'{key}'")
-    if not name.endswith(YAML_SUFFIXES) or "\0" in name:
+    if "\0" in name:
+        raise _err(f"the '{key}' path contains a NUL byte", node,
+                   "a file name cannot contain NUL; check the quoting and escapes")
+    if not name.endswith(YAML_SUFFIXES):
         shown = name if len(name) <= 80 else name[:77] + "..."
         raise _err(f"'{key}' must name a .yaml spec file, got {shown!r}", node,
                    f"{key}: ../wrn.yaml (a path relative to this file, ending in .yaml or .yml)")

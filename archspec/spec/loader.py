@@ -225,11 +225,15 @@ def _target(here: str, node: YNode, key: str) -> str:
     if "\0" in name:
         raise _err(f"the '{key}' path contains a NUL byte", node,
                    "a file name cannot contain NUL; check the quoting and escapes")
-    if not name.endswith(YAML_SUFFIXES):
+    path = _join(here, name)
+    real = os.path.realpath(path)
+    if not name.endswith(YAML_SUFFIXES) or not real.endswith(YAML_SUFFIXES):
         shown = name if len(name) <= 80 else name[:77] + "..."
-        raise _err(f"'{key}' must name a .yaml spec file, got {shown!r}", node,
+        via = "" if real.endswith(YAML_SUFFIXES) or not name.endswith(YAML_SUFFIXES) else \
+            " (a link to a file that is not)"
+        raise _err(f"'{key}' must name a .yaml spec file, got {shown!r}{via}", node,
                    f"{key}: ../wrn.yaml (a path relative to this file, ending in .yaml or .yml)")
-    return _join(here, name)
+    return path
 
 
 def _resolve(path: str, sources: dict[str, str], chain: tuple[str, ...],

@@ -62,7 +62,7 @@ def _open_regular(path: str, what: str, loc: Location) -> int:
         raise SpecError(f"'{path}' is a system file under /proc, /sys or /dev, not a {what} file",
                         loc, f"a {what} is a YAML file, such as specs/wrn.yaml")
     try:      # O_NONBLOCK: opening a fifo must not wait for a writer
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
                      | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise SpecError(f"no such {what} file '{path}'", loc, "check the path") from None

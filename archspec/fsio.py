@@ -98,7 +98,8 @@ def read_bytes(path: str | os.PathLike, limit: int, what: str = "spec",
     loc = at or Location(path)
     fd = _open_regular(path, what, loc)
     too_big = SpecError(f"the {what} file '{path}' is larger than the {limit:,} bytes allowed",
-                        at or Location(path, 1, 1), f"a {what} is a small text file; this is not one")
+                        at or Location(path, 1, 1),
+                        f"a {what} is a small text file; this is not one")
     try:
         if os.fstat(fd).st_size > limit:
             raise too_big

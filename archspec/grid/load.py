@@ -19,8 +19,8 @@ from archspec.errors import Location, SpecError, SpecErrors, did_you_mean, regis
 from archspec.fsio import read_text
 from archspec.grid.model import DEFAULT_MAX_CELLS, PLOT_COLUMNS, Axis, Budget, Cell, Grid
 from archspec.spec import expr as ex
-from archspec.spec.loader import (YAML_SUFFIXES, _resolve, _target, check_type, eval_text, interpolate, parse_block_value,
-                                  parse_override, parse_params)
+from archspec.spec.loader import (YAML_SUFFIXES, _resolve, _target, check_type, eval_text,
+                                  interpolate, parse_block_value, parse_override, parse_params)
 from archspec.spec.model import ParamDef
 from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq, parse_yaml, plain
 

@@ -255,6 +255,47 @@ class _Builder:
                         pass
         return cursor
 
+    def least_steps(self, items: tuple[Item, ...], memo: dict[str, tuple[int, tuple]]
+                    ) -> tuple[int, tuple[str, ...]]:
+        """(a lower bound on the expansion steps of ``items``, the block chain that makes
+        most of it). Only what is certain counts: blocks named literally, literal repeat
+        counts, nothing under 'when' or a loop; each block is measured once (memo), so an
+        exponential nesting is found in time linear in the spec, before any expansion."""
+        total, chain, most = 0, (), -1
+        for item in items:
+            total += 1
+            if item.when is not None or item.kind in ("op", "for", "failed"):
+                continue
+            n = _literal_int(item.repeat)
+            if item.kind == "seq":
+                inner, sub = self.least_steps(item.seq, memo)
+            else:
+                name = _literal_block(item.block)
+                if name not in self.blocks:
+                    continue
+                if name not in memo:
+                    memo[name] = (0, ())          # a block that uses itself: reported later
+                    steps, sub = self.least_steps(self.blocks[name].items, memo)
+                    memo[name] = (steps, (name,) + sub)
+                inner, sub = memo[name]
+            total += n * inner
+            if n * inner > most:
+                most, chain = n * inner, sub
+        return total, chain
+
+    def check_budget(self, items: tuple[Item, ...]) -> None:
+        """Refuse, before expanding, a network certain to take more than MAX_STEPS."""
+        memo: dict[str, tuple[int, tuple]] = {}
+        for item in items:
+            steps, chain = self.least_steps((item,), memo)
+            if steps > MAX_STEPS and chain:
+                shown = " → ".join(chain[:3]) + (" → …" if len(chain) > 3 else "")
+                count = f"{steps:,}" if steps < 10 ** 15 else "more than 10¹⁵"
+                raise SpecError(f"expanding block '{chain[0]}' ({shown}) takes at least "
+                                f"{count} steps, more than the {MAX_STEPS:,} allowed", item.loc,
+                                "a block that uses other blocks several times, nested, grows "
+                                "exponentially; check the nesting and the repeat counts")
+
     def count_step(self, item: Item, scope: _Scope) -> None:
         """Charge one expansion step; past :data:`MAX_STEPS`, a located error that names
         the blocks being expanded, outermost first, at the outermost one's use."""
@@ -560,7 +601,12 @@ class _Builder:
             self.add_node(in_id, "input", {}, [], root, spec.input_loc, tuple(shape))
             root.names["input"] = in_id
             root.names[in_id] = in_id
-            last = self.expand(spec.items, root, env, in_id)
+            try:
+                self.check_budget(spec.items)
+                last = self.expand(spec.items, root, env, in_id)
+            except SpecError as e:
+                self.error(e)
+                last = None
         else:
             last = None
         outputs = []
@@ -598,6 +644,22 @@ class _Builder:
                             init=spec.init, input=in_id, outputs=outputs, scopes=self.scopes,
                             params={k: v for k, v in spec.env})
         return self.g
+
+
+def _literal_int(node: YNode | None) -> int:
+    """A repeat count written as a number (1 when absent or an expression)."""
+    if isinstance(node, YScalar) and isinstance(node.value, int) and \
+            not isinstance(node.value, bool) and node.value > 0:
+        return node.value
+    return 1
+
+
+def _literal_block(node: YNode | None) -> str | None:
+    """The block a ``block:`` names literally (``B1``, ``B(3,3)``), or None."""
+    if not (isinstance(node, YScalar) and isinstance(node.value, str)):
+        return None
+    name = node.value.split("(", 1)[0].strip()
+    return name if name.isidentifier() else None
 
 
 def compile_graph(spec: Spec) -> nx.DiGraph:

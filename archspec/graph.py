@@ -255,40 +255,47 @@ class _Builder:
                         pass
         return cursor
 
-    def least_steps(self, items: tuple[Item, ...], memo: dict[str, tuple[int, tuple]]
-                    ) -> tuple[int, tuple[str, ...]]:
-        """(a lower bound on the expansion steps of ``items``, the block chain that makes
-        most of it). Only what is certain counts: blocks named literally, literal repeat
-        counts, nothing under 'when' or a loop; each block is measured once (memo), so an
-        exponential nesting is found in time linear in the spec, before any expansion."""
-        total, chain, most = 0, (), -1
+    def least_steps(self, items: tuple[Item, ...], memo: dict[str, tuple[int, int, tuple]]
+                    ) -> tuple[int, int, tuple[str, ...]]:
+        """(lower bounds on the expansion steps and the ops of ``items``, the block chain
+        that makes most of them). Only what is certain counts: blocks named literally,
+        literal repeat counts, nothing under 'when' or a loop; each block is measured once
+        (memo), so an exponential nesting is found in time linear in the spec."""
+        steps, ops, chain, most = 0, 0, (), -1
         for item in items:
-            total += 1
-            if item.when is not None or item.kind in ("op", "for", "failed"):
+            steps += 1
+            if item.when is not None or item.kind in ("for", "failed"):
+                continue
+            if item.kind == "op":
+                ops += 1
                 continue
             n = _literal_int(item.repeat)
             if item.kind == "seq":
-                inner, sub = self.least_steps(item.seq, memo)
+                inner, inner_ops, sub = self.least_steps(item.seq, memo)
             else:
                 name = _literal_block(item.block)
                 if name not in self.blocks:
                     continue
                 if name not in memo:
-                    memo[name] = (0, ())          # a block that uses itself: reported later
-                    steps, sub = self.least_steps(self.blocks[name].items, memo)
-                    memo[name] = (steps, (name,) + sub)
-                inner, sub = memo[name]
-            total += n * inner
+                    memo[name] = (0, 0, ())          # a block that uses itself: reported later
+                    inner, inner_ops, sub = self.least_steps(self.blocks[name].items, memo)
+                    memo[name] = (inner, inner_ops, (name,) + sub)
+                inner, inner_ops, sub = memo[name]
+            steps, ops = steps + n * inner, ops + n * inner_ops
             if n * inner > most:
                 most, chain = n * inner, sub
-        return total, chain
+        return steps, ops, chain
 
     def check_budget(self, items: tuple[Item, ...]) -> None:
-        """Refuse, before expanding, a network certain to take more than MAX_STEPS."""
-        memo: dict[str, tuple[int, tuple]] = {}
+        """Refuse, before expanding, a network certain to have more than MAX_NODES ops or
+        to take more than MAX_STEPS steps, at the top-level layer that makes it so."""
+        memo: dict[str, tuple[int, int, tuple]] = {}
         for item in items:
-            steps, chain = self.least_steps((item,), memo)
-            if steps > MAX_STEPS and chain:
+            steps, ops, chain = self.least_steps((item,), memo)
+            if ops > MAX_NODES and len(chain) < 2:     # one block repeated: too many ops
+                raise SpecError(f"the network has more than {MAX_NODES:,} ops", item.loc,
+                                "check the repeat counts")
+            if steps > MAX_STEPS and chain:             # blocks in blocks: name them
                 shown = " → ".join(chain[:3]) + (" → …" if len(chain) > 3 else "")
                 count = f"{steps:,}" if steps < 10 ** 15 else "more than 10¹⁵"
                 raise SpecError(f"expanding block '{chain[0]}' ({shown}) takes at least "

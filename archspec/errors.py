@@ -97,29 +97,45 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
 #: Longest source excerpt shown under an error.
 MAX_SHOWN = 120
 
+#: Texts of the files the loaders parsed, by path: the only lines an error may show.
+_SOURCES: dict[str, str] = {}
+
+
+def register_source(path: str, text: str) -> None:
+    """Let :func:`format_error` show lines of ``path``: called by the loaders for a file
+    they read as a spec, grid or recipe. Nothing else is ever shown, and no file is ever
+    opened to show it: ``extends: /etc/shadow`` must not print the file's lines."""
+    _SOURCES[path] = text
+
+
+def _source_line(text: str, line: int) -> str | None:
+    """Line ``line`` (1-based) of ``text``, found without splitting the whole text."""
+    start = 0
+    for _ in range(line - 1):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return None
+    end = text.find("\n", start)
+    src = text[start:end if end >= 0 else len(text)]
+    if not src and start >= len(text):
+        return None
+    return src.rstrip("\r")
+
 
 def format_error(err: SpecError, sources: dict[str, str] | None = None) -> str:
-    """Render an error as its line plus the source line and a caret, when the source is known."""
+    """Render an error as its line plus the source line and a caret, when the source is
+    one the loaders registered (or is in ``sources``)."""
     out = [err.line()]
     loc = err.loc
-    text = None
-    if sources is not None and loc.path in sources:
-        text = sources[loc.path]
-    elif loc.line > 0:
-        try:
-            with open(loc.path, encoding="utf-8") as fh:
-                text = fh.read()
-        except (OSError, UnicodeDecodeError):
-            text = None
-    if text is not None and loc.line > 0:
-        lines = text.splitlines()
-        if loc.line <= len(lines):
-            src = lines[loc.line - 1].rstrip("\n").expandtabs(1)
-            col = max(loc.col - 1, 0)
-            if len(src) > MAX_SHOWN:  # show a window around the caret, not a 9 MB line
-                start = max(0, min(col - MAX_SHOWN // 2, len(src) - MAX_SHOWN))
-                src = src[start:start + MAX_SHOWN]
-                col -= start
-            out.append(f"    {src}")
-            out.append("    " + " " * col + "^")
+    text = (sources or {}).get(loc.path, _SOURCES.get(loc.path))
+    src = _source_line(text, loc.line) if text is not None and loc.line > 0 else None
+    if src is not None:
+        col = max(loc.col - 1, 0)
+        if len(src) > MAX_SHOWN:  # show a window around the caret, not a 9 MB line
+            start = max(0, min(col - MAX_SHOWN // 2, len(src) - MAX_SHOWN))
+            src = src[start:start + MAX_SHOWN]
+            col -= start
+        src = src.expandtabs(1)
+        out.append(f"    {src}")
+        out.append("    " + " " * col + "^")
     return "\n".join(out)

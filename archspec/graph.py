@@ -41,13 +41,17 @@ import networkx as nx
 from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
 from archspec.ops import MAX_INT, OPS, OpError, normalise_args, shape_str
 from archspec.spec import expr as ex
-from archspec.spec.loader import (REQUIRED, check_type, eval_node, evaluate_env, interpolate,
-                                  parse_block_value)
+from archspec.spec.loader import (MAX_LABEL_CHARS, REQUIRED, check_length, check_type,
+                                  eval_node, evaluate_env, interpolate, parse_block_value)
 from archspec.spec.model import BlockDef, Item, Spec
 from archspec.spec.yamlsrc import YNode, YScalar, YSeq
 
 MAX_DEPTH = 64          # nesting of block instances
 MAX_NODES = 50_000      # primitive ops in one graph (ResNet-152 has 515)
+#: Layers expanded (ops, blocks, seqs, loops, left out or not) before the expansion stops:
+#: a block that uses another twice, nested 30 deep, is 2**30 steps with few or no ops, so
+#: the op limit alone would not stop it. ResNet-152 takes 570 steps.
+MAX_STEPS = 100_000
 
 NODE_ATTRS = ("op", "args", "inputs", "scope", "loc", "shape", "params", "macs", "train_only")
 
@@ -114,7 +118,10 @@ class _Builder:
         self.user_files = {path for path, _ in spec.sources}
         self.sites: list[Location] = []   # use sites, in the user's files, of open blocks
         self._relocated: set[tuple[Location, Location]] = set()
-        self.too_big = False    # past MAX_NODES: stop expanding
+        self.too_big = False    # past MAX_NODES or MAX_STEPS: stop expanding
+        self.steps = 0          # expand_item calls, against MAX_STEPS
+        self._enclosing: dict[str, tuple[str, ...]] = {}   # parent path -> scope paths
+        self.env0 = dict(spec.env)
 
     # ------------------------------------------------------------ errors
     def error(self, e: SpecError) -> None:
@@ -147,17 +154,27 @@ class _Builder:
             raise SpecError(f"the network has more than {MAX_NODES:,} ops", loc,
                             "check the repeat counts")
         self.first_loc[nid] = loc
-        parts = nid.split(".")
-        scopes = tuple(".".join(parts[:i]) for i in range(1, len(parts)))
-        for s in scopes:
-            self.scopes.setdefault(s, {"kind": "container", "label": s.rsplit(".", 1)[-1],
-                                       "block": None, "args": {}, "loc": loc,
-                                       "train_only": train_only})
+        scopes = self.enclosing(nid, loc, train_only)
         self.g.add_node(nid, op=op, args=args, inputs=tuple(inputs), scope=scopes, loc=loc,
                         shape=shape, params=params, macs=macs, train_only=train_only)
         for i, src in enumerate(inputs):
             if not self.g.has_edge(src, nid):   # add(x, x): one edge, `inputs` has both
                 self.g.add_edge(src, nid, index=i)
+
+    def enclosing(self, nid: str, loc: Location, train_only: bool) -> tuple[str, ...]:
+        """The scope paths around ``nid``, outermost first; each path's tuple is built once
+        from its parent's (re-joining every prefix made a node d scopes deep cost d²)."""
+        parent = nid.rpartition(".")[0]
+        if not parent:
+            return ()
+        scopes = self._enclosing.get(parent)
+        if scopes is None:
+            scopes = self.enclosing(parent, loc, train_only) + (parent,)
+            self.scopes.setdefault(parent, {"kind": "container",
+                                            "label": parent.rsplit(".", 1)[-1], "block": None,
+                                            "args": {}, "loc": loc, "train_only": train_only})
+            self._enclosing[parent] = scopes
+        return scopes
 
     def node_name(self, item: Item, scope: _Scope, env: dict, default: str) -> str:
         if item.name is not None:
@@ -238,8 +255,71 @@ class _Builder:
                         pass
         return cursor
 
+    def least_steps(self, items: tuple[Item, ...], memo: dict[str, tuple[int, int, tuple]]
+                    ) -> tuple[int, int, tuple[str, ...]]:
+        """(lower bounds on the expansion steps and the ops of ``items``, the block chain
+        that makes most of them). Only what is certain counts: blocks named literally,
+        literal repeat counts, nothing under 'when' or a loop; each block is measured once
+        (memo), so an exponential nesting is found in time linear in the spec."""
+        steps, ops, chain, most = 0, 0, (), -1
+        for item in items:
+            steps += 1
+            if item.when is not None or item.kind in ("for", "failed"):
+                continue
+            if item.kind == "op":
+                ops += 1
+                continue
+            n = _literal_int(item.repeat)
+            if item.kind == "seq":
+                inner, inner_ops, sub = self.least_steps(item.seq, memo)
+            else:
+                name = _literal_block(item.block)
+                if name not in self.blocks:
+                    continue
+                if name not in memo:
+                    memo[name] = (0, 0, ())          # a block that uses itself: reported later
+                    inner, inner_ops, sub = self.least_steps(self.blocks[name].items, memo)
+                    memo[name] = (inner, inner_ops, (name,) + sub)
+                inner, inner_ops, sub = memo[name]
+            steps, ops = steps + n * inner, ops + n * inner_ops
+            if n * inner > most:
+                most, chain = n * inner, sub
+        return steps, ops, chain
+
+    def check_budget(self, items: tuple[Item, ...]) -> None:
+        """Refuse, before expanding, a network certain to have more than MAX_NODES ops or
+        to take more than MAX_STEPS steps, at the top-level layer that makes it so."""
+        memo: dict[str, tuple[int, int, tuple]] = {}
+        for item in items:
+            steps, ops, chain = self.least_steps((item,), memo)
+            if ops > MAX_NODES and len(chain) < 2:     # one block repeated: too many ops
+                raise SpecError(f"the network has more than {MAX_NODES:,} ops", item.loc,
+                                "check the repeat counts")
+            if steps > MAX_STEPS and chain:             # blocks in blocks: name them
+                shown = " → ".join(chain[:3]) + (" → …" if len(chain) > 3 else "")
+                count = f"{steps:,}" if steps < 10 ** 15 else "more than 10¹⁵"
+                raise SpecError(f"expanding block '{chain[0]}' ({shown}) takes at least "
+                                f"{count} steps, more than the {MAX_STEPS:,} allowed", item.loc,
+                                "a block that uses other blocks several times, nested, grows "
+                                "exponentially; check the nesting and the repeat counts")
+
+    def count_step(self, item: Item, scope: _Scope) -> None:
+        """Charge one expansion step; past :data:`MAX_STEPS`, a located error that names
+        the blocks being expanded, outermost first, at the outermost one's use."""
+        self.steps += 1
+        if self.steps <= MAX_STEPS:
+            return
+        self.too_big = True
+        chain = " → ".join(scope.blocks[:3]) + (" → …" if len(scope.blocks) > 3 else "")
+        at = self.sites[0] if self.sites else item.loc
+        what = f"block '{scope.blocks[0]}' ({chain})" if scope.blocks else "the network"
+        raise SpecError(f"expanding {what} takes more than {MAX_STEPS:,} steps", at,
+                        "a block that uses other blocks several times, nested, grows "
+                        "exponentially; check the nesting and the repeat counts")
+
     def expand_item(self, item: Item, scope: _Scope, env: dict, cursor: str | None
                     ) -> str | None:
+        self.count_step(item, scope)
         if item.kind == "failed":   # already reported by the loader: stay quiet after it
             if item.name is not None:
                 scope.names.setdefault(interpolate(item.name, env), None)
@@ -456,7 +536,7 @@ class _Builder:
                              "loc": item.loc, "train_only": train_only}
         if inp is None or shape is None:
             return None
-        base = {**dict(self.spec.env), **args, "in_channels": shape[0], "in_shape": list(shape)}
+        base = {**self.env0, **args, "in_channels": shape[0], "in_shape": list(shape)}
         try:
             env = evaluate_env((), bdef.lets, bdef.checks, base)
         except SpecError as e:
@@ -464,7 +544,9 @@ class _Builder:
             raise SpecErrors(SpecError(f"{path}: {x.message}", x.loc if x.loc.path in user
                                        else item.loc, x.hint) for x in e.errors) from None
         if bdef.label is not None:      # after let, so a label can show derived values
-            self.scopes[path]["label"] = interpolate(bdef.label, env)
+            self.scopes[path]["label"] = check_length(
+                interpolate(bdef.label, env), MAX_LABEL_CHARS, bdef.label.loc,
+                f"{path}: the block's label")
         inner = _Scope(path, {"input": inp}, None, False, 0, set(), train_only,
                        parent.blocks + (bdef.name,))
         user_site = item.loc.path in self.user_files
@@ -526,7 +608,12 @@ class _Builder:
             self.add_node(in_id, "input", {}, [], root, spec.input_loc, tuple(shape))
             root.names["input"] = in_id
             root.names[in_id] = in_id
-            last = self.expand(spec.items, root, env, in_id)
+            try:
+                self.check_budget(spec.items)
+                last = self.expand(spec.items, root, env, in_id)
+            except SpecError as e:
+                self.error(e)
+                last = None
         else:
             last = None
         outputs = []
@@ -564,6 +651,22 @@ class _Builder:
                             init=spec.init, input=in_id, outputs=outputs, scopes=self.scopes,
                             params={k: v for k, v in spec.env})
         return self.g
+
+
+def _literal_int(node: YNode | None) -> int:
+    """A repeat count written as a number (1 when absent or an expression)."""
+    if isinstance(node, YScalar) and isinstance(node.value, int) and \
+            not isinstance(node.value, bool) and node.value > 0:
+        return node.value
+    return 1
+
+
+def _literal_block(node: YNode | None) -> str | None:
+    """The block a ``block:`` names literally (``B1``, ``B(3,3)``), or None."""
+    if not (isinstance(node, YScalar) and isinstance(node.value, str)):
+        return None
+    name = node.value.split("(", 1)[0].strip()
+    return name if name.isidentifier() else None
 
 
 def compile_graph(spec: Spec) -> nx.DiGraph:

@@ -361,19 +361,92 @@ class ArchModule(nn.Module):
 
 
 # ------------------------------------------------------------------ memory guard
-def available_memory() -> int:
-    """Bytes of memory available now (MemAvailable), or physical memory as a fallback."""
+def _read_number(path: str) -> int | None:
+    """An integer from a small kernel file (``max`` or a missing file: None)."""
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+        with open(path, "rb") as f:
+            text = f.read(64).decode("ascii", "replace").strip()
     except OSError:
-        pass
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _cgroup_dirs() -> list[tuple[str, str, str]]:
+    """(dir, limit file, usage file) of this process's memory cgroup, v2 and v1, own path
+    (from /proc/self/cgroup) and the mount's root."""
+    v2, v1 = "/sys/fs/cgroup", "/sys/fs/cgroup/memory"
+    out = [(v2, "memory.max", "memory.current"),
+           (v1, "memory.limit_in_bytes", "memory.usage_in_bytes")]
     try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62
+        with open("/proc/self/cgroup", "rb") as f:
+            lines = f.read(1 << 16).decode("utf-8", "replace").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        _, ctrl, path = (line.split(":", 2) + ["", ""])[:3]
+        if path.strip("/") and (ctrl == "" or "memory" in ctrl.split(",")):
+            base, lim, use = (v2, "memory.max", "memory.current") if ctrl == "" else \
+                (v1, "memory.limit_in_bytes", "memory.usage_in_bytes")
+            out.insert(0, (os.path.join(base, path.strip("/")), lim, use))
+    return out
+
+
+def memory_limits() -> list[tuple[int, str]]:
+    """Every bound on the memory this process may still take, in bytes, with its source:
+    MemAvailable (or physical memory), the address-space limit (RLIMIT_AS, ``ulimit -v``,
+    less what the process already maps) and the memory cgroup's limit less its usage."""
+    out: list[tuple[int, str]] = []
+    meminfo = None
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f.read(1 << 16).decode("ascii", "replace").splitlines():
+                if line.startswith("MemAvailable:"):
+                    meminfo = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if meminfo is None:
+        try:
+            meminfo = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            meminfo = 1 << 62
+    out.append((meminfo, "MemAvailable"))
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError):
+        soft = -1
+    if soft not in (-1, getattr(resource, "RLIM_INFINITY", -1)) and soft >= 0:
+        out.append((max(soft - _mapped_bytes(), 0), "the address-space limit (ulimit -v)"))
+    for folder, lim, use in _cgroup_dirs():
+        limit = _read_number(os.path.join(folder, lim))
+        if limit is not None and limit < 1 << 60:
+            used = _read_number(os.path.join(folder, use)) or 0
+            out.append((max(limit - used, 0), f"the memory cgroup's limit ({folder})"))
+    return out
+
+
+def _mapped_bytes() -> int:
+    """The address space this process already maps (VmSize), 0 when unknown."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f.read(1 << 16).decode("ascii", "replace").splitlines():
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def available_memory() -> int:
+    """Bytes this process can still allocate: the smallest of :func:`memory_limits`."""
+    return min(n for n, _ in memory_limits())
+
+
+def _memory_word() -> str:
+    """'N GB of memory available' with what bounds it when that is not the machine's RAM."""
+    have, source = min(memory_limits())
+    return f"{_gb(have)} of memory available" + \
+        ("" if source == "MemAvailable" else f" under {source}")
 
 
 def _gb(n: float) -> str:
@@ -394,7 +467,7 @@ def check_memory(g: nx.DiGraph, bytes_per_param: int = 4) -> None:
                 loc = sl
                 break
         raise SpecError(f"the model has {params:,} parameters: {_gb(need)} of float32 weights, "
-                        f"more than the {_gb(have)} of memory available (the largest layer, "
+                        f"more than the {_memory_word()} (the largest layer, "
                         f"{big}, has {int(g.nodes[big]['params']):,})", loc,
                         "reduce the width or depth (--set ...)")
 
@@ -415,7 +488,7 @@ def check_activation_memory(g: nx.DiGraph, batch: int, what: str = "--batch") ->
     if need > have:
         raise SpecError(f"a forward pass at batch {batch} needs at least {_gb(need)} "
                         f"(weights, and {big}'s input and output of {live(big):,} floats per "
-                        f"sample), more than the {_gb(have)} of memory available",
+                        f"sample), more than the {_memory_word()}",
                         Location(what) if batch > 2 else g.nodes[g.graph["input"]]["loc"],
                         "use a smaller batch or input size")
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import archspec
-from archspec.errors import Location, SpecError, SpecErrors, did_you_mean, format_error
+from archspec.errors import (Location, SpecError, SpecErrors, did_you_mean, format_error,
+                             register_source)
 from archspec.spec.loader import load_spec, parse_override, stdlib_blocks
 from archspec.spec.model import REQUIRED, Item, Spec
 from archspec.spec.yamlsrc import MAX_NODES, YMap, YScalar, YSeq, parse_yaml, plain
@@ -119,6 +120,9 @@ def test_error_line_and_caret(tmp_path: Path) -> None:
     p = tmp_path / "x.yaml"
     p.write_text("a: 1\nbb: oops\n", encoding="utf-8")
     e = SpecError("bad value", Location(str(p), 2, 5), "try again")
+    # format_error never opens a file itself: only a text a loader registered is shown
+    assert format_error(e) == f"{p}:2:5: error: bad value; try again"
+    register_source(str(p), p.read_text(encoding="utf-8"))
     assert format_error(e).splitlines() == [f"{p}:2:5: error: bad value; try again",
                                             "    bb: oops", "        ^"]
     assert format_error(SpecError("m", Location("--set k=1"))) == "--set k=1: error: m"

@@ -109,7 +109,18 @@ def _render(graph, path: str) -> None:
     if hasattr(render, "dot_available") and not render.dot_available():
         print("archspec build: Graphviz 'dot' not found, no graph.svg", file=sys.stderr)
         return
-    render.render_graph(graph, path, fmt="svg")
+    from archspec.render.dot import layout_problem
+    # what to_dot would find, from the IR alone (every op drawn): a diagram dot would take
+    # minutes over is left out before 2 s of DOT text are built for nothing
+    scopes = {s for _, d in graph.nodes(data=True) for s in d.get("scope", ())}
+    problem = layout_problem(graph, graph.nodes, graph.edges, len(scopes), {})
+    dg = render.to_dot(graph) if problem is None else None
+    problem = problem or getattr(dg, "layout_problem", None)
+    if problem is not None:
+        print(f"archspec build: no graph.svg: {problem.message}; run 'archspec render' with "
+              "--depth or --format dot", file=sys.stderr)
+        return
+    render.write_atomic(path, render.render_bytes(dg, "svg"))
 
 
 def check_out_dir(out_dir: str) -> None:

@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
                    help="processes (default: every core this process may use)")
     p.add_argument("--max-cells", type=int, default=None, metavar="N",
-                   help="refuse grids of more cells (default: the grid's max_cells, else 10,000)")
+                   help="refuse grids of more cells (default 10,000); a grid's own max_cells "
+                        "may lower this limit, never raise it")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no table")
     add_set_argument(p)
     _add_train_arguments(p)

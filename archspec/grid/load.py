@@ -15,11 +15,12 @@ import re
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
-from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
+from archspec.errors import Location, SpecError, SpecErrors, did_you_mean, register_source
+from archspec.fsio import read_text
 from archspec.grid.model import DEFAULT_MAX_CELLS, PLOT_COLUMNS, Axis, Budget, Cell, Grid
 from archspec.spec import expr as ex
-from archspec.spec.loader import (_resolve, check_type, eval_text, interpolate, parse_block_value,
-                                  parse_override, parse_params)
+from archspec.spec.loader import (YAML_SUFFIXES, _resolve, _target, check_type, eval_text,
+                                  interpolate, parse_block_value, parse_override, parse_params)
 from archspec.spec.model import ParamDef
 from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq, parse_yaml, plain
 
@@ -166,12 +167,30 @@ def _check_names(node: YScalar, known: Iterable[str], banned: str | None, what: 
 
 
 # ---------------------------------------------------------------------- load
+def _cell_limit(root: YMap, ceiling: int | None) -> tuple[int, int | None, Location | None]:
+    """(the cell limit, the grid's own 'max_cells' or None, its location when it is the
+    limit). The command line's ``--max-cells`` (default :data:`DEFAULT_MAX_CELLS`) is a
+    ceiling: a grid file may lower it, never raise it (``max_cells: 10**13`` would lift
+    the safety limit from inside the file being checked)."""
+    limit = ceiling if ceiling is not None else DEFAULT_MAX_CELLS
+    if "max_cells" not in root:
+        return limit, None, None
+    mn = root.get("max_cells")
+    if not (isinstance(mn, YScalar) and isinstance(mn.value, int)
+            and not isinstance(mn.value, bool) and mn.value > 0):
+        raise _err(f"'max_cells' must be a positive integer, got {_kind(mn)}", mn)
+    if mn.value <= limit:
+        return mn.value, mn.value, mn.loc
+    return limit, mn.value, None
+
+
 def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None,
               max_cells: int | None = None) -> Grid:
     """Read and check a grid file; expand its cells (names, values, locations).
 
     ``overrides`` are ``--set key=value`` strings added to the grid's fixed values;
-    ``max_cells`` replaces the grid's own limit. Raises a located :class:`SpecError`.
+    ``max_cells`` (the command line's ``--max-cells``) is the most cells allowed; the
+    grid's own ``max_cells:`` may only lower it. Raises a located :class:`SpecError`.
 
     >>> g = load_grid("specs/grids/wrn-table1.yaml")
     >>> len(g.cells), g.cells[0].name
@@ -179,17 +198,9 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
     """
     from archspec.library import resolve
     path = resolve(os.fspath(path), "grid")   # a shipped name ('wrn-table1') or a path
-    try:
-        if os.path.getsize(path) > MAX_GRID_BYTES:
-            raise SpecError(f"grid file is larger than {MAX_GRID_BYTES:,} bytes",
-                            Location(path, 1, 1))
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise SpecError(f"no such grid file '{path}'", Location(path),
-                        "check the path, or name a shipped grid (archspec list grid)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read grid '{path}': {e}", Location(path)) from None
+    text = read_text(path, MAX_GRID_BYTES, "grid")
+    if path.endswith(YAML_SUFFIXES):
+        register_source(path, text)
     try:
         root = parse_yaml(text, path)
     except SpecError as e:
@@ -198,8 +209,9 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
         raise SpecError("the grid file is empty", e.loc,
                         "a grid is a YAML mapping: start with 'spec:' and 'axes:'") from None
     if not isinstance(root, YMap):
-        raise _err(f"a grid must be a YAML mapping, got {_kind(root)}", root,
-                   "start with 'spec:' and 'axes:'")
+        raise _err("a grid must be a YAML mapping, got "
+                   + ("a list" if isinstance(root, YSeq) else f"a {type(root.value).__name__}"),
+                   root, "start with 'spec:' and 'axes:'")
     _check_keys(root, TOP_KEYS, "the grid")
     if "archspec_grid" in root:
         ver = root.get("archspec_grid")
@@ -209,8 +221,8 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
     if "spec" not in root:
         raise _err("the grid has no 'spec'", root, "name the template: spec: ../wrn.yaml")
     spec_node = root.get("spec")
-    spec_rel = _str(spec_node, "'spec'")
-    spec_path = os.path.normpath(os.path.join(os.path.dirname(path), spec_rel))
+    _str(spec_node, "'spec'")
+    spec_path = _target(os.path.dirname(path), spec_node, "spec")
     troot, _ = template(spec_path, spec_node.loc)
     params = template_params(troot)
     name = _str(root.get("name"), "'name'") if "name" in root else \
@@ -307,15 +319,7 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
         _str(cn, "'cell_name'")
         cell_name = cn  # type: ignore[assignment]
 
-    limit = max_cells
-    if limit is None and "max_cells" in root:
-        mn = root.get("max_cells")
-        if not (isinstance(mn, YScalar) and isinstance(mn.value, int)
-                and not isinstance(mn.value, bool) and mn.value > 0):
-            raise _err(f"'max_cells' must be a positive integer, got {_kind(mn)}", mn)
-        limit = mn.value
-    if limit is None:
-        limit = DEFAULT_MAX_CELLS
+    limit, asked, limit_loc = _cell_limit(root, max_cells)
 
     plot = ("params", "macs")
     if "plot" in root:
@@ -340,10 +344,17 @@ def load_grid(path: str | os.PathLike, *, overrides: Iterable[str] | None = None
             units.append(g)
     total = math.prod(len(by_axis[u[0]].values) for u in units)
     if total > limit:
-        where_ = root.key_loc("max_cells") if "max_cells" in root and max_cells is None \
-            else root.key_loc("axes")
+        hint = "zip axes, or drop values"
+        if asked is not None and asked > limit:
+            hint = (f"a grid's 'max_cells: {asked:,}' can only lower the limit; raise it with "
+                    f"--max-cells on the command line, or {hint}")
+        elif limit_loc is not None:
+            hint = f"raise 'max_cells:' (up to {max_cells or DEFAULT_MAX_CELLS:,}), or {hint}"
+        else:
+            hint = f"raise the limit with --max-cells, or {hint}"
         raise SpecError(f"the grid has {total:,} cells, more than the limit of {limit:,}",
-                        where_, "raise 'max_cells:' (or --max-cells), zip axes, or drop values")
+                        root.key_loc("max_cells") if "max_cells" in root
+                        else root.key_loc("axes"), hint)
 
     defaults = {p.name: p.default for p in params.values()}
     base_env = {**defaults, **fixed}

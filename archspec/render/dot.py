@@ -15,6 +15,12 @@ from archspec.render.palette import (_DIFF_MARK, BLOCK_KIND, DIFF_STYLES, FONT,
 
 FORMATS = ("svg", "png", "pdf", "dot")
 DIRECTIONS = ("TB", "LR")
+#: Most boxes side by side, and most clusters, that ``dot`` is asked to lay out. Its
+#: layout is quadratic in both (measured, bench/bench_scaling.py: 1,000 boxes in one rank
+#: take 4 s, 2,500 take 24 s, 10,000 over 5 minutes; 2,500 sibling clusters 30 s and
+#: 10,000 over 5 minutes and 8 GB), while a 10,000-op chain takes 4 s.
+MAX_RANK_WIDTH = 1000
+MAX_CLUSTERS = 1000
 
 
 @dataclass
@@ -107,7 +113,8 @@ def shortcut_edges(g: nx.DiGraph) -> set[tuple[str, str]]:
         ins = list(dict.fromkeys(d.get("inputs") or g.predecessors(n)))
         if len(ins) < 2:
             continue
-        main = max(ins, key=lambda i: (dist.get(i, 0), -ins.index(i))) if dist else ins[0]
+        pos = {x: i for i, x in enumerate(ins)}     # ins.index in the key was quadratic
+        main = max(ins, key=lambda i: (dist.get(i, 0), -pos[i])) if dist else ins[0]
         for x in ins:
             if x == main or x not in g:
                 continue
@@ -325,7 +332,52 @@ def to_dot(g: nx.DiGraph, depth: int | None = None, direction: str = "TB", *,
               '</TABLE>')
     dg.attr("graph", label=f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0">'
             f'<TR><TD><B>{head}</B></TD></TR><TR><TD>{legend}</TD></TR></TABLE>>')
+    n_clusters = len({path[:i] for path in members for i in range(1, len(path) + 1)})
+    # read by render_bytes before it runs dot: what dot cannot lay out is refused, located
+    dg.layout_problem = layout_problem(g, dict.fromkeys(view.rep.values()), merged, n_clusters,
+                                       view.members)
     return dg
+
+
+def layout_problem(g: nx.DiGraph, nodes: Iterable[str], edges: Iterable[tuple[str, str]],
+                   clusters: int, members: Mapping[str, list[str]]) -> SpecError | None:
+    """Why ``dot`` should not lay this diagram out (too many boxes in one rank, or too many
+    clusters), as a located error, or None. Ranks are longest paths from the sources over
+    the drawn nodes and edges, found in O(nodes + edges) like ``dot``'s first ranking."""
+    nodes = list(nodes)
+    succ: dict[str, list[str]] = {n: [] for n in nodes}
+    indeg = dict.fromkeys(nodes, 0)
+    for a, b in edges:
+        if a in succ and b in indeg:
+            succ[a].append(b)
+            indeg[b] += 1
+    rank = dict.fromkeys(nodes, 0)
+    todo = [n for n in nodes if indeg[n] == 0]
+    while todo:
+        n = todo.pop()
+        for m in succ[n]:
+            rank[m] = max(rank[m], rank[n] + 1)
+            indeg[m] -= 1
+            if indeg[m] == 0:
+                todo.append(m)
+    per_rank: dict[int, list[str]] = {}
+    for n in nodes:
+        per_rank.setdefault(rank[n], []).append(n)
+    widest = max(per_rank.values(), key=len, default=[])
+    hint = ("draw less: --depth N collapses blocks into one box each, or --format dot writes "
+            "the DOT text without laying it out")
+    if len(widest) > MAX_RANK_WIDTH:
+        first = (members.get(widest[0]) or [widest[0]])[0]
+        loc = g.nodes[first].get("loc") if first in g else None
+        return SpecError(f"the diagram puts {len(widest):,} boxes side by side ({widest[0]} … "
+                         f"{widest[-1]}), more than the {MAX_RANK_WIDTH:,} Graphviz lays out "
+                         "in reasonable time", loc or Location("render"), hint)
+    if clusters > MAX_CLUSTERS:
+        return SpecError(f"the diagram has {clusters:,} nested blocks, more than the "
+                         f"{MAX_CLUSTERS:,} Graphviz lays out in reasonable time",
+                         next((sc["loc"] for sc in g.graph.get("scopes", {}).values()
+                               if sc.get("loc") is not None), Location("render")), hint)
+    return None
 
 
 def _merge_status(sts: list[str]) -> str:

@@ -110,6 +110,9 @@ def render_bytes(dg: Any, fmt: str) -> bytes:
     source = dg.source
     if fmt == "dot":
         return source.encode("utf-8")
+    problem = getattr(dg, "layout_problem", None)   # set by to_dot: too wide for dot
+    if problem is not None:
+        raise problem
     return layout(source, fmt)
 
 

@@ -16,7 +16,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
+from archspec.errors import Location, SpecError, SpecErrors, did_you_mean, register_source
+from archspec.fsio import read_text
 from archspec.ops import OPS
 from archspec.spec import expr as ex
 from archspec.spec.model import (REQUIRED, BlockDef, Check, Item, Let, Output, ParamDef, Spec,
@@ -24,6 +25,9 @@ from archspec.spec.model import (REQUIRED, BlockDef, Check, Item, Let, Output, P
 from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq, located, parse_yaml, plain
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
+#: Names an ``extends:`` or ``include:`` target must end in: a spec names specs, never
+#: arbitrary files (``extends: /etc/shadow`` would print its lines as unknown keys).
+YAML_SUFFIXES = (".yaml", ".yml")
 STDLIB = os.path.join(os.path.dirname(__file__), "stdlib.yaml")
 
 #: Weight-initialisation schemes a spec may name (implemented by the torch backend).
@@ -87,7 +91,23 @@ def _check_keys(m: YMap, allowed: Iterable[str], where: str) -> list[SpecError]:
     return errs
 
 
+#: Longest name (spec, block, parameter, layer, output) and longest label or text shown
+#: in a diagram: Graphviz refuses a 100,000-character label with an unlocated error.
+MAX_NAME_CHARS = 100
+MAX_LABEL_CHARS = 200
+MAX_TEXT_CHARS = 4000      # a description or a doc
+
+
+def check_length(text: str, limit: int, loc: Location, what: str) -> str:
+    """``text`` unchanged, or a located error when it is longer than ``limit`` characters."""
+    if len(text) > limit:
+        raise SpecError(f"{what} is {len(text):,} characters long, more than the {limit:,} "
+                        f"allowed (it starts {text[:20]!r})", loc, "shorten it")
+    return text
+
+
 def _check_name(name: str, loc: Location, what: str) -> None:
+    check_length(name, MAX_NAME_CHARS, loc, f"the {what} name")
     if not _NAME_RE.match(name):
         raise SpecError(f"{what} '{name}' is not a valid name", loc,
                         "names start with a letter or '_' and contain letters, digits and '_'")
@@ -129,34 +149,25 @@ def interpolate(node: YScalar, env: Mapping[str, Any]) -> str:
 
 # ----------------------------------------------------------------- file level
 def _read(path: str, at: Location | None) -> tuple[str, YMap]:
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_SPEC_BYTES:
-            raise SpecError(f"spec file is {size:,} bytes, more than the {MAX_SPEC_BYTES:,} allowed",
-                            Location(path, 1, 1))
-        if os.path.isdir(path):
-            raise SpecError(f"'{path}' is a directory, not a spec file", at or Location(path),
-                            "name a .yaml file, e.g. specs/wrn.yaml")
-        with open(path, "rb") as fb:
-            data = fb.read()
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line_start = data.rfind(b"\n", 0, e.start) + 1
-        col = len(data[line_start:e.start].decode("utf-8", "replace")) + 1
-        raise SpecError(f"'{path}' is not UTF-8 text: byte 0x{data[e.start]:02x} cannot be "
-                        "decoded", Location(path, data.count(b"\n", 0, e.start) + 1, col),
-                        "a spec is a UTF-8 YAML file; re-save it as UTF-8") from None
-    except FileNotFoundError:
-        raise SpecError(f"no such spec file '{path}'", at or Location(path),
-                        "check the path, or name a shipped spec (archspec list)") from None
-    except OSError as e:
-        raise SpecError(f"cannot read spec '{path}': {e.strerror or e}", at or Location(path),
-                        "a spec is a UTF-8 YAML file, such as specs/wrn.yaml") from None
+    """Read and parse one spec file through :func:`archspec.fsio.read_text` (regular files
+    only, at most :data:`MAX_SPEC_BYTES`). Its lines become error context only if it is
+    named ``.yaml`` or ``.yml``: a file that is not a spec (``archspec check /etc/shadow``)
+    never has its lines printed under an error."""
+    text = read_text(path, MAX_SPEC_BYTES, "spec", at)
+    if path.endswith(YAML_SUFFIXES):
+        register_source(path, text)
     root = parse_yaml(text, path)
     if not isinstance(root, YMap):
-        raise SpecError(f"a spec must be a YAML mapping, got {_kind(root)}", root.loc,
+        raise SpecError(f"a spec must be a YAML mapping, got {_kind_word(root)}", root.loc,
                         "start with keys such as 'name:', 'params:' and 'layers:'")
     return text, root
+
+
+def _kind_word(node: YNode) -> str:
+    """What a node is, without quoting it (it may be a file that is not a spec)."""
+    if isinstance(node, YScalar):
+        return "nothing (null)" if node.value is None else f"a {type(node.value).__name__}"
+    return _kind(node)
 
 
 def _merge(base: YMap, child: YMap) -> YMap:
@@ -208,18 +219,35 @@ def _join(here: str, name: str) -> str:
     return short if os.path.realpath(short) == os.path.realpath(joined) else joined
 
 
+def _target(here: str, node: YNode, key: str) -> str:
+    """The path an ``extends:``/``include:`` entry names, refused unless it names a YAML file."""
+    name = _expect_str(node, f"'{key}'")
+    if "\0" in name:
+        raise _err(f"the '{key}' path contains a NUL byte", node,
+                   "a file name cannot contain NUL; check the quoting and escapes")
+    path = _join(here, name)
+    real = os.path.realpath(path)
+    if not name.endswith(YAML_SUFFIXES) or not real.endswith(YAML_SUFFIXES):
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        via = "" if real.endswith(YAML_SUFFIXES) or not name.endswith(YAML_SUFFIXES) else \
+            " (a link to a file that is not)"
+        raise _err(f"'{key}' must name a .yaml spec file, got {shown!r}{via}", node,
+                   f"{key}: ../wrn.yaml (a path relative to this file, ending in .yaml or .yml)")
+    return path
+
+
 def _resolve(path: str, sources: dict[str, str], chain: tuple[str, ...],
-             at: Location | None, check_keys: bool = True) -> YMap:
+             at: Location | None, check_keys: bool = True, via: str = "extends") -> YMap:
     """Read a spec and merge what it includes and extends into one root mapping.
 
     With ``check_keys`` false, unknown top-level keys of the spec and of the specs it
     extends are left in the merged root for :func:`spec_from_yaml` to report together
     with every other error (an included file's are still refused here: only its blocks
-    and tables are kept).
+    and tables are kept). ``via`` is the key that named ``path``, for the cycle message.
     """
     real = os.path.realpath(path)
     if real in chain:
-        raise SpecError(f"'extends' forms a cycle through '{path}'", at or Location(path),
+        raise SpecError(f"'{via}' forms a cycle through '{path}'", at or Location(path),
                         "a spec cannot extend or include itself, directly or through others")
     text, root = _read(path, at)
     sources[path] = text
@@ -231,14 +259,14 @@ def _resolve(path: str, sources: dict[str, str], chain: tuple[str, ...],
     inc = root.get("include")
     if inc is not None:
         for n in (inc.items if isinstance(inc, YSeq) else (inc,)):
-            p = _join(here, _expect_str(n, "'include'"))
-            lib = _resolve(p, sources, chain + (real,), n.loc)
+            lib = _resolve(_target(here, n, "include"), sources, chain + (real,), n.loc,
+                           via="include")
             parts.append(YMap(tuple((k, v) for k, v in lib.entries if k in ("blocks", "tables")),
                               lib.loc, lib.key_locs))
     ext = root.get("extends")
     if ext is not None:
-        p = _join(here, _expect_str(ext, "'extends'"))
-        parts.append(_resolve(p, sources, chain + (real,), ext.loc, check_keys))
+        parts.append(_resolve(_target(here, ext, "extends"), sources, chain + (real,), ext.loc,
+                              check_keys))
     merged = YMap((), root.loc)
     for part in parts:
         merged = _merge(merged, part)
@@ -311,7 +339,7 @@ def parse_params(node: YNode | None, where: str, block: bool = False) -> list[Pa
                     raise _err(f"unknown parameter type '{t}'", v.get("type"),
                                did_you_mean(t, PARAM_TYPES) or "one of " + ", ".join(PARAM_TYPES))
             if "doc" in v:
-                doc = _expect_str(v.get("doc"), "'doc'")
+                doc = _text(v.get("doc"), "'doc'")
             if "choices" in v:
                 choices = tuple(plain(_expect_seq(v.get("choices"), "'choices'")))
             if "default" in v:
@@ -475,6 +503,13 @@ def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterab
                 continue
             check_errors.append(SpecError(e.message, e.loc, e.hint or _check_hint(text, env)))
             continue
+        if not isinstance(ok, bool):    # "[1, 2]" is truthy: a check must say true or false
+            shown = repr(ok) if len(repr(ok)) <= 60 else repr(ok)[:57] + "..."
+            check_errors.append(SpecError(
+                f"a check must be true or false, got {type(ok).__name__} {shown}", c.loc,
+                "write a condition, such as check: d % 6 == 4 (a quoted list or number is "
+                "not one)"))
+            continue
         if not ok:
             msg = interpolate(YScalar(c.message, c.loc), env) if c.message else \
                 f"check failed: {text}"
@@ -543,7 +578,8 @@ def parse_item(node: YNode, errors: list[SpecError]) -> Item:
         if not isinstance(val, YMap):
             raise _err(f"layer '{key}' must be a mapping such as {{op: relu}}, got {_kind(val)}",
                        val if isinstance(val, YScalar) else m, did_you_mean(key, KIND_KEYS))
-        name = YScalar(key, m.key_loc(key))
+        name = YScalar(check_length(key, MAX_NAME_CHARS, m.key_loc(key), "the layer name"),
+                       m.key_loc(key))
         body = val
     kinds = [k for k in KIND_KEYS if k in body]
     loc = name.loc if name is not None else body.loc
@@ -655,7 +691,21 @@ def parse_block(name: str, node: YNode, errors: list[SpecError]) -> BlockDef:
     return BlockDef(name, tuple(params), parse_items(m.get("layers"), f"block '{name}'", errors),
                     m.loc, varargs, tuple(parse_lets(m.get("let"), f"block '{name}'")),
                     tuple(parse_checks(m.get("checks"), f"block '{name}'")),
-                    m.get("label"), _expect_str(m.get("doc"), "'doc'") if "doc" in m else "")
+                    _label(m.get("label")), _text(m.get("doc"), "'doc'"))
+
+
+def _label(node: YNode | None) -> YNode | None:
+    """A block's ``label:`` template, bounded (its filled-in form is bounded again)."""
+    if node is not None:
+        check_length(str(plain(node)), MAX_LABEL_CHARS, node.loc, "the block's label")
+    return node
+
+
+def _text(node: YNode | None, what: str) -> str:
+    """A description or doc string (bounded), '' when absent."""
+    if node is None:
+        return ""
+    return check_length(_expect_str(node, what), MAX_TEXT_CHARS, node.loc, what)
 
 
 @lru_cache(maxsize=1)
@@ -765,9 +815,10 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
         (hard if cascades else item_errors).append(e)
     if hard:
         raise SpecErrors(hard + item_errors)
-    name = _expect_str(root.get("name"), "'name'") if "name" in root else \
-        os.path.splitext(os.path.basename(path))[0]
-    desc = _expect_str(root.get("description"), "'description'") if "description" in root else ""
+    name = check_length(_expect_str(root.get("name"), "'name'"), MAX_NAME_CHARS,
+                        root.get("name").loc, "the spec's name") if "name" in root else \
+        os.path.splitext(os.path.basename(path))[0][:MAX_NAME_CHARS]
+    desc = _text(root.get("description"), "'description'")
     if "archspec" in root:
         ver = root.get("archspec")
         if not (isinstance(ver, YScalar) and ver.value == 1):

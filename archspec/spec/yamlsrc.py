@@ -175,12 +175,16 @@ def _yaml_hint(problem: str) -> str:
 
 
 def _check_expansion(root: yaml.Node, path: str) -> None:
-    """Refuse a document whose aliases expand to more than :data:`MAX_NODES` values.
+    """Refuse a document whose aliases expand to more than :data:`MAX_NODES` values, or
+    that simply holds more than that many (200,000 ``let`` entries).
 
     The composer shares one node per anchor, so sizes are counted once per node
-    (memoised): a "billion laughs" document is measured, never expanded.
+    (memoised): a "billion laughs" document is measured, never expanded. A node is
+    shared only through an alias, so the message says aliases only when they are why.
     """
     sizes: dict[int, int] = {}
+    refs: dict[int, int] = {}        # parent slots per node: more than one means an alias
+    aliased: set[int] = set()        # nodes whose size counts a shared node more than once
     open_: set[int] = set()          # nodes whose children are being measured
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
@@ -199,18 +203,35 @@ def _check_expansion(root: yaml.Node, path: str) -> None:
                                 Location(path, m.line + 1, m.column + 1),
                                 "an alias (*name) may only repeat a value defined before it")
             open_.add(id(node))
+            for k in kids:
+                refs[id(k)] = refs.get(id(k), 0) + 1
             stack.append((node, True))
             stack.extend((k, False) for k in kids if id(k) not in sizes)
             continue
         open_.discard(id(node))
         total = 1 + sum(sizes.get(id(k), 0) for k in kids)
         sizes[id(node)] = total
+        if any(refs.get(id(k), 0) > 1 or id(k) in aliased for k in kids):
+            aliased.add(id(node))
         if total > MAX_NODES:
-            m = node.start_mark
-            raise SpecError(
-                f"this value expands to {total:,} values through YAML aliases, more than the "
-                f"{MAX_NODES:,} allowed", Location(path, m.line + 1, m.column + 1),
-                "anchors and aliases that expand explosively are refused; define a block instead")
+            raise _too_many(node, total, id(node) in aliased, path)
+
+
+def _too_many(node: yaml.Node, total: int, aliased: bool, path: str) -> SpecError:
+    """The error for a value of ``total`` values: through aliases, or simply too big."""
+    loc = Location(path, node.start_mark.line + 1, node.start_mark.column + 1)
+    if aliased:
+        return SpecError(
+            f"this value expands to {total:,} values through YAML aliases, more than the "
+            f"{MAX_NODES:,} allowed", loc,
+            "anchors and aliases that expand explosively are refused; define a block instead")
+    n = len(node.value)
+    what = f"mapping has {n:,} entries" if isinstance(node, yaml.MappingNode) else \
+        f"list has {n:,} items"
+    return SpecError(f"this {what} ({total:,} values in all), more than the {MAX_NODES:,} "
+                     "values a document may hold", loc,
+                     "a spec describes a network, not data: compute values with "
+                     "expressions or loops instead of listing them")
 
 
 class _Builder:

@@ -16,9 +16,11 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from archspec.errors import Location, SpecError, did_you_mean
+from archspec.errors import Location, SpecError, did_you_mean, register_source
+from archspec.fsio import read_text
 from archspec.spec.yamlsrc import YMap, YNode, parse_yaml, plain
 
+MAX_RECIPE_BYTES = 1024 * 1024
 DATASETS = ("cifar10", "cifar100", "imagefolder")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "multistep", "cosine")
@@ -234,11 +236,9 @@ def resolve_recipe_path(name: str) -> str:
 def load_recipe(path: str, overrides: Iterable[str] = ()) -> Recipe:
     """Read a recipe file and apply ``section.key=value`` overrides (``optimizer.lr=0.05``)."""
     path = resolve_recipe_path(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read recipe '{path}': {e}", Location(path)) from None
+    text = read_text(path, MAX_RECIPE_BYTES, "recipe")
+    if path.endswith((".yaml", ".yml")):   # error context: never the lines of a non-YAML file
+        register_source(path, text)
     r = recipe_from_node(parse_yaml(text, path), path)
     return apply_overrides(r, overrides)
 

@@ -21,6 +21,7 @@ from archspec.ops import OPS
 from archspec.spec import expr as ex
 from archspec.spec.model import (REQUIRED, BlockDef, Check, Item, Let, Output, ParamDef, Spec,
                                  Table)
+from archspec.spec.names import check_name as _check_name
 from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq, located, parse_yaml, plain
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
@@ -35,7 +36,6 @@ BLOCK_KEYS = ("doc", "params", "varargs", "let", "checks", "label", "layers")
 META_KEYS = ("from", "with", "when", "repeat", "first", "row", "train_only")
 KIND_KEYS = ("op", "block", "seq", "for")
 PARAM_TYPES = ("int", "float", "bool", "str", "list", "block", "any")
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = {"input", "in_channels", "in_shape"}
 
 
@@ -85,12 +85,6 @@ def _check_keys(m: YMap, allowed: Iterable[str], where: str) -> list[SpecError]:
             errs.append(SpecError(f"unknown key '{k}' in {where}", m.key_loc(k),
                                   did_you_mean(k, allowed) or "allowed: " + ", ".join(allowed)))
     return errs
-
-
-def _check_name(name: str, loc: Location, what: str) -> None:
-    if not _NAME_RE.match(name):
-        raise SpecError(f"{what} '{name}' is not a valid name", loc,
-                        "names start with a letter or '_' and contain letters, digits and '_'")
 
 
 def eval_node(node: YNode, env: Mapping[str, Any], strings: bool = False) -> Any:

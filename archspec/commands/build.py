@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from archspec.cli import load
     from archspec.codegen import generate
     from archspec.errors import Location, SpecError
+    from archspec.fsio import safe_name
     from archspec.shapes import human, summarize, to_json
     from archspec.torch_backend import build_module, check_activation_memory
 
@@ -128,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError(f"--batch must be at least 1, got {args.batch}", Location("--batch"))
     t0 = time.perf_counter()
     g = load(args.spec, args.overrides)
-    out_dir = args.out or os.path.join("build", g.graph["name"])
+    # the spec's name is data: never a path (an absolute name or '../..' went outside build/)
+    out_dir = args.out or os.path.join("build", safe_name(g.graph["name"], "model"))
     check_out_dir(out_dir)
     check_activation_memory(g, max(args.batch, 2))
     module = build_module(g)

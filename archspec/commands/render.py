@@ -30,10 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def output_path(spec_path: str, name: str, output: str | None, fmt: str | None) -> tuple[str, str]:
     """(path, format) from the -o and --format arguments."""
-    from archspec.render import format_for, safe_name
+    from archspec.fsio import safe_name
+    from archspec.render import format_for
     if output is None:
         fmt = format_for("", fmt) if fmt is not None else "svg"
-        return f"{safe_name(name or os.path.splitext(os.path.basename(spec_path))[0])}.{fmt}", fmt
+        stem = safe_name(name or os.path.splitext(os.path.basename(spec_path))[0], "graph")
+        return f"{stem}.{fmt}", fmt
     return output, format_for(output if output != "-" else "", fmt)
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 
 from archspec.errors import Location, SpecError
-from archspec.fsio import write_file
+from archspec.fsio import safe_name, write_file
 from archspec.train import rundir
 from archspec.train.checkpoint import (load_checkpoint, load_weights_into, recover,
                                        save_checkpoint, state_dict_for_save)
@@ -189,7 +189,8 @@ class Trainer:
         self.data_name = o.data or self.recipe.data.name
         self.data_dir = o.data_dir
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.run_dir = o.out or os.path.join("runs", f"{self.spec.name}-{self.recipe.name}-{stamp}")
+        self.run_dir = o.out or os.path.join(
+            "runs", safe_name(f"{self.spec.name}-{self.recipe.name}-{stamp}", f"run-{stamp}"))
         if os.path.isfile(os.path.join(self.run_dir, "run.json")):
             raise SpecError(f"{self.run_dir} already holds a run", Location(self.run_dir),
                             f"continue it with --resume {self.run_dir}, or choose another -o")

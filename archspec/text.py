@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import re
 import unicodedata
+from typing import Any
 
 #: Bidirectional controls and invisible separators that reorder or hide text
 #: (the "Trojan source" characters) and Unicode line breaks.
@@ -72,4 +73,22 @@ def str_literal(text: str) -> str:
     return f'"{text}"' if _PLAIN.fullmatch(text) else repr(text)
 
 
-__all__ = ["printable", "py_comment", "py_docstring", "str_literal"]
+class SafeStream:
+    """A text stream (stdout, stderr) that escapes what :func:`printable` escapes in
+    everything written through it, keeping newlines and tabs, and a carriage return
+    only as the first character of a write (how progress lines redraw themselves).
+    The CLI installs it, so no spec text printed anywhere can drive the terminal."""
+
+    def __init__(self, raw: Any):
+        self._raw = raw
+
+    def write(self, text: str) -> int:
+        head = "\r" if text.startswith("\r") else ""
+        self._raw.write(head + printable(text[len(head):], keep="\n\t"))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+__all__ = ["SafeStream", "printable", "py_comment", "py_docstring", "str_literal"]

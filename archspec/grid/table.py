@@ -11,10 +11,12 @@ import csv
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from archspec.fsio import write_file
+from archspec.text import printable
 from archspec.grid.model import Grid
 from archspec.grid.run import CellResult
 
@@ -95,7 +97,7 @@ def _cell(v: Any) -> str:
             else str(v)
     if isinstance(v, float):
         return f"{v:.4g}"
-    return str(v)
+    return printable(str(v))     # a cell name from a spec string: no ANSI, bidi, newlines
 
 
 def _human(v: Any) -> str:
@@ -156,22 +158,44 @@ def _is_number(text: str) -> bool:
 
 def to_markdown(t: ResultsTable) -> str:
     head, body = _display(t)
-    esc = [[c.replace("|", "\\|") for c in r] for r in body]
+    esc = [[md_cell(c) for c in r] for r in body]
     right = {"depth", "params", "macs"}
-    lines = [f"# {t.grid}", "", f"Template: `{t.spec}`", "",
+    spec = md_cell(t.spec).replace("`", "'")
+    lines = [f"# {md_cell(t.grid)}", "", f"Template: `{spec}`", "",
              "| " + " | ".join(head) + " |",
              "|" + "|".join("---:" if h in right else "---" for h in head) + "|",
              *("| " + " | ".join(r) + " |" for r in esc)]
     return "\n".join(lines) + "\n"
 
 
+def md_cell(text: str) -> str:
+    """A markdown table cell: backslashes and pipes escaped, line breaks as ``<br>``
+    (a newline in a cell name ended the row), controls escaped."""
+    text = text.replace("\\", "\\\\").replace("|", "\\|")
+    text = text.replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
+    return printable(text)
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def csv_cell(v: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a string starting with ``=``, ``+``,
+    ``-``, ``@``, tab or CR gets a leading ``'`` (OWASP's CSV-injection rule), unless it
+    is a plain number (``-0.5`` stays numeric)."""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") \
+            and not _NUMBER.fullmatch(v):
+        return "'" + v
+    return v
+
+
 def to_csv(t: ResultsTable) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(t.columns)
+    w.writerow([csv_cell(c) for c in t.columns])
     for r in t.rows:
-        w.writerow(["x".join(map(str, v)) if isinstance(v, list) and t.columns[j] ==
-                    "output_shape" else _csv_value(v) for j, v in enumerate(r)])
+        w.writerow([csv_cell("x".join(map(str, v)) if isinstance(v, list) and t.columns[j] ==
+                             "output_shape" else _csv_value(v)) for j, v in enumerate(r)])
     return buf.getvalue()
 
 

@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from archspec.errors import Location, SpecError
     from archspec.fsio import safe_name
     from archspec.shapes import human, summarize, to_json
+    from archspec.text import printable
     from archspec.torch_backend import build_module, check_activation_memory
 
     if args.batch < 1:
@@ -149,9 +150,9 @@ def run(args: argparse.Namespace) -> int:
                         Location(out_dir)) from None
     total = time.perf_counter() - t0
     shapes = ", ".join(f"{n} {tuple(s)}" for n, s in got.items())
-    print(f"{g.graph['name']}: {summary.params:,} params ({human(summary.params)}), "
+    print(f"{printable(g.graph['name'])}: {summary.params:,} params ({human(summary.params)}), "
           f"{human(summary.macs)}MACs/sample")
     print(f"outputs: {shapes}  (dummy batch {args.batch}, shapes match the spec)")
     print(f"built in {t_build:.2f}s, forward {t_fwd:.2f}s, total {total:.2f}s -> "
-          f"{os.path.join(out_dir, '')}")
+          f"{printable(os.path.join(out_dir, ''))}")
     return 0

@@ -67,5 +67,6 @@ def run(args: argparse.Namespace) -> int:
     path, fmt = output_path(args.spec, g.graph.get("name", ""), args.output, args.format)
     where = emit(to_dot(g, args.depth, args.direction, expand=args.expand), path, fmt)
     if where != "-":
-        print(f"wrote {where}", file=sys.stderr)
+        from archspec.text import printable
+        print(f"wrote {printable(where)}", file=sys.stderr)
     return 0

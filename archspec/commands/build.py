@@ -140,7 +140,13 @@ def run(args: argparse.Namespace) -> int:
     t_fwd = time.perf_counter() - t0 - t_build
     summary = summarize(g)
     state = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
-    files = {"model.py": generate(g).encode(),
+    source = generate(g)
+    try:          # never exit 0 with a model.py that does not parse
+        compile(source, "model.py", "exec", dont_inherit=True)
+    except SyntaxError as e:
+        raise SpecError(f"the generated model.py does not parse: {e.msg} (line {e.lineno})",
+                        Location(args.spec), "this is an archspec bug; please report it") from None
+    files = {"model.py": source.encode(),
              "weights.safetensors": save(state, metadata={"spec": g.graph["name"]}),
              "summary.json": (to_json(summary) + "\n").encode()}
     try:

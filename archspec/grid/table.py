@@ -97,7 +97,7 @@ def _cell(v: Any) -> str:
             else str(v)
     if isinstance(v, float):
         return f"{v:.4g}"
-    return printable(str(v))     # a cell name from a spec string: no ANSI, bidi, newlines
+    return str(v)
 
 
 def _human(v: Any) -> str:
@@ -130,8 +130,10 @@ def _display(t: ResultsTable) -> tuple[list[str], list[list[str]]]:
 
 
 def to_text(t: ResultsTable) -> str:
-    """An aligned table for the terminal (numbers right-aligned)."""
+    """An aligned table for the terminal (numbers right-aligned); cell names come from
+    spec text, so their control and bidi characters are escaped."""
     head, body = _display(t)
+    body = [[printable(c) for c in r] for r in body]
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h)
               for i, h in enumerate(head)]
     numeric = {i for i, h in enumerate(head) if h in ("depth", "params", "macs") or
@@ -182,11 +184,13 @@ _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 def csv_cell(v: Any) -> Any:
     """A CSV cell a spreadsheet shows as text: a string starting with ``=``, ``+``,
     ``-``, ``@``, tab or CR gets a leading ``'`` (OWASP's CSV-injection rule), unless it
-    is a plain number (``-0.5`` stays numeric)."""
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") \
-            and not _NUMBER.fullmatch(v):
-        return "'" + v
-    return v
+    is a plain number (``-0.5`` stays numeric); control characters are escaped (a
+    ``cat results.csv`` must not drive the terminal)."""
+    if not isinstance(v, str):
+        return v
+    if v[:1] in ("=", "+", "-", "@", "\t", "\r") and not _NUMBER.fullmatch(v):
+        v = "'" + v
+    return printable(v)
 
 
 def to_csv(t: ResultsTable) -> str:

@@ -207,5 +207,5 @@ def new_dir(path: str | os.PathLike) -> Iterator[str]:
                 shutil.rmtree(left, ignore_errors=True)
 
 
-__all__ = ["MAX_NAME", "STALE_AFTER_S", "STALE_NO_PID_S", "SWAP_STALE_S", "is_stale_temp", "new_dir",
-           "recover_dir", "safe_name", "sweep", "swap_names", "umask", "write_file"]
+__all__ = ["MAX_NAME", "STALE_AFTER_S", "STALE_NO_PID_S", "SWAP_STALE_S", "is_stale_temp",
+           "new_dir", "recover_dir", "safe_name", "sweep", "swap_names", "umask", "write_file"]

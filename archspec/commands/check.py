@@ -32,5 +32,6 @@ def run(args: argparse.Namespace) -> int:
             continue
         if not args.quiet:
             s = summarize(g, depth=0)
-            print(f"{printable(path)}: ok ({s.ops} ops, {s.params:,} params, {human(s.macs, 'MACs')})")
+            print(f"{printable(path)}: ok ({s.ops} ops, {s.params:,} params, "
+                  f"{human(s.macs, 'MACs')})")
     return 2 if failed else 0

@@ -144,7 +144,8 @@ def to_text(t: ResultsTable) -> str:
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
     rule = "─" * (sum(widths) + 2 * (len(widths) - 1))
     ok = sum(1 for r in t.records() if r["status"] == "ok")
-    lines = [printable(f"{t.grid} ({t.spec})"), rule, fmt(head), rule, *(fmt(r) for r in body), rule,
+    lines = [printable(f"{t.grid} ({t.spec})"), rule, fmt(head), rule, *(fmt(r) for r in body),
+             rule,
              f"{len(t.rows)} cells, {ok} valid" + (f", {len(t.rows) - ok} invalid"
                                                   if ok < len(t.rows) else "")]
     return "\n".join(lines)

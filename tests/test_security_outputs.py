@@ -332,6 +332,36 @@ def test_new_dir_failure_keeps_the_previous_directory(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["run"] and (target / "a").read_text() == "one"
 
 
+def test_hyphenated_layer_names_work_end_to_end(tmp_path: Path) -> None:
+    """RegNet-style ``block1-0`` beside ``block1_0`` (both become ``block1_0`` in fx):
+    build, emit and render agree, and model.py loads the build's weights strictly."""
+    (tmp_path / "s.yaml").write_text(
+        "archspec: 1\nname: hy\ninput: {shape: [3, 8, 8]}\nlayers:\n"
+        "  - block1-0:\n      seq:\n        - conv-a: {op: conv, out: 4, kernel: 3, padding: 1}\n"
+        "        - {op: relu}\n  - block1_0: {op: conv, out: 4, kernel: 3, padding: 1}\n"
+        "  - sum-x: {op: add, from: [block1-0, block1_0]}\n  - flat: {op: flatten}\n"
+        "  - fc-out: {op: linear, out: 3}\n")
+    assert archspec(tmp_path, "build", "s.yaml", "-o", "b").returncode == 0
+    r = archspec(tmp_path, "render", "s.yaml", "--format", "dot", "--expand", "block1-0")
+    assert r.returncode == 0 and '"block1-0.conv-a"' in (tmp_path / "hy.dot").read_text()
+    check = ("import torch, model as m; from safetensors.torch import load_file; "
+             "import archspec; w = load_file('b/weights.safetensors'); "
+             "a = m.Model().eval(); a.load_state_dict(w, strict=True); "
+             "b = archspec.build_module('s.yaml').eval(); b.load_state_dict(w, strict=True); "
+             "x = torch.randn(2, 3, 8, 8); print(torch.equal(a(x), b(x)), sorted(w)[:2])")
+    shutil.copy(tmp_path / "b" / "model.py", tmp_path / "model.py")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert r.stdout.strip() == "True ['block1-0.conv-a.bias', 'block1-0.conv-a.weight']", \
+        r.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("archspec: 1\ninput: {shape: [3, 8, 8]}\nlayers:\n  - -x: {op: relu}\n")
+    r = archspec(tmp_path, "check", "bad.yaml")
+    assert r.returncode == 2 and r.stderr.startswith("bad.yaml:4:5: error: layer name '-x' is "
+                                                     "not valid")
+
+
 # ------------------------------------------------------------------ torch side
 def test_module_attrs_cover_nn_module() -> None:
     """The front end's static tuple names every attribute a submodule would clash with."""

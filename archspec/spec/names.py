@@ -17,8 +17,9 @@ from archspec.errors import Location, SpecError
 #: A parameter, let value, loop variable, output, input or block name.
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: One level of a layer name (``layer2.0.conv1`` has three); digits-only levels are
-#: the positions nn.Sequential uses.
-LAYER_PART_RE = re.compile(r"[A-Za-z0-9_]+")
+#: the positions nn.Sequential uses, hyphens the RegNet-style ``block1-0`` (the torch
+#: backend and generated code reach those through ``getattr``), never first.
+LAYER_PART_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 #: Attributes of ``torch.nn.Module`` (torch 2.x, public and private) and of the modules
 #: archspec makes (``ArchModule``, the generated class, ``Scope``): a layer of one of
@@ -66,13 +67,15 @@ def check_name(name: str, loc: Location, what: str) -> None:
 
 
 def check_layer_name(name: str, loc: Location) -> None:
-    """SpecError unless every level of ``name`` is ASCII ``[A-Za-z0-9_]+``, not dunder
-    and not an nn.Module attribute: the same name in torch, generated code and render."""
+    """SpecError unless every level of ``name`` matches :data:`LAYER_PART_RE`, is not
+    dunder and not an nn.Module attribute: the same name in torch, generated code and
+    render."""
     for part in name.split("."):
         if not LAYER_PART_RE.fullmatch(part):
             raise SpecError(f"layer name '{shown(name)}' is not valid", loc,
-                            "use ASCII letters, digits and '_', with '.' between levels "
-                            "(non-ASCII letters fold into other names in Python)")
+                            "use ASCII letters, digits, '_' and '-' (not first), with '.' "
+                            "between levels (non-ASCII letters fold into other names in "
+                            "Python)")
         if part in _RESERVED or part.startswith("__"):
             raise SpecError(f"layer name '{shown(name)}' clashes with the torch module "
                             f"attribute '{part}'", loc,

@@ -16,6 +16,7 @@ import sys
 from typing import Any, Sequence
 
 from archspec.errors import Location, SpecError, format_error
+from archspec.text import SafeStream
 
 EXIT_USER_ERROR = 2
 
@@ -69,6 +70,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):   # a non-UTF-8 file name must not crash a print
         if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _main(argv: list[str]) -> int:
+    """Parse and run one command; every SpecError becomes its located lines, exit 2."""
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

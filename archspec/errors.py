@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from archspec.text import printable
+
 
 @dataclass(frozen=True)
 class Location:
@@ -42,11 +44,12 @@ class SpecError(Exception):
         return [self]
 
     def line(self) -> str:
-        """The one-line form: ``path:line:col: error: message; hint``."""
+        """The one-line form: ``path:line:col: error: message; hint``, with control and
+        bidi characters escaped (a spec's text must not drive the terminal)."""
         text = f"{self.loc}: error: {_clip(self.message)}"
         if self.hint:
             text += f"; {_clip(self.hint)}"
-        return text
+        return printable(text)
 
     def __str__(self) -> str:
         return self.line()
@@ -136,6 +139,7 @@ def format_error(err: SpecError, sources: dict[str, str] | None = None) -> str:
             src = src[start:start + MAX_SHOWN]
             col -= start
         src = src.expandtabs(1)
-        out.append(f"    {src}")
-        out.append("    " + " " * col + "^")
+        # escaped, and the caret under the same character of the escaped line
+        out.append(f"    {printable(src)}")
+        out.append("    " + " " * len(printable(src[:col])) + "^")
     return "\n".join(out)

@@ -44,6 +44,7 @@ from archspec.spec import expr as ex
 from archspec.spec.loader import (MAX_LABEL_CHARS, REQUIRED, check_length, check_type,
                                   eval_node, evaluate_env, interpolate, parse_block_value)
 from archspec.spec.model import BlockDef, Item, Spec
+from archspec.spec.names import check_layer_name
 from archspec.spec.yamlsrc import YNode, YScalar, YSeq
 
 MAX_DEPTH = 64          # nesting of block instances
@@ -179,10 +180,7 @@ class _Builder:
     def node_name(self, item: Item, scope: _Scope, env: dict, default: str) -> str:
         if item.name is not None:
             name = interpolate(item.name, env)
-            for part in name.split("."):
-                if not part or not all(c.isalnum() or c == "_" for c in part):
-                    raise SpecError(f"layer name '{name}' is not valid", item.name.loc,
-                                    "use letters, digits and '_', with '.' between levels")
+            check_layer_name(name, item.name.loc)
             if name in ("input", self.spec.input_name) and not scope.prefix:
                 raise SpecError(f"'{name}' is the network input's name", item.name.loc,
                                 "choose another layer name")

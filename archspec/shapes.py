@@ -15,6 +15,7 @@ import networkx as nx
 
 from archspec.errors import Location, SpecError, SpecErrors
 from archspec.ops import OPS, OpError, shape_str
+from archspec.text import printable
 
 SUMMARY_VERSION = 1
 
@@ -189,7 +190,7 @@ def to_table(s: Summary) -> str:
     def fmt(cols: tuple) -> str:
         return "  ".join(c.ljust(w) if i < 3 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cols, widths))).rstrip()
-    out = [f"{s.name}", line, fmt(head), line]
+    out = [printable(s.name), line, fmt(head), line]     # the spec's name: one line
     out += [fmt(b) for b in body]
     out.append(line)
     out.append(f"Input shape:        {shape_str(s.input_shape)}")

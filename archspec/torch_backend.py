@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from archspec.errors import Location, SpecError
+from archspec.text import py_comment, str_literal
 from archspec.torch_ops import Shake
 
 # Producers whose output may be overwritten in place by their only consumer:
@@ -216,7 +217,7 @@ def _fx_format_target(base: str, target: str) -> str:
     except ImportError:
         expr = base
         for e in target.split("."):
-            expr = f"{expr}.{e}" if e.isidentifier() else f'getattr({expr}, "{e}")'
+            expr = f"{expr}.{e}" if e.isidentifier() else f"getattr({expr}, {str_literal(e)})"
         return expr
     return _format_target(base, target)
 
@@ -226,7 +227,7 @@ def module_access(path: str, base: str = "self") -> str:
     expr = base
     for part in path.split(".") if path else []:
         ok = part.isidentifier() and not keyword.iskeyword(part)
-        expr = f"{expr}.{part}" if ok else f'getattr({expr}, "{part}")'
+        expr = f"{expr}.{part}" if ok else f"getattr({expr}, {str_literal(part)})"
     return expr
 
 
@@ -247,7 +248,7 @@ def forward_source(graph: fx.Graph, locs: Mapping[str, str], name: str = "forwar
     for line in text.strip("\n").splitlines():
         m = _ASSIGN.match(line)
         if m and m.group(2) in locs:
-            line = f"{line.rstrip()}  # {locs[m.group(2)]}"
+            line = f"{line.rstrip()}  # {py_comment(locs[m.group(2)])}"
         lines.append(line.rstrip())
     src = "\n".join(lines).replace("def forward(self, x):", f"def {name}(self, x):", 1) + "\n"
     return src, dict(code.globals)

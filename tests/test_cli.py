@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from archspec.text import printable
+
 ROOT = Path(__file__).resolve().parent.parent
 BAD = ROOT / "tests" / "bad_specs"
 BAD_SPECS = sorted(BAD.glob("*.yaml"))
@@ -66,10 +68,11 @@ def test_bad_spec(path: Path) -> None:
         line, col, message = re.match(r"(\d+):(\d+): (.*)", want).groups()
         assert got.startswith(f"{rel}:{line}:{col}: error: "), got
         assert message in got.split(": error: ", 1)[1], got
-        # the offending source line, then a caret under the column
-        source = path.read_text(encoding="utf-8").splitlines()[int(line) - 1]
-        assert lines[i + 1] == "    " + source.expandtabs(1), r.stderr
-        assert lines[i + 2] == "    " + " " * (int(col) - 1) + "^", r.stderr
+        # the offending source line (controls escaped), then a caret under the column
+        source = path.read_text(encoding="utf-8").splitlines()[int(line) - 1].expandtabs(1)
+        assert lines[i + 1] == "    " + printable(source), r.stderr
+        assert lines[i + 2] == "    " + " " * len(printable(source[:int(col) - 1])) + "^", \
+            r.stderr
 
 
 def test_python_tag_never_executes(tmp_path: Path) -> None:

@@ -340,6 +340,42 @@ def test_resume_refuses_a_changed_recipe_or_spec(env, tmp_path, capsys):
     assert rc == 2 and "already holds a run" in err
 
 
+def test_resume_refuses_a_set_that_changes_the_network(env, tmp_path, capsys):
+    """``--resume RUN --set num_classes=12`` was ignored (exit 0); one that changes
+    nothing is accepted, one that changes the network is refused, naming the change."""
+    run = tmp_path / "run"
+    train(opts(env, run, recipe=replace(FAST, epochs=1), train_subset=128, test_subset=50))
+    before = (run / "metrics.jsonl").read_text()
+    rc, err = main(capsys, "train", "--resume", str(run), "--set", "num_classes=12")
+    assert rc == 2 and "Traceback" not in err
+    assert err.splitlines()[0] == (
+        f"--set: error: cannot resume {run}: --set num_classes=12 changes the network it "
+        "trains (num_classes: 10 → 12); a run's network is fixed: train the change in a new "
+        "run with -o")
+    rc, err = main(capsys, "train", "--resume", str(run), "--set", "nope=1")
+    assert rc == 2 and "nope" in err and "Traceback" not in err
+    rc, err = main(capsys, "train", "--resume", str(run), "--set", "num_classes=10", "-q",
+                   "--data-dir", str(env / "data"), "--device", "cpu", "--no-download")
+    assert rc == 0, err                          # the run's own value: nothing changes
+    assert (run / "metrics.jsonl").read_text() == before    # finished run: nothing retrained
+
+
+def test_resume_refuses_a_run_whose_last_checkpoint_is_gone(env, tmp_path, capsys):
+    """Deleting last/ restarted training at epoch 1 without a word."""
+    import shutil
+    run = tmp_path / "run"
+    train(opts(env, run, recipe=replace(FAST, epochs=2), train_subset=128, test_subset=50))
+    shutil.rmtree(run / "last")
+    rc, err = main(capsys, "train", "--resume", str(run), "--data-dir", str(env / "data"),
+                   "--device", "cpu", "--no-download")
+    assert rc == 2 and "Traceback" not in err
+    assert err.splitlines()[0] == (
+        f"{run / 'last'}: error: cannot resume {run}: its checkpoint {run / 'last'} is "
+        "missing, but metrics.jsonl records 2 epochs; put last/ back (best/ holds the best "
+        "epoch's weights), or train again in a new run with -o")
+    assert not (run / "last").exists()
+
+
 @pytest.mark.parametrize("args", [["eval", "x.yaml", "--weights", "w", "--batch-size", "0"],
                                   ["eval", "x.yaml", "--weights", "w", "--subset", "-3"],
                                   ["train", "x.yaml", "--train-subset", "-5"],

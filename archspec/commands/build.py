@@ -152,14 +152,17 @@ def run(args: argparse.Namespace) -> int:
     from archspec.cli import load
     from archspec.codegen import generate
     from archspec.errors import Location, SpecError
+    from archspec.fsio import safe_name
     from archspec.shapes import human, summarize, to_json
+    from archspec.text import printable
     from archspec.torch_backend import build_module, check_activation_memory
 
     if args.batch < 1:
         raise SpecError(f"--batch must be at least 1, got {args.batch}", Location("--batch"))
     t0 = time.perf_counter()
     g = load(args.spec, args.overrides)
-    out_dir = args.out or os.path.join("build", g.graph["name"])
+    # the spec's name is data: never a path (an absolute name or '../..' went outside build/)
+    out_dir = args.out or os.path.join("build", safe_name(g.graph["name"], "model"))
     check_out_dir(out_dir)
     check_activation_memory(g, max(args.batch, 2))
     check_batch_statistics(g, args.batch)
@@ -169,7 +172,13 @@ def run(args: argparse.Namespace) -> int:
     t_fwd = time.perf_counter() - t0 - t_build
     summary = summarize(g)
     state = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
-    files = {"model.py": generate(g).encode(),
+    source = generate(g)
+    try:          # never exit 0 with a model.py that does not parse
+        compile(source, "model.py", "exec", dont_inherit=True)
+    except SyntaxError as e:
+        raise SpecError(f"the generated model.py does not parse: {e.msg} (line {e.lineno})",
+                        Location(args.spec), "this is an archspec bug; please report it") from None
+    files = {"model.py": source.encode(),
              "weights.safetensors": save(state, metadata={"spec": g.graph["name"]}),
              "summary.json": (to_json(summary) + "\n").encode()}
     try:
@@ -179,9 +188,9 @@ def run(args: argparse.Namespace) -> int:
                         Location(out_dir)) from None
     total = time.perf_counter() - t0
     shapes = ", ".join(f"{n} {tuple(s)}" for n, s in got.items())
-    print(f"{g.graph['name']}: {summary.params:,} params ({human(summary.params)}), "
+    print(f"{printable(g.graph['name'])}: {summary.params:,} params ({human(summary.params)}), "
           f"{human(summary.macs)}MACs/sample")
     print(f"outputs: {shapes}  (dummy batch {args.batch}, shapes match the spec)")
     print(f"built in {t_build:.2f}s, forward {t_fwd:.2f}s, total {total:.2f}s -> "
-          f"{os.path.join(out_dir, '')}")
+          f"{printable(os.path.join(out_dir, ''))}")
     return 0

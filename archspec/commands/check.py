@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from archspec.errors import SpecError, format_error
+from archspec.text import printable
 
 NAME = "check"
 HELP = "check that specs parse and every tensor shape lines up"
@@ -31,5 +32,6 @@ def run(args: argparse.Namespace) -> int:
             continue
         if not args.quiet:
             s = summarize(g, depth=0)
-            print(f"{path}: ok ({s.ops} ops, {s.params:,} params, {human(s.macs, 'MACs')})")
+            print(f"{printable(path)}: ok ({s.ops} ops, {s.params:,} params, "
+                  f"{human(s.macs, 'MACs')})")
     return 2 if failed else 0

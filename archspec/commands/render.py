@@ -30,10 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def output_path(spec_path: str, name: str, output: str | None, fmt: str | None) -> tuple[str, str]:
     """(path, format) from the -o and --format arguments."""
-    from archspec.render import format_for, safe_name
+    from archspec.fsio import safe_name
+    from archspec.render import format_for
     if output is None:
         fmt = format_for("", fmt) if fmt is not None else "svg"
-        return f"{safe_name(name or os.path.splitext(os.path.basename(spec_path))[0])}.{fmt}", fmt
+        stem = safe_name(name or os.path.splitext(os.path.basename(spec_path))[0], "graph")
+        return f"{stem}.{fmt}", fmt
     return output, format_for(output if output != "-" else "", fmt)
 
 
@@ -65,5 +67,6 @@ def run(args: argparse.Namespace) -> int:
     path, fmt = output_path(args.spec, g.graph.get("name", ""), args.output, args.format)
     where = emit(to_dot(g, args.depth, args.direction, expand=args.expand), path, fmt)
     if where != "-":
-        print(f"wrote {where}", file=sys.stderr)
+        from archspec.text import printable
+        print(f"wrote {printable(where)}", file=sys.stderr)
     return 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import re
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
@@ -16,6 +15,7 @@ from typing import Any, Callable, Iterator, Mapping
 import networkx as nx
 
 from archspec.errors import Location, SpecError, SpecErrors
+from archspec.fsio import safe_name
 from archspec.graph import compile_graph
 from archspec.grid.load import condition, load_grid, render_name, template, template_name
 from archspec.grid.model import Cell, Grid
@@ -213,17 +213,12 @@ def evaluate_cell(grid: Grid, cell: Cell, render_dir: str | None = None) -> Cell
                       shape, target, (), diagram, render_error)
 
 
-def safe_filename(name: str) -> str:
-    """``wrn-d40-k2-B(1,3,1)`` → ``wrn-d40-k2-B_1_3_1``: a name every shell and OS accepts."""
-    return re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9._-]", "_", name)).strip("_") or "cell"
-
-
 def _render(g: nx.DiGraph, name: str, out_dir: str) -> str | None:
     try:
         from archspec.render import render_graph  # type: ignore[import-not-found]
     except ImportError:
         return None
-    path = os.path.join(out_dir, safe_filename(name) + ".svg")
+    path = os.path.join(out_dir, safe_name(name, "cell") + ".svg")
     render_graph(g, path, fmt="svg")
     return path
 

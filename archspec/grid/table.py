@@ -11,10 +11,12 @@ import csv
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from archspec.fsio import write_file
+from archspec.text import printable
 from archspec.grid.model import Grid
 from archspec.grid.run import CellResult
 
@@ -128,8 +130,10 @@ def _display(t: ResultsTable) -> tuple[list[str], list[list[str]]]:
 
 
 def to_text(t: ResultsTable) -> str:
-    """An aligned table for the terminal (numbers right-aligned)."""
+    """An aligned table for the terminal (numbers right-aligned); cell names come from
+    spec text, so their control and bidi characters are escaped."""
     head, body = _display(t)
+    body = [[printable(c) for c in r] for r in body]
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h)
               for i, h in enumerate(head)]
     numeric = {i for i, h in enumerate(head) if h in ("depth", "params", "macs") or
@@ -140,7 +144,8 @@ def to_text(t: ResultsTable) -> str:
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
     rule = "─" * (sum(widths) + 2 * (len(widths) - 1))
     ok = sum(1 for r in t.records() if r["status"] == "ok")
-    lines = [f"{t.grid} ({t.spec})", rule, fmt(head), rule, *(fmt(r) for r in body), rule,
+    lines = [printable(f"{t.grid} ({t.spec})"), rule, fmt(head), rule, *(fmt(r) for r in body),
+             rule,
              f"{len(t.rows)} cells, {ok} valid" + (f", {len(t.rows) - ok} invalid"
                                                   if ok < len(t.rows) else "")]
     return "\n".join(lines)
@@ -156,22 +161,46 @@ def _is_number(text: str) -> bool:
 
 def to_markdown(t: ResultsTable) -> str:
     head, body = _display(t)
-    esc = [[c.replace("|", "\\|") for c in r] for r in body]
+    esc = [[md_cell(c) for c in r] for r in body]
     right = {"depth", "params", "macs"}
-    lines = [f"# {t.grid}", "", f"Template: `{t.spec}`", "",
+    spec = md_cell(t.spec).replace("`", "'")
+    lines = [f"# {md_cell(t.grid)}", "", f"Template: `{spec}`", "",
              "| " + " | ".join(head) + " |",
              "|" + "|".join("---:" if h in right else "---" for h in head) + "|",
              *("| " + " | ".join(r) + " |" for r in esc)]
     return "\n".join(lines) + "\n"
 
 
+def md_cell(text: str) -> str:
+    """A markdown table cell: backslashes and pipes escaped, line breaks as ``<br>``
+    (a newline in a cell name ended the row), controls escaped."""
+    text = text.replace("\\", "\\\\").replace("|", "\\|")
+    text = text.replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
+    return printable(text)
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def csv_cell(v: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a string starting with ``=``, ``+``,
+    ``-``, ``@``, tab or CR gets a leading ``'`` (OWASP's CSV-injection rule), unless it
+    is a plain number (``-0.5`` stays numeric); control characters are escaped (a
+    ``cat results.csv`` must not drive the terminal)."""
+    if not isinstance(v, str):
+        return v
+    if v[:1] in ("=", "+", "-", "@", "\t", "\r") and not _NUMBER.fullmatch(v):
+        v = "'" + v
+    return printable(v)
+
+
 def to_csv(t: ResultsTable) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(t.columns)
+    w.writerow([csv_cell(c) for c in t.columns])
     for r in t.rows:
-        w.writerow(["x".join(map(str, v)) if isinstance(v, list) and t.columns[j] ==
-                    "output_shape" else _csv_value(v) for j, v in enumerate(r)])
+        w.writerow([csv_cell("x".join(map(str, v)) if isinstance(v, list) and t.columns[j] ==
+                             "output_shape" else _csv_value(v)) for j, v in enumerate(r)])
     return buf.getvalue()
 
 

@@ -12,6 +12,7 @@ from archspec.render.labels import (_channels, _esc, _html, _human, _legend, _sh
                                     op_label)
 from archspec.render.palette import (_DIFF_MARK, BLOCK_KIND, DIFF_STYLES, FONT,
                                      SHORTCUT_COLOUR, Kind, kind_of)
+from archspec.text import printable
 
 FORMATS = ("svg", "png", "pdf", "dot")
 DIRECTIONS = ("TB", "LR")
@@ -202,7 +203,7 @@ def to_dot(g: nx.DiGraph, depth: int | None = None, direction: str = "TB", *,
     notes = notes or {}
     edge_status = edge_status or {}
     nodes = g.nodes
-    dg = graphviz.Digraph(name=str(g.graph.get("name") or "network"))
+    dg = graphviz.Digraph(name=printable(str(g.graph.get("name") or "network")))
     dg.attr("graph", rankdir=direction, fontname=FONT, fontsize="11", labelloc="t",
             newrank="true", nodesep="0.25", ranksep="0.3")
     dg.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="11",

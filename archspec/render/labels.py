@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from archspec.render.palette import BLOCK_KIND, DIFF_STYLES, SHORTCUT_COLOUR, Kind
+from archspec.text import printable
 
 def _shape(s: tuple | None) -> str:
     return "?" if s is None else "×".join(str(x) for x in s)
@@ -59,7 +60,9 @@ def op_label(op: str, args: Mapping[str, Any], in_shape: tuple | None,
 
 
 def _esc(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """HTML-label text: markup escaped, and control and bidi characters written as
+    ``\\xNN`` (an ESC from a spec name made dot fail: not well-formed XML)."""
+    return (printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;"))
 
 

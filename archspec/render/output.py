@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -11,7 +10,7 @@ from typing import Any, Iterable
 import networkx as nx
 
 from archspec.errors import Location, SpecError
-from archspec.fsio import write_file
+from archspec.fsio import safe_name, write_file
 from archspec.render.dot import FORMATS, _check_args, to_dot
 
 DOT_INSTALL_HINT = ("install Graphviz: 'apt-get install graphviz' (Debian/Ubuntu), "
@@ -132,7 +131,3 @@ def render_graph(graph: nx.DiGraph, path: str | os.PathLike, fmt: str = "svg",
     data = render_bytes(to_dot(graph, depth, direction, expand=expand), fmt)
     return write_atomic(path, data)
 
-
-def safe_name(text: str) -> str:
-    """A file-name-safe form of a spec name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text) or "graph"

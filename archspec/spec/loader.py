@@ -22,6 +22,7 @@ from archspec.ops import OPS
 from archspec.spec import expr as ex
 from archspec.spec.model import (REQUIRED, BlockDef, Check, Item, Let, Output, ParamDef, Spec,
                                  Table)
+from archspec.spec.names import MAX_NAME_CHARS, check_name as _check_name
 from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq, located, parse_yaml, plain
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
@@ -39,7 +40,6 @@ BLOCK_KEYS = ("doc", "params", "varargs", "let", "checks", "label", "layers")
 META_KEYS = ("from", "with", "when", "repeat", "first", "row", "train_only")
 KIND_KEYS = ("op", "block", "seq", "for")
 PARAM_TYPES = ("int", "float", "bool", "str", "list", "block", "any")
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = {"input", "in_channels", "in_shape"}
 
 
@@ -91,9 +91,8 @@ def _check_keys(m: YMap, allowed: Iterable[str], where: str) -> list[SpecError]:
     return errs
 
 
-#: Longest name (spec, block, parameter, layer, output) and longest label or text shown
-#: in a diagram: Graphviz refuses a 100,000-character label with an unlocated error.
-MAX_NAME_CHARS = 100
+#: Longest label or text shown in a diagram (names: :data:`names.MAX_NAME_CHARS`):
+#: Graphviz refuses a 100,000-character label with an unlocated error.
 MAX_LABEL_CHARS = 200
 MAX_TEXT_CHARS = 4000      # a description or a doc
 
@@ -105,12 +104,6 @@ def check_length(text: str, limit: int, loc: Location, what: str) -> str:
                         f"allowed (it starts {text[:20]!r})", loc, "shorten it")
     return text
 
-
-def _check_name(name: str, loc: Location, what: str) -> None:
-    check_length(name, MAX_NAME_CHARS, loc, f"the {what} name")
-    if not _NAME_RE.match(name):
-        raise SpecError(f"{what} '{name}' is not a valid name", loc,
-                        "names start with a letter or '_' and contain letters, digits and '_'")
 
 
 def eval_node(node: YNode, env: Mapping[str, Any], strings: bool = False) -> Any:

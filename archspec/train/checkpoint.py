@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from archspec.errors import Location, SpecError
-from archspec.fsio import new_dir, stale_dir_parts, umask
+from archspec.fsio import new_dir, recover_dir, umask
 
 FORMAT = 1
 
@@ -67,14 +67,9 @@ def save_checkpoint(path: str, weights: dict[str, torch.Tensor], state: dict[str
 
 
 def recover(path: str) -> None:
-    """Finish a swap that a kill interrupted (``path`` missing, its replacement aside)."""
-    if os.path.isdir(path):
-        return
-    tmps, old = stale_dir_parts(path)
-    done = [t for t in tmps if os.path.isfile(os.path.join(t, "checkpoint.json"))]
-    for cand in done + ([old] if os.path.isdir(old) else []):
-        os.rename(cand, path)
-        return
+    """Finish a swap that a kill interrupted (``path`` missing, its replacement aside):
+    :func:`archspec.fsio.recover_dir` keeps the finished new checkpoint, else the old."""
+    recover_dir(path)
 
 
 def read_meta(path: str) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from archspec.grid.model import TRAIN_METRICS as METRICS
 
 
 def cell_run_dir(out: str, cell: str) -> str:
-    from archspec.grid.run import safe_filename
-    return os.path.join(out, "runs", safe_filename(cell))
+    from archspec.fsio import safe_name
+    return os.path.join(out, "runs", safe_name(cell, "cell"))
 
 
 def _metrics(summary: dict[str, Any], run: str) -> dict[str, Any]:

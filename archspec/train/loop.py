@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 
 from archspec.errors import Location, SpecError
-from archspec.fsio import write_file
+from archspec.fsio import safe_name, write_file
 from archspec.train import rundir
 from archspec.train.checkpoint import (load_checkpoint, load_weights_into, recover,
                                        save_checkpoint, state_dict_for_save)
@@ -155,6 +155,41 @@ def _oom(batch: int, world: int, where: str) -> SpecError:
                      "checkpoints already written are kept")
 
 
+def _check_resume_sets(run: str, spec_path: str, saved: dict[str, Any], sets: Any,
+                       info: dict[str, Any]) -> None:
+    """``--resume RUN --set k=v`` (no SPEC): accepted only when the run already has those
+    values (the network cannot change mid-run); a change is refused, naming it."""
+    from archspec.spec.loader import parse_override
+    merged = dict(saved)
+    for text in sets:
+        key, value, _ = parse_override(text)
+        merged[key] = value
+    _, g = load_network(spec_path, merged)
+    if rundir.graph_fingerprint(g) != info["fingerprint"]:
+        diffs = rundir.diff_specs(info.get("params", {}), dict(g.graph.get("params", {})),
+                                  None, None)
+        raise SpecError(f"cannot resume {run}: {' '.join('--set ' + s for s in sets)} changes "
+                        f"the network it trains ({'; '.join(diffs)})", Location("--set"),
+                        "a run's network is fixed: train the change in a new run with -o")
+
+
+def check_last(run: str) -> None:
+    """Refuse to resume from scratch a run whose ``last/`` checkpoint is gone while its
+    metrics record finished epochs (it used to restart at epoch 1 without a word)."""
+    last = os.path.join(run, "last")
+    recover(last)
+    if os.path.isdir(last):
+        return
+    epochs = rundir.recorded_epochs(run)
+    if epochs:
+        best = os.path.join(run, "best")
+        raise SpecError(f"cannot resume {run}: its checkpoint {last} is missing, but "
+                        f"metrics.jsonl records {epochs} epoch{'s' * (epochs != 1)}",
+                        Location(last), "put last/ back" + (
+                            " (best/ holds the best epoch's weights)" if os.path.isdir(best)
+                            else "") + ", or train again in a new run with -o")
+
+
 class Trainer:
     """One training run (new or resumed); :meth:`run` returns the summary dict."""
 
@@ -189,7 +224,8 @@ class Trainer:
         self.data_name = o.data or self.recipe.data.name
         self.data_dir = o.data_dir
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.run_dir = o.out or os.path.join("runs", f"{self.spec.name}-{self.recipe.name}-{stamp}")
+        self.run_dir = o.out or os.path.join(
+            "runs", safe_name(f"{self.spec.name}-{self.recipe.name}-{stamp}", f"run-{stamp}"))
         if os.path.isfile(os.path.join(self.run_dir, "run.json")):
             raise SpecError(f"{self.run_dir} already holds a run", Location(self.run_dir),
                             f"continue it with --resume {self.run_dir}, or choose another -o")
@@ -216,6 +252,9 @@ class Trainer:
         if rundir.graph_fingerprint(self.graph) != self.info["fingerprint"]:
             raise SpecError(f"the spec copy in {run} no longer compiles to the same network",
                             Location(spec_path), "was it edited? start a new run")
+        if o.overrides and not o.spec:
+            _check_resume_sets(run, spec_path, overrides, o.overrides, self.info)
+        check_last(run)
         if o.spec:
             spec2, g2 = load_network(o.spec, o.overrides)
             if rundir.graph_fingerprint(g2) != self.info["fingerprint"]:

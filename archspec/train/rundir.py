@@ -112,6 +112,15 @@ def write_metrics(run: str, history: list[dict[str, Any]]) -> None:
                       "".join(json.dumps(r) + "\n" for r in history))
 
 
+def recorded_epochs(run: str) -> int:
+    """How many finished epochs ``metrics.jsonl`` of ``run`` records (0 when none)."""
+    try:
+        with open(os.path.join(run, "metrics.jsonl"), encoding="utf-8") as fh:
+            return sum(1 for line in fh if line.strip())
+    except OSError:
+        return 0
+
+
 def plot_curves(path: str, history: Iterable[dict[str, Any]], title: str) -> None:
     """``curves.png``: losses, accuracies (best test epoch marked) and the learning rate
     against the epoch; a learning rate that spans a decade or more is drawn on a log axis."""

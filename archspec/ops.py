@@ -47,8 +47,73 @@ class Field:
         return self.default is _REQ
 
 
+def _no_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class TorchModule:
+    """An op lowered to a torch module class, named as data (a dotted path), so this
+    front-end module never imports torch; the torch backend resolves it.
+
+    ``kwargs`` maps the op's normalised arguments and per-sample input shapes to the
+    constructor's keyword arguments (in the order the standalone source writes them).
+    ``by_rank`` names another class for inputs of another rank (BatchNorm1d on a flat
+    input). ``paste`` lists objects, not torch's, whose source the standalone generator
+    copies into the file (Shake-Shake), so generated code still needs only torch.
+    """
+
+    cls: str
+    kwargs: Callable[[dict, list[Shape]], dict[str, Any]] = _no_kwargs
+    by_rank: tuple[tuple[int, str], ...] = ()
+    paste: tuple[str, ...] = ()
+
+    def class_for(self, ins: list[Shape]) -> str:
+        """The dotted class path for these input shapes."""
+        return dict(self.by_rank).get(len(ins[0]) if ins else -1, self.cls)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Every class this op can become (init_weights recognises them by type)."""
+        return (self.cls, *(c for _, c in self.by_rank))
+
+
+@dataclass(frozen=True)
+class TorchCall:
+    """An op lowered to a function call in the forward code (no module, no state).
+
+    ``inputs`` says how the op's inputs are passed: ``each`` as positional arguments,
+    ``list`` as one list (``torch.cat``), ``fold`` pairwise left to right (a chain of
+    ``+``). ``args`` are extra positional arguments after them; ``inplace_method`` is
+    the tensor method used for the first step when the op may overwrite its input.
+    """
+
+    fn: str
+    inputs: str = "each"
+    args: tuple[Any, ...] = ()
+    kwargs: Callable[[dict, list[Shape]], dict[str, Any]] = _no_kwargs
+    inplace_method: str | None = None
+
+
+def _name_label(name: str) -> Callable[[dict, Shape | None, Shape | None], str]:
+    return lambda a, i, o: name
+
+
 @dataclass(frozen=True)
 class OpDef:
+    """Everything about one op, so that every backend loops over :data:`OPS` with no
+    per-op branches: adding an op is one definition here (and a regenerated docs table).
+
+    ``lower`` is the torch lowering. ``inplace`` is the in-place rule: None where the op
+    never runs in place, else a predicate of its arguments saying whether torch can run
+    backward through the in-place form. ``fresh_output``: its output is a new tensor its
+    own backward does not read (never a view), so its only consumer may overwrite it.
+    ``init`` is the role init schemes give its parameters (conv, linear, norm or None);
+    ``kind`` its diagram legend group; ``label`` its diagram text from arguments and
+    input / output shapes (default: the op's name); ``head`` what a network output
+    ending in it holds (logits, probs, log_probs).
+    """
+
     name: str
     fields: tuple[Field, ...]
     infer: Callable[[dict, list[Shape]], Shape]
@@ -57,13 +122,37 @@ class OpDef:
     max_inputs: int | None = 1
     params: Callable[[dict, list[Shape], Shape], int] = lambda a, i, o: 0
     macs: Callable[[dict, list[Shape], Shape], int] = lambda a, i, o: 0
-    torch: str = ""   # the torch module or function it becomes
+    lower: TorchModule | TorchCall | None = None
+    inplace: Callable[[dict], bool] | None = None
+    fresh_output: bool = False
+    init: str | None = None
+    kind: str = "other"
+    label: Callable[[dict, Shape | None, Shape | None], str] | None = None
+    head: str = "logits"
 
     def field(self, name: str) -> Field | None:
         for f in self.fields:
             if f.name == name:
                 return f
         return None
+
+    def text(self, args: dict, in_shape: Shape | None, out_shape: Shape | None) -> str:
+        """The diagram label: ``conv 3×3 /2, 160→320``."""
+        return (self.label or _name_label(self.name))(args, in_shape, out_shape)
+
+    @property
+    def torch(self) -> str:
+        """What it becomes in torch, for the docs table: ``nn.Conv2d``, ``torch.cat``."""
+        if isinstance(self.lower, TorchModule):
+            return " / ".join(_short(c) for c in self.lower.classes)
+        return _short(self.lower.fn) if self.lower else "–"
+
+
+def _short(path: str) -> str:
+    for long, short in (("torch.nn.functional.", "F."), ("torch.nn.", "nn.")):
+        if path.startswith(long):
+            return short + path[len(long):]
+    return path
 
 
 # ----------------------------------------------------------------- argument types
@@ -331,11 +420,96 @@ def _pad_axis(s: Shape, size: int, before: int, after: int, axis: str, a: dict) 
     return out
 
 
+# ------------------------------------------------------------------ diagram labels
+def label_pair(p: Any) -> str:
+    """``3`` for a square pair, ``1×7`` otherwise."""
+    if isinstance(p, (tuple, list)) and len(p) == 2:
+        return str(p[0]) if p[0] == p[1] else f"{p[0]}×{p[1]}"
+    return str(p)
+
+
+def label_kernel(p: Any) -> str:
+    """``3×3``: a kernel always shows both sides."""
+    if isinstance(p, (tuple, list)) and len(p) == 2:
+        return f"{p[0]}×{p[1]}"
+    return f"{p}×{p}"
+
+
+def label_channels(s: Shape | None) -> str:
+    return "?" if not s else str(s[0])
+
+
+def _conv_label(a: dict, i: Shape | None, o: Shape | None) -> str:
+    text = f"conv {label_kernel(a['kernel'])}"
+    if tuple(a.get("stride", (1, 1))) != (1, 1):
+        text += f" /{label_pair(a['stride'])}"
+    if tuple(a.get("dilation", (1, 1))) != (1, 1):
+        text += f" d{label_pair(a['dilation'])}"
+    if a.get("groups", 1) != 1:
+        text += f" g{a['groups']}"
+    return f"{text}, {label_channels(i)}→{a['out']}"
+
+
+def _pool_label(name: str) -> Callable[[dict, Shape | None, Shape | None], str]:
+    def label(a: dict, i: Shape | None, o: Shape | None) -> str:
+        text = f"{name} {label_kernel(a['kernel'])}"
+        stride = a.get("stride") or a["kernel"]
+        return text + (f" /{label_pair(stride)}" if tuple(stride) != (1, 1) else "")
+    return label
+
+
+def _softmax_label(name: str) -> Callable[[dict, Shape | None, Shape | None], str]:
+    return lambda a, i, o: name if a.get("dim", -1) == -1 else f"{name} dim {a['dim']}"
+
+
+# ----------------------------------------------------------- torch keyword arguments
+def _conv_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    return dict(in_channels=ins[0][0], out_channels=a["out"], kernel_size=a["kernel"],
+                stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
+                groups=a["groups"], bias=a["bias"])
+
+
+def _bn_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    return dict(num_features=ins[0][0], eps=a["eps"], momentum=a["momentum"],
+                affine=a["affine"], track_running_stats=a["track_running_stats"])
+
+
+def _maxpool_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    return dict(kernel_size=a["kernel"], stride=a["stride"] or a["kernel"],
+                padding=a["padding"], dilation=a["dilation"], ceil_mode=a["ceil_mode"])
+
+
+def _avgpool_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    return dict(kernel_size=a["kernel"], stride=a["stride"] or a["kernel"],
+                padding=a["padding"], ceil_mode=a["ceil_mode"],
+                count_include_pad=a["count_include_pad"])
+
+
+def _args_as(**names: str) -> Callable[[dict, list[Shape]], dict[str, Any]]:
+    """Constructor kwargs copied from the op's arguments: ``_args_as(p="p")``."""
+    return lambda a, ins: {k: a[v] for k, v in names.items()}
+
+
+def _always(a: dict) -> bool:
+    return True
+
+
+def _activation(name: str, cls: str, doc: str, fields: tuple[Field, ...] = (),
+                inplace: Callable[[dict], bool] | None = None, kind: str = "activation",
+                label: Callable[[dict, Shape | None, Shape | None], str] | None = None
+                ) -> OpDef:
+    """A shape-preserving element-wise op lowered to a ``torch.nn`` class."""
+    kw = _args_as(**{f.name: f.name for f in fields})
+    return OpDef(name, fields, _same(name), doc, lower=TorchModule(f"torch.nn.{cls}", kw),
+                 inplace=inplace, kind=kind, label=label)
+
+
 _P = lambda: Field("p", "prob", 0.5, "probability of zeroing")  # noqa: E731
 _POOL_FIELDS = (Field("kernel", "pair", doc="window size"),
                 Field("stride", "opt_pair", None, "defaults to the kernel size"),
                 Field("padding", "pair0", 0, "implicit padding on both sides"),
                 Field("ceil_mode", "bool", False, "round the output size up (Caffe's rule)"))
+_SIZE = (Field("size", "pair", doc="output size, e.g. 1 or [4, 4]"),)
 
 OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("conv", (Field("out", "pos_int", doc="output channels"),
@@ -347,65 +521,100 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
                    Field("groups", "pos_int", 1, "grouped convolution (ResNeXt's cardinality); "
                          "divides in and out channels"),
                    Field("bias", "bool", True, "add a learnt bias (false before a batchnorm)")),
-          _conv, "2-D convolution", params=_conv_params, macs=_conv_macs, torch="nn.Conv2d"),
+          _conv, "2-D convolution", params=_conv_params, macs=_conv_macs,
+          lower=TorchModule("torch.nn.Conv2d", _conv_kwargs), fresh_output=True, init="conv",
+          kind="conv", label=_conv_label),
     OpDef("batchnorm", (Field("eps", "float", 1e-5, "added to the variance"),
                         Field("momentum", "float", 0.1, "running-statistics update rate"),
                         Field("affine", "bool", True, "learnt scale and shift (2·C parameters)"),
                         Field("track_running_stats", "bool", True,
                               "keep running mean and variance for evaluation")),
           _batchnorm, "batch normalisation over channels (or features)",
-          params=lambda a, i, o: 2 * i[0][0] if a["affine"] else 0, torch="nn.BatchNorm2d"),
-    OpDef("relu", (), _same("relu"), "ReLU", torch="nn.ReLU"),
-    OpDef("relu6", (), _same("relu6"), "ReLU6", torch="nn.ReLU6"),
-    OpDef("leaky_relu", (Field("negative_slope", "float", 0.01, "slope for x < 0"),),
-          _same("leaky_relu"),
-          "leaky ReLU", torch="nn.LeakyReLU"),
-    OpDef("elu", (Field("alpha", "float", 1.0, "saturation value for x < 0"),), _same("elu"),
-          "ELU", torch="nn.ELU"),
-    OpDef("gelu", (), _same("gelu"), "GELU", torch="nn.GELU"),
-    OpDef("silu", (), _same("silu"), "SiLU (swish)", torch="nn.SiLU"),
-    OpDef("hardswish", (), _same("hardswish"), "hard swish", torch="nn.Hardswish"),
-    OpDef("sigmoid", (), _same("sigmoid"), "sigmoid", torch="nn.Sigmoid"),
-    OpDef("tanh", (), _same("tanh"), "tanh", torch="nn.Tanh"),
-    OpDef("identity", (), _same("identity"), "passes its input through", torch="nn.Identity"),
+          params=lambda a, i, o: 2 * i[0][0] if a["affine"] else 0,
+          lower=TorchModule("torch.nn.BatchNorm2d", _bn_kwargs,
+                            by_rank=((1, "torch.nn.BatchNorm1d"),)),
+          fresh_output=True, init="norm", kind="norm",
+          label=lambda a, i, o: f"batchnorm {label_channels(o)}"),
+    _activation("relu", "ReLU", "ReLU", inplace=_always),
+    _activation("relu6", "ReLU6", "ReLU6", inplace=_always),
+    # torch cannot run backward through in-place leaky_relu / elu with a negative slope
+    # or alpha ("In-place leakyReLu backward calculation is triggered with a negative slope")
+    _activation("leaky_relu", "LeakyReLU", "leaky ReLU",
+                (Field("negative_slope", "float", 0.01, "slope for x < 0"),),
+                inplace=lambda a: a["negative_slope"] >= 0,
+                label=lambda a, i, o: f"leaky_relu {a.get('negative_slope', 0.01):g}"),
+    _activation("elu", "ELU", "ELU", (Field("alpha", "float", 1.0, "saturation value for x < 0"),),
+                inplace=lambda a: a["alpha"] >= 0),
+    _activation("gelu", "GELU", "GELU"),
+    _activation("silu", "SiLU", "SiLU (swish)", inplace=_always),
+    _activation("hardswish", "Hardswish", "hard swish", inplace=_always),
+    _activation("sigmoid", "Sigmoid", "sigmoid"),
+    _activation("tanh", "Tanh", "tanh"),
+    _activation("identity", "Identity", "passes its input through", kind="reshape"),
     OpDef("maxpool", _POOL_FIELDS + (Field("dilation", "pair", 1, "spacing between window taps"),),
-          _pool("maxpool"),
-          "2-D max pooling", torch="nn.MaxPool2d"),
+          _pool("maxpool"), "2-D max pooling",
+          lower=TorchModule("torch.nn.MaxPool2d", _maxpool_kwargs), fresh_output=True,
+          kind="pool", label=_pool_label("maxpool")),
     OpDef("avgpool", _POOL_FIELDS + (Field("count_include_pad", "bool", True,
                                            "average over the padding zeros too"),),
-          _pool("avgpool"), "2-D average pooling", torch="nn.AvgPool2d"),
-    OpDef("adaptive_avgpool", (Field("size", "pair", doc="output size, e.g. 1 or [4, 4]"),),
-          _adaptive("adaptive_avgpool"), "adaptive average pooling to a fixed size",
-          torch="nn.AdaptiveAvgPool2d"),
-    OpDef("adaptive_maxpool", (Field("size", "pair", doc="output size, e.g. 1 or [4, 4]"),),
-          _adaptive("adaptive_maxpool"), "adaptive max pooling to a fixed size",
-          torch="nn.AdaptiveMaxPool2d"),
-    OpDef("dropout", (_P(),), _same("dropout"), "element-wise dropout", torch="nn.Dropout"),
+          _pool("avgpool"), "2-D average pooling",
+          lower=TorchModule("torch.nn.AvgPool2d", _avgpool_kwargs), fresh_output=True,
+          kind="pool", label=_pool_label("avgpool")),
+    OpDef("adaptive_avgpool", _SIZE, _adaptive("adaptive_avgpool"),
+          "adaptive average pooling to a fixed size",
+          lower=TorchModule("torch.nn.AdaptiveAvgPool2d", _args_as(output_size="size")),
+          fresh_output=True, kind="pool",
+          label=lambda a, i, o: f"adaptive_avgpool →{label_kernel(a['size'])}"),
+    OpDef("adaptive_maxpool", _SIZE, _adaptive("adaptive_maxpool"),
+          "adaptive max pooling to a fixed size",
+          lower=TorchModule("torch.nn.AdaptiveMaxPool2d", _args_as(output_size="size")),
+          fresh_output=True, kind="pool",
+          label=lambda a, i, o: f"adaptive_maxpool →{label_kernel(a['size'])}"),
+    OpDef("dropout", (_P(),), _same("dropout"), "element-wise dropout",
+          lower=TorchModule("torch.nn.Dropout", _args_as(p="p")), kind="regularise",
+          label=lambda a, i, o: f"dropout {a.get('p', 0.5):g}"),
     OpDef("dropout2d", (_P(),), _same("dropout2d", 3), "channel-wise dropout",
-          torch="nn.Dropout2d"),
+          lower=TorchModule("torch.nn.Dropout2d", _args_as(p="p")), kind="regularise",
+          label=lambda a, i, o: f"dropout2d {a.get('p', 0.5):g}"),
     OpDef("linear", (Field("out", "pos_int", doc="output features"),
                      Field("bias", "bool", True, "add a learnt bias")),
           _linear, "fully connected layer",
           params=lambda a, i, o: i[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
-          macs=lambda a, i, o: i[0][0] * a["out"], torch="nn.Linear"),
-    OpDef("flatten", (), _flatten, "flattens (C, H, W) to (C·H·W)", torch="nn.Flatten"),
+          macs=lambda a, i, o: i[0][0] * a["out"],
+          lower=TorchModule("torch.nn.Linear", lambda a, ins: dict(
+              in_features=ins[0][0], out_features=a["out"], bias=a["bias"])),
+          fresh_output=True, init="linear", kind="linear",
+          label=lambda a, i, o: f"linear {label_channels(i)}→{a['out']}"),
+    OpDef("flatten", (), _flatten, "flattens (C, H, W) to (C·H·W)",
+          lower=TorchCall("torch.flatten", args=(1,)), kind="reshape"),
     OpDef("add", (), _add, "element-wise sum of its inputs (a residual join)",
-          min_inputs=2, max_inputs=None, torch="operator.add"),
+          min_inputs=2, max_inputs=None,
+          lower=TorchCall("operator.add", "fold", inplace_method="add_"), inplace=_always,
+          fresh_output=True, kind="merge"),
     OpDef("concat", (), _concat, "concatenation along channels",
-          min_inputs=2, max_inputs=None, torch="torch.cat"),
+          min_inputs=2, max_inputs=None, lower=TorchCall("torch.cat", "list", args=(1,)),
+          fresh_output=True, kind="merge"),
     OpDef("softmax", (Field("dim", "dim", -1, "dimension of the batched tensor, as in "
                             "torch (0 is the batch, -1 the last)"),), _softmax("softmax"),
-          "softmax",
-          torch="F.softmax"),
+          "softmax", lower=TorchCall("torch.nn.functional.softmax",
+                                     kwargs=lambda a, ins: {"dim": a["dim"]}),
+          kind="activation", label=_softmax_label("softmax"), head="probs"),
     OpDef("log_softmax", (Field("dim", "dim", -1, "as for softmax"),), _softmax("log_softmax"),
-          "log-softmax",
-          torch="F.log_softmax"),
+          "log-softmax", lower=TorchCall("torch.nn.functional.log_softmax",
+                                         kwargs=lambda a, ins: {"dim": a["dim"]}),
+          kind="activation", label=_softmax_label("log_softmax"), head="log_probs"),
     OpDef("pad", (Field("padding", "pad4", doc="[left, right, top, bottom]; negative values "
                         "crop, as Torch7's SpatialZeroPadding"),), _zero_pad,
-          "zero padding (or cropping) of height and width", torch="nn.ZeroPad2d"),
+          "zero padding (or cropping) of height and width",
+          lower=TorchModule("torch.nn.ZeroPad2d",
+                            lambda a, ins: dict(padding=tuple(a["padding"])))),
     OpDef("shake", (), _shake,
           "Shake-Shake merge: random convex weights forward, independent ones backward, "
-          "0.5/0.5 in eval", min_inputs=2, max_inputs=2, torch="archspec shake"),
+          "0.5/0.5 in eval", min_inputs=2, max_inputs=2,
+          lower=TorchModule("archspec.torch_ops.Shake",
+                            paste=("archspec.torch_ops.ShakeFunction", "archspec.torch_ops.shake",
+                                   "archspec.torch_ops.Shake")),
+          fresh_output=True, kind="regularise"),
 ]}
 
 

@@ -13,9 +13,9 @@ used only in ``train()`` mode, which returns every output in the spec's
 """
 from __future__ import annotations
 
+import importlib
 import keyword
 import linecache
-import operator
 import os
 import re
 from dataclasses import dataclass
@@ -25,110 +25,87 @@ import networkx as nx
 import torch
 import torch.fx as fx
 import torch.nn as nn
-import torch.nn.functional as F
 
 from archspec.errors import Location, SpecError
+from archspec.ops import OPS, OpDef, TorchCall, TorchModule
 from archspec.text import py_comment, str_literal
-from archspec.torch_ops import Shake
 
-# Producers whose output may be overwritten in place by their only consumer:
-# their backward does not read their own output, and they never return a view.
-_FRESH_OUTPUT = frozenset({"conv", "batchnorm", "linear", "add", "concat", "avgpool",
-                           "adaptive_avgpool", "maxpool", "adaptive_maxpool", "shake"})
-_INPLACE_OK = frozenset({"relu", "relu6", "leaky_relu", "elu", "hardswish", "silu"})
+def resolve(path: str) -> Any:
+    """The object a dotted path in an op's lowering names (``torch.nn.Conv2d``): the
+    registry holds names, not objects, so the front end never imports torch."""
+    mod, _, attr = path.rpartition(".")
+    return getattr(importlib.import_module(mod), attr)
 
 
 @dataclass(frozen=True)
 class ModuleDef:
-    """One leaf module: ``cls`` (a name in ``torch.nn`` or ``Shake``) and its keyword args."""
+    """One leaf module: ``cls`` (the dotted path of its class) and its keyword args.
+
+    ``paste`` names the objects standalone source must carry for it (see
+    :class:`archspec.ops.TorchModule`).
+    """
 
     node: str
     cls: str
     kwargs: tuple[tuple[str, Any], ...]
     loc: Location
+    paste: tuple[str, ...] = ()
 
     def make(self) -> nn.Module:
-        cls = Shake if self.cls == "Shake" else getattr(nn, self.cls)
-        return cls(**dict(self.kwargs))
+        return resolve(self.cls)(**dict(self.kwargs))
 
     def source(self) -> str:
-        prefix = "" if self.cls == "Shake" else "nn."
+        """The constructor call in standalone source (which imports ``torch.nn as nn``)."""
+        if self.cls in self.paste:
+            name = self.cls.rpartition(".")[2]
+        elif self.cls.startswith("torch.nn."):
+            name = "nn." + self.cls[len("torch.nn."):]
+        else:
+            name = self.cls
         args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs)
-        return f"{prefix}{self.cls}({args})"
+        return f"{name}({args})"
 
 
 def _inplace(g: nx.DiGraph, nid: str, outputs: set[str]) -> bool:
     """True when ``nid`` may overwrite its first input: the input is a fresh tensor used once."""
     src = g.nodes[nid]["inputs"][0]
-    return (g.nodes[src]["op"] in _FRESH_OUTPUT and g.out_degree(src) == 1
+    producer = OPS.get(g.nodes[src]["op"])
+    return (producer is not None and producer.fresh_output and g.out_degree(src) == 1
             and src not in outputs and g.nodes[nid]["inputs"].count(src) == 1)
 
 
-def _inplace_backward(op: str, a: Mapping[str, Any]) -> bool:
-    """False where torch cannot run backward through the in-place form: leaky_relu with a
-    negative slope and elu with a negative alpha ("In-place leakyReLu backward calculation
-    is triggered with a negative slope which is not supported")."""
-    if op == "leaky_relu":
-        return a["negative_slope"] >= 0
-    if op == "elu":
-        return a["alpha"] >= 0
-    return True
+def _runs_inplace(g: nx.DiGraph, nid: str, outputs: set[str]) -> bool:
+    """The op's own rule (it may, with these arguments) and the graph's (its input is free)."""
+    d = g.nodes[nid]
+    rule = OPS[d["op"]].inplace
+    return rule is not None and rule(d["args"]) and _inplace(g, nid, outputs)
+
+
+def _opdef(g: nx.DiGraph, nid: str) -> OpDef:
+    d = g.nodes[nid]
+    op = OPS.get(d["op"])
+    if op is None or op.lower is None:
+        raise SpecError(f"op '{d['op']}' has no torch implementation", d["loc"],
+                        "the torch backend supports the ops of archspec.ops.OPS")
+    return op
 
 
 def module_defs(g: nx.DiGraph) -> dict[str, ModuleDef]:
     """The leaf module of every IR node that becomes one (functional ops get none)."""
     outputs = {o["node"] for o in g.graph["outputs"]}
+    inp = g.graph["input"]
     defs: dict[str, ModuleDef] = {}
     for nid, d in g.nodes(data=True):
-        op, a = d["op"], d["args"]
-        ins = [g.nodes[i]["shape"] for i in d["inputs"]]
-        kw: dict[str, Any]
-        if op == "conv":
-            kw = dict(in_channels=ins[0][0], out_channels=a["out"], kernel_size=a["kernel"],
-                      stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
-                      groups=a["groups"], bias=a["bias"])
-            cls = "Conv2d"
-        elif op == "batchnorm":
-            cls = "BatchNorm2d" if len(ins[0]) == 3 else "BatchNorm1d"
-            kw = dict(num_features=ins[0][0], eps=a["eps"], momentum=a["momentum"],
-                      affine=a["affine"], track_running_stats=a["track_running_stats"])
-        elif op == "linear":
-            cls, kw = "Linear", dict(in_features=ins[0][0], out_features=a["out"], bias=a["bias"])
-        elif op in _INPLACE_OK or op in ("gelu", "sigmoid", "tanh", "identity"):
-            cls = {"relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyReLU", "elu": "ELU",
-                   "hardswish": "Hardswish", "silu": "SiLU", "gelu": "GELU", "sigmoid": "Sigmoid",
-                   "tanh": "Tanh", "identity": "Identity"}[op]
-            kw = {}
-            if op == "leaky_relu":
-                kw["negative_slope"] = a["negative_slope"]
-            if op == "elu":
-                kw["alpha"] = a["alpha"]
-            if op in _INPLACE_OK and _inplace(g, nid, outputs) and _inplace_backward(op, a):
-                kw["inplace"] = True
-        elif op == "maxpool":
-            cls = "MaxPool2d"
-            kw = dict(kernel_size=a["kernel"], stride=a["stride"] or a["kernel"],
-                      padding=a["padding"], dilation=a["dilation"], ceil_mode=a["ceil_mode"])
-        elif op == "avgpool":
-            cls = "AvgPool2d"
-            kw = dict(kernel_size=a["kernel"], stride=a["stride"] or a["kernel"],
-                      padding=a["padding"], ceil_mode=a["ceil_mode"],
-                      count_include_pad=a["count_include_pad"])
-        elif op in ("adaptive_avgpool", "adaptive_maxpool"):
-            cls = "AdaptiveAvgPool2d" if op == "adaptive_avgpool" else "AdaptiveMaxPool2d"
-            kw = dict(output_size=a["size"])
-        elif op in ("dropout", "dropout2d"):
-            cls, kw = ("Dropout" if op == "dropout" else "Dropout2d"), dict(p=a["p"])
-        elif op == "shake":
-            cls, kw = "Shake", {}
-        elif op == "pad":
-            cls, kw = "ZeroPad2d", dict(padding=tuple(a["padding"]))
-        elif op in ("input", "add", "concat", "flatten", "softmax", "log_softmax"):
+        if nid == inp or d["op"] == "input":
             continue
-        else:
-            raise SpecError(f"op '{op}' has no torch implementation", d["loc"],
-                            "the torch backend supports the ops of archspec.ops.OPS")
-        defs[nid] = ModuleDef(nid, cls, tuple(kw.items()), d["loc"])
+        low = _opdef(g, nid).lower
+        if not isinstance(low, TorchModule):
+            continue
+        ins = [g.nodes[i]["shape"] for i in d["inputs"]]
+        kw = dict(low.kwargs(d["args"], ins))
+        if _runs_inplace(g, nid, outputs):
+            kw["inplace"] = True
+        defs[nid] = ModuleDef(nid, low.class_for(ins), tuple(kw.items()), d["loc"], low.paste)
     return defs
 
 
@@ -171,26 +148,13 @@ def fx_graph(g: nx.DiGraph, train: bool) -> tuple[fx.Graph, dict[str, str]]:
         if nid == inp or nid not in need:
             continue
         d = g.nodes[nid]
-        op, a, loc = d["op"], d["args"], node_where(g, nid)
+        a, loc = d["args"], node_where(g, nid)
         args = [env[i] for i in d["inputs"]]
         name = re.sub(r"\W", "_", nid)
-        if op == "add":
-            if _inplace(g, nid, out_nodes):
-                n = graph.create_node("call_method", "add_", (args[0], args[1]), {}, name=name)
-            else:
-                n = graph.create_node("call_function", operator.add, (args[0], args[1]), {},
-                                      name=name)
-            locs[n.name] = loc
-            for extra in args[2:]:
-                n = graph.create_node("call_function", operator.add, (n, extra), {}, name=name)
-                locs[n.name] = loc
-        elif op == "concat":
-            n = graph.create_node("call_function", torch.cat, (list(args), 1), {}, name=name)
-        elif op == "flatten":
-            n = graph.create_node("call_function", torch.flatten, (args[0], 1), {}, name=name)
-        elif op in ("softmax", "log_softmax"):
-            fn = F.softmax if op == "softmax" else F.log_softmax
-            n = graph.create_node("call_function", fn, (args[0],), {"dim": a["dim"]}, name=name)
+        low = _opdef(g, nid).lower
+        if isinstance(low, TorchCall):
+            n = _call(graph, low, args, a, [g.nodes[i]["shape"] for i in d["inputs"]], name,
+                      _runs_inplace(g, nid, out_nodes), locs, loc)
         else:
             n = graph.create_node("call_module", nid, tuple(args), {}, name=name)
         locs[n.name] = loc
@@ -198,6 +162,26 @@ def fx_graph(g: nx.DiGraph, train: bool) -> tuple[fx.Graph, dict[str, str]]:
     results = [env[o["node"]] for o in outs]
     graph.output(results[0] if len(results) == 1 else tuple(results))
     return graph, locs
+
+
+def _call(graph: fx.Graph, low: TorchCall, args: list[fx.Node], a: Mapping[str, Any],
+          ins: list[Any], name: str, inplace: bool, locs: dict[str, str], loc: str) -> fx.Node:
+    """The fx node(s) of a functional op; a fold writes one node per pair of inputs."""
+    fn, kwargs = resolve(low.fn), dict(low.kwargs(dict(a), ins))
+    if low.inputs == "list":
+        return graph.create_node("call_function", fn, (list(args), *low.args), kwargs, name=name)
+    if low.inputs == "each":
+        return graph.create_node("call_function", fn, (*args, *low.args), kwargs, name=name)
+    if inplace and low.inplace_method:
+        n = graph.create_node("call_method", low.inplace_method, (args[0], args[1], *low.args),
+                              kwargs, name=name)
+    else:
+        n = graph.create_node("call_function", fn, (args[0], args[1], *low.args), kwargs,
+                              name=name)
+    for extra in args[2:]:
+        locs[n.name] = loc
+        n = graph.create_node("call_function", fn, (n, extra, *low.args), kwargs, name=name)
+    return n
 
 
 def loc_text(loc: Location) -> str:
@@ -284,8 +268,8 @@ class Scope(nn.Module):
 
 def head_kind(g: nx.DiGraph, node: str) -> str:
     """``log_probs`` / ``probs`` when the head ends in (log_)softmax, else ``logits``."""
-    op = g.nodes[node]["op"]
-    return {"log_softmax": "log_probs", "softmax": "probs"}.get(op, "logits")
+    op = OPS.get(g.nodes[node]["op"])
+    return op.head if op is not None else "logits"
 
 
 def _attach(root: nn.Module, path: str, mod: nn.Module, labels: Mapping[str, str],
@@ -504,11 +488,27 @@ def _output_layers(module: nn.Module) -> set[int]:
     found: set[int] = set()
     for o in g.graph["outputs"]:
         n = o["node"]
-        while g.nodes[n]["op"] not in ("linear", "conv", "input") and g.nodes[n]["inputs"]:
+        while _init_role(g.nodes[n]["op"]) not in ("linear", "conv") and g.nodes[n]["inputs"]:
             n = g.nodes[n]["inputs"][0]
         if n in mods:
             found.add(id(mods[n]))
     return found
+
+
+def _init_role(op: str) -> str | None:
+    """The init role of an IR op (the input node and unknown ops have none)."""
+    d = OPS.get(op)
+    return d.init if d is not None else None
+
+
+def _role_classes() -> dict[str, tuple[type, ...]]:
+    """Init role → the module classes the registry's ops of that role become; by type,
+    so init schemes also apply to hand-written references (torchvision's models)."""
+    out: dict[str, tuple[type, ...]] = {}
+    for op in OPS.values():
+        if op.init and isinstance(op.lower, TorchModule):
+            out[op.init] = out.get(op.init, ()) + tuple(resolve(c) for c in op.lower.classes)
+    return out
 
 
 def init_weights(module: nn.Module, scheme: str) -> None:
@@ -516,10 +516,11 @@ def init_weights(module: nn.Module, scheme: str) -> None:
     if scheme == "torch":
         return
     out_linears = _output_layers(module)
+    roles = _role_classes()
     with torch.no_grad():
         for m in module.modules():
-            conv, lin = isinstance(m, nn.Conv2d), isinstance(m, nn.Linear)
-            bn = isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm))
+            conv, lin = isinstance(m, roles["conv"]), isinstance(m, roles["linear"])
+            bn = isinstance(m, roles["norm"])
             if scheme == "wrn":
                 # pystyle.info's WRN port (wide-resnet.lua's MSRinit/FCinit):
                 # N(0, sqrt(2/fan_in)), fc bias 0

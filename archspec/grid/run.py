@@ -19,14 +19,16 @@ from archspec.fsio import safe_name
 from archspec.graph import compile_graph
 from archspec.grid.load import condition, load_grid, render_name, template, template_name
 from archspec.grid.model import Cell, Grid
+from archspec.ops import OPS
 from archspec.shapes import summarize
 from archspec.spec.loader import eval_text, spec_from_yaml
 from archspec.spec.model import Spec
 
 #: Below this many cells a pool costs more to start than it saves.
 MIN_PARALLEL_CELLS = 16
-#: Ops that count towards ``depth`` (weighted layers on the longest path).
-WEIGHTED_OPS = ("conv", "linear")
+#: Ops that count towards ``depth`` (weighted layers on the longest path): those whose
+#: definition gives them the conv or linear init role.
+WEIGHTED_OPS = tuple(n for n, op in OPS.items() if op.init in ("conv", "linear"))
 
 
 @dataclass(frozen=True)

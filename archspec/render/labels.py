@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+from archspec.ops import OPS, label_channels
 from archspec.render.palette import BLOCK_KIND, DIFF_STYLES, SHORTCUT_COLOUR, Kind
 from archspec.text import printable
 
@@ -10,53 +11,15 @@ def _shape(s: tuple | None) -> str:
     return "?" if s is None else "×".join(str(x) for x in s)
 
 
-def _pair(p: Any) -> str:
-    if isinstance(p, (tuple, list)) and len(p) == 2:
-        return str(p[0]) if p[0] == p[1] else f"{p[0]}×{p[1]}"
-    return str(p)
-
-
-def _kernel(p: Any) -> str:
-    if isinstance(p, (tuple, list)) and len(p) == 2:
-        return f"{p[0]}×{p[1]}"
-    return f"{p}×{p}"
-
-
-def _channels(s: tuple | None) -> str:
-    return "?" if not s else str(s[0])
+_channels = label_channels
 
 
 def op_label(op: str, args: Mapping[str, Any], in_shape: tuple | None,
              out_shape: tuple | None) -> str:
-    """The op and its key arguments: ``conv 3×3 /2, 160→320``, ``linear 640→10``."""
-    if op == "conv":
-        text = f"conv {_kernel(args['kernel'])}"
-        if tuple(args.get("stride", (1, 1))) != (1, 1):
-            text += f" /{_pair(args['stride'])}"
-        if tuple(args.get("dilation", (1, 1))) != (1, 1):
-            text += f" d{_pair(args['dilation'])}"
-        if args.get("groups", 1) != 1:
-            text += f" g{args['groups']}"
-        return f"{text}, {_channels(in_shape)}→{args['out']}"
-    if op == "linear":
-        return f"linear {_channels(in_shape)}→{args['out']}"
-    if op in ("maxpool", "avgpool"):
-        text = f"{op} {_kernel(args['kernel'])}"
-        stride = args.get("stride") or args["kernel"]
-        if tuple(stride) != (1, 1):
-            text += f" /{_pair(stride)}"
-        return text
-    if op in ("adaptive_avgpool", "adaptive_maxpool"):
-        return f"{op} →{_kernel(args['size'])}"
-    if op in ("dropout", "dropout2d"):
-        return f"{op} {args.get('p', 0.5):g}"
-    if op == "batchnorm":
-        return f"batchnorm {_channels(out_shape)}"
-    if op == "leaky_relu":
-        return f"leaky_relu {args.get('negative_slope', 0.01):g}"
-    if op in ("softmax", "log_softmax") and args.get("dim", -1) != -1:
-        return f"{op} dim {args['dim']}"
-    return op
+    """The op and its key arguments: ``conv 3×3 /2, 160→320``, ``linear 640→10``; each
+    op's definition (:attr:`archspec.ops.OpDef.label`) writes its own."""
+    d = OPS.get(op)
+    return op if d is None else d.text(dict(args), in_shape, out_shape)
 
 
 def _esc(text: str) -> str:

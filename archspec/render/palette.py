@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from archspec.ops import OPS
+
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common
 # colour-vision deficiency. Fills are light tints of the border colour so black
 # text stays readable; the hue carries the kind.
@@ -37,19 +39,14 @@ class Kind:
         return _tint(self.colour)
 
 
-KINDS: tuple[Kind, ...] = (
-    Kind("conv", OKABE_ITO["sky_blue"], ("conv",)),
-    Kind("linear", OKABE_ITO["blue"], ("linear",)),
-    Kind("norm", OKABE_ITO["yellow"], ("batchnorm",)),
-    Kind("activation", OKABE_ITO["bluish_green"],
-         ("relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "hardswish", "sigmoid", "tanh",
-          "softmax", "log_softmax")),
-    Kind("pool", OKABE_ITO["orange"],
-         ("maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool")),
-    Kind("merge", OKABE_ITO["vermillion"], ("add", "concat")),
-    Kind("regularise", OKABE_ITO["reddish_purple"], ("dropout", "dropout2d", "shake")),
-    Kind("reshape", OKABE_ITO["grey"], ("flatten", "identity")),
-)
+# Legend order and colour of each op kind; which ops a kind covers is each op's own
+# ``kind`` (archspec.ops), so a new op needs no entry here.
+_KIND_COLOURS = (("conv", "sky_blue"), ("linear", "blue"), ("norm", "yellow"),
+                 ("activation", "bluish_green"), ("pool", "orange"), ("merge", "vermillion"),
+                 ("regularise", "reddish_purple"), ("reshape", "grey"))
+KINDS: tuple[Kind, ...] = tuple(
+    Kind(name, OKABE_ITO[colour], tuple(op.name for op in OPS.values() if op.kind == name))
+    for name, colour in _KIND_COLOURS)
 _KIND_OF = {op: k for k in KINDS for op in k.ops}
 _OTHER = Kind("other", OKABE_ITO["grey"], ())
 BLOCK_KIND = Kind("block", "#555555", ())

@@ -14,6 +14,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from archspec.ops import OPS
+
 
 @dataclass(frozen=True)
 class Head:
@@ -27,8 +29,8 @@ class Head:
 
 def head_kind(g: Any, node: str) -> str:
     """logits, or log_probs/probs when the head's last op is (log_)softmax."""
-    op = g.nodes[node]["op"]
-    return {"log_softmax": "log_probs", "softmax": "probs"}.get(op, "logits")
+    op = OPS.get(g.nodes[node]["op"])
+    return op.head if op is not None else "logits"
 
 
 def heads_of(g: Any, module: Any = None) -> list[Head]:

@@ -111,7 +111,8 @@ class OpDef:
     ``init`` is the role init schemes give its parameters (conv, linear, norm or None);
     ``kind`` its diagram legend group; ``label`` its diagram text from arguments and
     input / output shapes (default: the op's name); ``head`` what a network output
-    ending in it holds (logits, probs, log_probs).
+    ending in it holds (logits, probs, log_probs); ``shortcut_join``: a residual join,
+    whose inputs other than the longest path the diagram draws as shortcuts.
     """
 
     name: str
@@ -129,6 +130,7 @@ class OpDef:
     kind: str = "other"
     label: Callable[[dict, Shape | None, Shape | None], str] | None = None
     head: str = "logits"
+    shortcut_join: bool = False
 
     def field(self, name: str) -> Field | None:
         for f in self.fields:
@@ -590,7 +592,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("add", (), _add, "element-wise sum of its inputs (a residual join)",
           min_inputs=2, max_inputs=None,
           lower=TorchCall("operator.add", "fold", inplace_method="add_"), inplace=_always,
-          fresh_output=True, kind="merge"),
+          fresh_output=True, kind="merge", shortcut_join=True),
     OpDef("concat", (), _concat, "concatenation along channels",
           min_inputs=2, max_inputs=None, lower=TorchCall("torch.cat", "list", args=(1,)),
           fresh_output=True, kind="merge"),

@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 import networkx as nx
 
 from archspec.errors import Location, SpecError
+from archspec.ops import OPS
 from archspec.render.labels import (_channels, _esc, _html, _human, _legend, _shape,
                                     op_label)
 from archspec.render.palette import (_DIFF_MARK, BLOCK_KIND, DIFF_STYLES, FONT,
@@ -91,7 +92,7 @@ def _make_view(g: nx.DiGraph, depth: int | None, expand: tuple[str, ...] = ()) -
 
 
 def shortcut_edges(g: nx.DiGraph) -> set[tuple[str, str]]:
-    """Edges on the skip path of a residual ``add``.
+    """Edges on the skip path of a residual join (``add``: its definition sets ``shortcut_join``).
 
     The main input of an ``add`` is the one furthest (in ops) from the network
     input; every other input's edge is a shortcut, and so are the edges back along
@@ -109,7 +110,8 @@ def shortcut_edges(g: nx.DiGraph) -> set[tuple[str, str]]:
             dist[n] = 1 + max((dist[p] for p in preds), default=-1)
     out: set[tuple[str, str]] = set()
     for n, d in g.nodes(data=True):
-        if d.get("op") != "add":
+        op = OPS.get(d.get("op"))
+        if op is None or not op.shortcut_join:
             continue
         ins = list(dict.fromkeys(d.get("inputs") or g.predecessors(n)))
         if len(ins) < 2:

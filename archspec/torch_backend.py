@@ -519,8 +519,9 @@ def init_weights(module: nn.Module, scheme: str) -> None:
     roles = _role_classes()
     with torch.no_grad():
         for m in module.modules():
-            conv, lin = isinstance(m, roles["conv"]), isinstance(m, roles["linear"])
-            bn = isinstance(m, roles["norm"])
+            conv = isinstance(m, roles.get("conv", ()))
+            lin = isinstance(m, roles.get("linear", ()))
+            bn = isinstance(m, roles.get("norm", ()))
             if scheme == "wrn":
                 # pystyle.info's WRN port (wide-resnet.lua's MSRinit/FCinit):
                 # N(0, sqrt(2/fan_in)), fc bias 0

@@ -336,6 +336,13 @@ def _same(what: str, rank: int | None = None) -> Callable[[dict, list[Shape]], S
     return infer
 
 
+def _softplus(a: dict, shapes: list[Shape]) -> Shape:
+    if a["beta"] <= 0:
+        raise OpError(f"softplus 'beta' must be above 0, got {a['beta']:g} (it divides by "
+                      "beta)", "beta")
+    return shapes[0]
+
+
 def _batchnorm(a: dict, shapes: list[Shape]) -> Shape:
     s = shapes[0]
     if len(s) not in (1, 3):
@@ -550,6 +557,17 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
     _activation("gelu", "GELU", "GELU"),
     _activation("silu", "SiLU", "SiLU (swish)", inplace=_always),
     _activation("hardswish", "Hardswish", "hard swish", inplace=_always),
+    _activation("hardsigmoid", "Hardsigmoid", "hard sigmoid: relu6(x + 3) / 6",
+                inplace=_always),
+    OpDef("softplus", (Field("beta", "float", 1.0, "sharpness: log(1 + exp(beta·x)) / beta; "
+                             "above 0"),
+                       Field("threshold", "float", 20.0, "linear above beta·x > threshold")),
+          _softplus, "softplus", lower=TorchModule("torch.nn.Softplus",
+                                                   _args_as(beta="beta", threshold="threshold")),
+          kind="activation",
+          label=lambda a, i, o: "softplus" if a.get("beta", 1.0) == 1.0
+          else f"softplus β{a['beta']:g}"),
+    _activation("mish", "Mish", "Mish: x·tanh(softplus(x))", inplace=_always),
     _activation("sigmoid", "Sigmoid", "sigmoid"),
     _activation("tanh", "Tanh", "tanh"),
     _activation("identity", "Identity", "passes its input through", kind="reshape"),

@@ -155,10 +155,12 @@ _POOL = {"kernel": "kernel_size", "stride": "stride", "padding": "padding",
          "dilation": "dilation", "ceil_mode": "ceil_mode",
          "count_include_pad": "count_include_pad"}
 _ACT = {"relu": nn.ReLU, "relu6": nn.ReLU6, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU,
-        "gelu": nn.GELU, "silu": nn.SiLU, "hardswish": nn.Hardswish, "sigmoid": nn.Sigmoid,
+        "gelu": nn.GELU, "silu": nn.SiLU, "hardswish": nn.Hardswish, "hardsigmoid": nn.Hardsigmoid,
+        "softplus": nn.Softplus, "mish": nn.Mish, "sigmoid": nn.Sigmoid,
         "tanh": nn.Tanh, "identity": nn.Identity, "dropout": nn.Dropout,
         "dropout2d": nn.Dropout2d}
-_ACT_ARGS = {"negative_slope": "negative_slope", "alpha": "alpha", "p": "p"}
+_ACT_ARGS = {"negative_slope": "negative_slope", "alpha": "alpha", "p": "p", "beta": "beta",
+             "threshold": "threshold"}
 
 
 def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
@@ -275,7 +277,8 @@ _FLAT_OPS = ("linear",) * 4 + ("batchnorm", "softmax", "log_softmax", "flatten")
     op for op in _ACT if op != "dropout2d")
 _FLOATS = {"negative_slope": (0.01, 0.2, 0.5, 0.0, -0.2), "alpha": (0.5, 1.0, 1.5, 0.0, -0.5),
            "p": (0.0, 0.1, 0.5, 1.0, 1.5), "eps": (1e-05, 0.001, 0.01),
-           "momentum": (0.1, 0.01, 0.5)}
+           "momentum": (0.1, 0.01, 0.5), "beta": (1.0, 0.5, 2.0),
+           "threshold": (20.0, 1.0, 0.0)}
 
 
 class Drawer:
@@ -380,6 +383,9 @@ class Drawer:
             a.update({k: self.draw(st.booleans()) for k in ("affine", "track_running_stats")
                       if self.maybe()})
             return a
+        if op == "softplus":
+            return {k: self.draw(st.sampled_from(_FLOATS[k])) for k in ("beta", "threshold")
+                    if self.maybe()}
         keys = {"leaky_relu": "negative_slope", "elu": "alpha", "dropout": "p", "dropout2d": "p"}
         if op in keys and self.maybe():
             return {keys[op]: self.draw(st.sampled_from(_FLOATS[keys[op]]))}

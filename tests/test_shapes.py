@@ -91,6 +91,7 @@ def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     ("pad", [(3, 4, 2)], dict(padding=[-1, -2, 0, 0]), "pad crops more than its input has: 3 "
      "from width 2"),
     ("pad", [(3, 1, 5)], dict(padding=[0, 0, -1, 0]), "pad crops (N, 3, 1, 5) to nothing"),
+    ("softplus", [(3, 4, 4)], dict(beta=0.0), "softplus 'beta' must be above 0, got 0"),
 ])
 def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:

@@ -376,6 +376,24 @@ def _add(a: dict, shapes: list[Shape]) -> Shape:
     return first
 
 
+def _mul(a: dict, shapes: list[Shape]) -> Shape:
+    """Broadcast per-sample shapes of one rank: each size equal, or 1 on one side. Ranks
+    must agree, since torch aligns the batched tensors from the right and a flat (N, C)
+    against (N, C, H, W) would meet the batch with a spatial axis."""
+    out = shapes[0]
+    for s in shapes[1:]:
+        if len(s) != len(out):
+            raise OpError(f"mul needs inputs of one rank, got {_shape(out)} and {_shape(s)}",
+                          hint="flatten both inputs, or neither; an SE gate of shape "
+                          "(N, C, 1, 1) keeps its spatial axes (adaptive_avgpool size 1)")
+        if any(x != y and 1 not in (x, y) for x, y in zip(out, s)):
+            raise OpError(f"mul needs shapes that broadcast, got {_shape(out)} and {_shape(s)}",
+                          hint="each size must be equal, or 1 in one of the inputs, as in "
+                          "(C, H, W) × (C, 1, 1)")
+        out = tuple(y if x == 1 else x for x, y in zip(out, s))
+    return out
+
+
 def _concat(a: dict, shapes: list[Shape]) -> Shape:
     first = shapes[0]
     for s in shapes[1:]:
@@ -611,6 +629,10 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           min_inputs=2, max_inputs=None,
           lower=TorchCall("operator.add", "fold", inplace_method="add_"), inplace=_always,
           fresh_output=True, kind="merge", shortcut_join=True),
+    OpDef("mul", (), _mul, "element-wise product of its inputs, broadcast as in torch "
+          "((C, H, W) × (C, 1, 1) for an SE gate); counts 0 MACs, like add (torchvision's "
+          "GFLOPS convention)", min_inputs=2, max_inputs=None,
+          lower=TorchCall("torch.mul", "fold"), fresh_output=True, kind="merge"),
     OpDef("concat", (), _concat, "concatenation along channels",
           min_inputs=2, max_inputs=None, lower=TorchCall("torch.cat", "list", args=(1,)),
           fresh_output=True, kind="merge"),

@@ -2,7 +2,7 @@
 
 Hypothesis draws small networks layer by layer (every op of :data:`archspec.ops.OPS`:
 convs with random kernel, stride, padding, dilation and groups, pools in ceil mode,
-negative pads, joins of branches by add, concat and shake, ...). While it draws, an
+negative pads, joins of branches by add, concat, shake and mul, ...). While it draws, an
 independent reference runs each layer in eager torch (modules made here from torch's
 own constructors and defaults, never from archspec's backend), so the next layer's
 arguments can aim at the shape it really gets, including the edges where a layer
@@ -79,7 +79,8 @@ FIRST_LAYER_LINE = 5      # the YAML below: archspec, name, input, layers, then 
 
 #: archspec's deliberate refusals of what torch would run (see the module docstring)
 DESIGN = ("add needs equal shapes", "shake needs equal shapes", "linear needs a flat input",
-          "pad needs (C, H, W)", "dropout2d needs (C, H, W)", "empty tensor")
+          "pad needs (C, H, W)", "dropout2d needs (C, H, W)", "empty tensor",
+          "mul needs inputs of one rank")
 
 
 class Refused(Exception):
@@ -209,6 +210,13 @@ def _functional(op: str, a: dict[str, Any], xs: list[Any]) -> Any:
         if any(x.shape != xs[0].shape for x in xs):
             raise Refused(f"{op} needs equal shapes")
         return sum(xs[1:], xs[0]) if op == "add" else 0.5 * (xs[0] + xs[1])
+    if op == "mul":
+        if any(x.dim() != xs[0].dim() for x in xs):
+            raise Refused("mul needs inputs of one rank")
+        y = xs[0]
+        for x in xs[1:]:
+            y = torch.mul(y, x)
+        return y
     raise AssertionError(f"the fuzz has no reference for op {op!r}")
 
 
@@ -421,21 +429,28 @@ class Drawer:
         return self.ref.add(Layer(self.name(), "conv", a, (src,)))
 
     def join(self, cur: str) -> tuple[bool, str]:
-        """A branch from an earlier layer (0-2 layers), joined with ``cur`` by add, concat
-        or shake: chosen to fit the two shapes, mostly."""
+        """A branch from an earlier layer (0-2 layers), joined with ``cur`` by add, concat,
+        shake or mul (its branch sometimes pooled to (C, 1, 1), a gate): chosen to fit the
+        two shapes, mostly."""
         earlier = ["input"] + [lay.name for lay in self.net.layers]
         end = src = self.draw(st.sampled_from(earlier))
         for _ in range(self.int(0, 2)):
             if not self.keeper(end):
                 return False, ""
             end = self.net.layers[-1].name
+        if len(self.ref.shape(end)) == 3 and self.maybe(6):   # an SE-style gate for mul
+            if not self.ref.add(Layer(self.name(), "adaptive_avgpool", {"size": 1}, (end,))):
+                return False, ""
+            end = self.net.layers[-1].name
         a, b = self.ref.shape(cur), self.ref.shape(end)
         if a == b or self.maybe(6):
-            op = self.draw(st.sampled_from(("add", "concat", "shake")))
+            op = self.draw(st.sampled_from(("add", "concat", "shake", "mul")))
+        elif len(a) == len(b) and a[0] == b[0] and b[1:] == (1, 1) and not self.maybe(5):
+            op = "mul"
         elif len(a) == len(b) and a[1:] == b[1:] and not self.maybe(5):
             op = "concat"
         else:
-            op = self.draw(st.sampled_from(("add", "concat", "shake")))
+            op = self.draw(st.sampled_from(("add", "concat", "shake", "mul")))
         inputs = [cur, end]
         if op != "shake" and self.maybe(5):
             inputs.append(self.draw(st.sampled_from(earlier)))

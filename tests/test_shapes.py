@@ -60,6 +60,8 @@ def infer(op: str, shapes: list[tuple], **args: object) -> tuple[tuple, int, int
     ("pad", [(3, 1, 5)], dict(padding=[0, 0, -1, 2]), ((3, 2, 5), 0, 0)),
     ("pad", [(3, 1, 5)], dict(padding=[0, 0, -1, 1]), ((3, 1, 5), 0, 0)),
     ("pad", [(3, 4, 5)], dict(padding=[-2, -2, 1, -1]), ((3, 4, 1), 0, 0)),
+    ("mul", [(8, 4, 4), (8, 1, 1)], {}, ((8, 4, 4), 0, 0)),
+    ("mul", [(8, 1, 1), (8, 4, 4), (1, 4, 1)], {}, ((8, 4, 4), 0, 0)),
 ])
 def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     assert infer(op, shapes, **args) == want
@@ -92,6 +94,9 @@ def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
      "from width 2"),
     ("pad", [(3, 1, 5)], dict(padding=[0, 0, -1, 0]), "pad crops (N, 3, 1, 5) to nothing"),
     ("softplus", [(3, 4, 4)], dict(beta=0.0), "softplus 'beta' must be above 0, got 0"),
+    ("mul", [(8, 4, 4), (4, 1, 1)], {}, "mul needs shapes that broadcast, got (N, 8, 4, 4) "
+     "and (N, 4, 1, 1)"),
+    ("mul", [(8, 4, 4), (8,)], {}, "mul needs inputs of one rank, got (N, 8, 4, 4) and (N, 8)"),
 ])
 def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:

@@ -350,6 +350,17 @@ def _batchnorm(a: dict, shapes: list[Shape]) -> Shape:
     return s
 
 
+def _groupnorm(a: dict, shapes: list[Shape]) -> Shape:
+    s = shapes[0]
+    if len(s) not in (1, 3):
+        raise OpError(f"groupnorm expects (C, H, W) or (features), got {_shape(s)}")
+    if s[0] % a["groups"]:
+        raise OpError(f"groupnorm's channels {s[0]} are not divisible by groups {a['groups']}",
+                      "groups", "choose groups dividing the channels (32 in the paper, or "
+                      "fewer for narrow layers)")
+    return s
+
+
 def _linear(a: dict, shapes: list[Shape]) -> Shape:
     _one(shapes, 1, "linear")
     return (a["out"],)
@@ -562,6 +573,18 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
                             by_rank=((1, "torch.nn.BatchNorm1d"),)),
           fresh_output=True, init="norm", kind="norm",
           label=lambda a, i, o: f"batchnorm {label_channels(o)}"),
+    OpDef("groupnorm", (Field("groups", "pos_int", doc="groups the channels are split into; "
+                              "divides them"),
+                        Field("eps", "float", 1e-5, "added to the variance"),
+                        Field("affine", "bool", True, "learnt per-channel scale and shift "
+                              "(2·C parameters)")),
+          _groupnorm, "group normalisation: each sample's channels normalised in groups",
+          params=lambda a, i, o: 2 * i[0][0] if a["affine"] else 0,
+          lower=TorchModule("torch.nn.GroupNorm", lambda a, ins: dict(
+              num_groups=a["groups"], num_channels=ins[0][0], eps=a["eps"],
+              affine=a["affine"])),
+          fresh_output=True, init="norm", kind="norm",
+          label=lambda a, i, o: f"groupnorm g{a['groups']}, {label_channels(o)}"),
     _activation("relu", "ReLU", "ReLU", inplace=_always),
     _activation("relu6", "ReLU6", "ReLU6", inplace=_always),
     # torch cannot run backward through in-place leaky_relu / elu with a negative slope

@@ -174,6 +174,10 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
     if op == "batchnorm":
         cls = nn.BatchNorm2d if x.dim() == 4 else nn.BatchNorm1d
         return cls(x.shape[1], **a)
+    if op == "groupnorm":
+        return nn.GroupNorm(a["groups"], x.shape[1], **_kw({k: v for k, v in a.items()
+                                                            if k != "groups"},
+                                                           {"eps": "eps", "affine": "affine"}))
     if op == "maxpool":
         return nn.MaxPool2d(**_kw(a, _POOL))
     if op == "avgpool":
@@ -231,6 +235,11 @@ def _randomise(m: nn.Module, gen: Any) -> None:
             if m.track_running_stats:
                 m.running_mean.copy_(torch.randn(c, generator=gen, dtype=torch.float64) * 0.1)
                 m.running_var.copy_(torch.rand(c, generator=gen, dtype=torch.float64) + 0.5)
+    if isinstance(m, nn.GroupNorm) and m.affine:
+        with torch.no_grad():
+            c = m.num_channels
+            m.weight.copy_(torch.rand(c, generator=gen, dtype=torch.float64) + 0.5)
+            m.bias.copy_(torch.randn(c, generator=gen, dtype=torch.float64) * 0.1)
 
 
 class Reference:
@@ -279,9 +288,9 @@ class Reference:
 
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
-              + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
+              + ("groupnorm",) * 2 + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
               + tuple(_ACT))
-_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "softmax", "log_softmax", "flatten") + tuple(
+_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "softmax", "log_softmax", "flatten") + tuple(
     op for op in _ACT if op != "dropout2d")
 _FLOATS = {"negative_slope": (0.01, 0.2, 0.5, 0.0, -0.2), "alpha": (0.5, 1.0, 1.5, 0.0, -0.5),
            "p": (0.0, 0.1, 0.5, 1.0, 1.5), "eps": (1e-05, 0.001, 0.01),
@@ -390,6 +399,15 @@ class Drawer:
                  if self.maybe()}
             a.update({k: self.draw(st.booleans()) for k in ("affine", "track_running_stats")
                       if self.maybe()})
+            return a
+        if op == "groupnorm":
+            c = shape[0]
+            a = {"groups": self.draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))
+                 if not self.maybe(8) else self.int(1, c + 2, (0,))}
+            if self.maybe():
+                a["eps"] = self.draw(st.sampled_from(_FLOATS["eps"]))
+            if self.maybe():
+                a["affine"] = self.draw(st.booleans())
             return a
         if op == "softplus":
             return {k: self.draw(st.sampled_from(_FLOATS[k])) for k in ("beta", "threshold")

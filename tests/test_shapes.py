@@ -61,6 +61,8 @@ def infer(op: str, shapes: list[tuple], **args: object) -> tuple[tuple, int, int
     ("pad", [(3, 1, 5)], dict(padding=[0, 0, -1, 1]), ((3, 1, 5), 0, 0)),
     ("pad", [(3, 4, 5)], dict(padding=[-2, -2, 1, -1]), ((3, 4, 1), 0, 0)),
     ("mul", [(8, 4, 4), (8, 1, 1)], {}, ((8, 4, 4), 0, 0)),
+    ("groupnorm", [(8, 4, 4)], dict(groups=4), ((8, 4, 4), 16, 0)),
+    ("groupnorm", [(8,)], dict(groups=2, affine=False), ((8,), 0, 0)),
     ("mul", [(8, 1, 1), (8, 4, 4), (1, 4, 1)], {}, ((8, 4, 4), 0, 0)),
 ])
 def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
@@ -97,6 +99,8 @@ def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     ("mul", [(8, 4, 4), (4, 1, 1)], {}, "mul needs shapes that broadcast, got (N, 8, 4, 4) "
      "and (N, 4, 1, 1)"),
     ("mul", [(8, 4, 4), (8,)], {}, "mul needs inputs of one rank, got (N, 8, 4, 4) and (N, 8)"),
+    ("groupnorm", [(6, 4, 4)], dict(groups=4), "groupnorm's channels 6 are not divisible by "
+     "groups 4"),
 ])
 def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:

@@ -361,6 +361,15 @@ def _groupnorm(a: dict, shapes: list[Shape]) -> Shape:
     return s
 
 
+def _channel_shuffle(a: dict, shapes: list[Shape]) -> Shape:
+    s = _one(shapes, 3, "channel_shuffle")
+    if s[0] % a["groups"]:
+        raise OpError(f"channel_shuffle's channels {s[0]} are not divisible by groups "
+                      f"{a['groups']}", "groups",
+                      "use the groups of the grouped conv before it, which divide its channels")
+    return s
+
+
 def _linear(a: dict, shapes: list[Shape]) -> Shape:
     _one(shapes, 1, "linear")
     return (a["out"],)
@@ -668,6 +677,12 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           "log-softmax", lower=TorchCall("torch.nn.functional.log_softmax",
                                          kwargs=lambda a, ins: {"dim": a["dim"]}),
           kind="activation", label=_softmax_label("log_softmax"), head="log_probs"),
+    OpDef("channel_shuffle", (Field("groups", "pos_int", doc="groups the channels are "
+                                    "interleaved from (ShuffleNet); divides them"),),
+          _channel_shuffle, "channel shuffle: (g, C/g) channels transposed to (C/g, g), as "
+          "torchvision's ShuffleNetV2", lower=TorchModule("torch.nn.ChannelShuffle",
+                                                           _args_as(groups="groups")),
+          kind="reshape", label=lambda a, i, o: f"channel_shuffle g{a['groups']}"),
     OpDef("pad", (Field("padding", "pad4", doc="[left, right, top, bottom]; negative values "
                         "crop, as Torch7's SpatialZeroPadding"),), _zero_pad,
           "zero padding (or cropping) of height and width",

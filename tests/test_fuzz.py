@@ -178,6 +178,8 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
         return nn.GroupNorm(a["groups"], x.shape[1], **_kw({k: v for k, v in a.items()
                                                             if k != "groups"},
                                                            {"eps": "eps", "affine": "affine"}))
+    if op == "channel_shuffle":
+        return nn.ChannelShuffle(a["groups"])
     if op == "maxpool":
         return nn.MaxPool2d(**_kw(a, _POOL))
     if op == "avgpool":
@@ -288,7 +290,7 @@ class Reference:
 
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
-              + ("groupnorm",) * 2 + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
+              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
               + tuple(_ACT))
 _FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "softmax", "log_softmax", "flatten") + tuple(
     op for op in _ACT if op != "dropout2d")
@@ -400,10 +402,12 @@ class Drawer:
             a.update({k: self.draw(st.booleans()) for k in ("affine", "track_running_stats")
                       if self.maybe()})
             return a
-        if op == "groupnorm":
+        if op in ("groupnorm", "channel_shuffle"):
             c = shape[0]
             a = {"groups": self.draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))
                  if not self.maybe(8) else self.int(1, c + 2, (0,))}
+            if op == "channel_shuffle":
+                return a
             if self.maybe():
                 a["eps"] = self.draw(st.sampled_from(_FLOATS["eps"]))
             if self.maybe():

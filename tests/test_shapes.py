@@ -101,6 +101,10 @@ def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     ("mul", [(8, 4, 4), (8,)], {}, "mul needs inputs of one rank, got (N, 8, 4, 4) and (N, 8)"),
     ("groupnorm", [(6, 4, 4)], dict(groups=4), "groupnorm's channels 6 are not divisible by "
      "groups 4"),
+    ("channel_shuffle", [(6, 4, 4)], dict(groups=4), "channel_shuffle's channels 6 are not "
+     "divisible by groups 4"),
+    ("channel_shuffle", [(6,)], dict(groups=2), "channel_shuffle expects a (channels, height, "
+     "width) input"),
 ])
 def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:

@@ -366,8 +366,8 @@ class _Builder:
         for k, node in item.args:
             f = op.field(k)
             field_locs[k] = node.loc
-            if f is not None and f.type == "padding" and isinstance(node, YScalar) and \
-                    node.value in ("same", "valid"):
+            words = (("same", "valid") if f.type == "padding" else f.choices) if f else ()
+            if isinstance(node, YScalar) and node.value in words:   # a word, not a name
                 given[k] = node.value
             else:
                 given[k] = eval_node(node, env)

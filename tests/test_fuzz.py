@@ -60,6 +60,7 @@ torch = pytest.importorskip("torch")
 hypothesis = pytest.importorskip("hypothesis")
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+import torchvision.ops  # noqa: E402
 from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -80,7 +81,7 @@ FIRST_LAYER_LINE = 5      # the YAML below: archspec, name, input, layers, then 
 #: archspec's deliberate refusals of what torch would run (see the module docstring)
 DESIGN = ("add needs equal shapes", "shake needs equal shapes", "linear needs a flat input",
           "pad needs (C, H, W)", "dropout2d needs (C, H, W)", "empty tensor",
-          "mul needs inputs of one rank")
+          "mul needs inputs of one rank", "drop_path needs p below 1")
 
 
 class Refused(Exception):
@@ -180,6 +181,10 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
                                                            {"eps": "eps", "affine": "affine"}))
     if op == "channel_shuffle":
         return nn.ChannelShuffle(a["groups"])
+    if op == "drop_path":
+        if a["p"] == 1.0:
+            raise Refused("drop_path needs p below 1")
+        return torchvision.ops.StochasticDepth(a["p"], a.get("mode", "row"))
     if op == "maxpool":
         return nn.MaxPool2d(**_kw(a, _POOL))
     if op == "avgpool":
@@ -290,9 +295,9 @@ class Reference:
 
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
-              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
+              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
               + tuple(_ACT))
-_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "softmax", "log_softmax", "flatten") + tuple(
+_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "softmax", "log_softmax", "flatten") + tuple(
     op for op in _ACT if op != "dropout2d")
 _FLOATS = {"negative_slope": (0.01, 0.2, 0.5, 0.0, -0.2), "alpha": (0.5, 1.0, 1.5, 0.0, -0.5),
            "p": (0.0, 0.1, 0.5, 1.0, 1.5), "eps": (1e-05, 0.001, 0.01),
@@ -412,6 +417,11 @@ class Drawer:
                 a["eps"] = self.draw(st.sampled_from(_FLOATS["eps"]))
             if self.maybe():
                 a["affine"] = self.draw(st.booleans())
+            return a
+        if op == "drop_path":
+            a = {"p": self.draw(st.sampled_from(_FLOATS["p"]))}
+            if self.maybe():
+                a["mode"] = self.draw(st.sampled_from(("row", "batch")))
             return a
         if op == "softplus":
             return {k: self.draw(st.sampled_from(_FLOATS[k])) for k in ("beta", "threshold")

@@ -105,6 +105,7 @@ def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
      "divisible by groups 4"),
     ("channel_shuffle", [(6,)], dict(groups=2), "channel_shuffle expects a (channels, height, "
      "width) input"),
+    ("drop_path", [(6, 4, 4)], dict(p=1.0), "drop_path's 'p' must be below 1, got 1"),
 ])
 def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:
@@ -122,6 +123,8 @@ def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     ("dropout", dict(p=-0.1), "'p' must be a probability"),
     ("batchnorm", dict(eps=-1.0), "'eps' must not be negative"),
     ("batchnorm", dict(momentum="x"), "'momentum' must be a number"),
+    ("drop_path", dict(p=0.1, mode="col"), "'mode' must be one of row, batch, got 'col'"),
+    ("drop_path", dict(p=1.5), "'p' must be a probability"),
 ])
 def test_argument_errors(op: str, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:

@@ -593,3 +593,16 @@ def test_cli_never_tracebacks_on_bad_input(tmp_path: Path, capsys) -> None:
             assert rc == 2, (path, extra, got.out[-300:])
             first = got.err.splitlines()[0]
             assert ": error: " in first and len(first) < 1200, (path, extra, first[:300])
+
+
+def test_choice_field_takes_its_words_literally(compile_text) -> None:
+    """A ``choice`` field (drop_path's mode) reads ``batch`` as the word, not a name; a
+    word it does not list is an error at that field."""
+    from archspec.errors import SpecError
+    head = "archspec: 1\nname: s\ninput: {shape: [4, 6, 6]}\nlayers:\n"
+    g = compile_text(head + "  - d: {op: drop_path, p: 0.2, mode: batch}\n")
+    assert g.nodes["d"]["args"]["mode"] == "batch"
+    with pytest.raises(SpecError) as info:
+        compile_text(head + "  - d: {op: drop_path, p: 0.2, mode: col}\n")
+    assert "undefined name 'col'" in str(info.value)   # not a listed word: read as a name
+    assert ":5:" in str(info.value)

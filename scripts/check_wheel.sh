@@ -14,7 +14,7 @@ quiet() { grep -v "^WARNING: Location" >&2 || true; }
 # Build from the tracked files only, so a stray local file can never ship by accident.
 mkdir "$work/src"
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$work/src"
+  git ls-files -z --cached | xargs -0 cp --parents -t "$work/src"
 else
   tar --exclude=./.venv --exclude=./.venv-lock --exclude=./build -cf - . | tar -xf - -C "$work/src"
 fi

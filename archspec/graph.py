@@ -57,6 +57,16 @@ MAX_STEPS = 100_000
 NODE_ATTRS = ("op", "args", "inputs", "scope", "loc", "shape", "params", "macs", "train_only")
 
 
+
+def _is_word(value: Any, words: tuple[str, ...], env: dict) -> bool:
+    """Whether a field that takes words (``mode: row``, ``padding: same``) got a word.
+
+    A listed word always is; so is any other bare identifier that names nothing in scope,
+    so that ``mode: rows`` is told the words it may use rather than "undefined name"."""
+    if not words or not isinstance(value, str):
+        return False
+    return value in words or (value.isidentifier() and value not in env)
+
 @dataclass
 class _Scope:
     prefix: str                      # "" at the root, "layer2.0" inside a block
@@ -367,8 +377,8 @@ class _Builder:
             f = op.field(k)
             field_locs[k] = node.loc
             words = (("same", "valid") if f.type == "padding" else f.choices) if f else ()
-            if isinstance(node, YScalar) and node.value in words:   # a word, not a name
-                given[k] = node.value
+            if isinstance(node, YScalar) and _is_word(node.value, words, env):
+                given[k] = node.value        # a word, not a name: coerce names the choices
             else:
                 given[k] = eval_node(node, env)
         try:

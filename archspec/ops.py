@@ -229,6 +229,8 @@ def coerce(f: Field, v: Any) -> Any:
     if t == "padding":
         if v in ("same", "valid"):
             return v
+        if isinstance(v, str):
+            raise OpError(f"'{n}' must be an integer, a pair [h, w], same or valid, got {v!r}", n)
         return _pair(v, n, 0)
     if t == "pad4":   # [left, right, top, bottom]; negative values crop
         if _is_int(v):

@@ -118,7 +118,7 @@ def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     ("conv", dict(out=8, kernel=0), "'kernel' must be at least 1"),
     ("conv", dict(out=8, kernel=[1, 2, 3]), "must be an integer or a pair"),
     ("conv", dict(out=8, kernel=3, padding=-1), "'padding' must be at least 0"),
-    ("conv", dict(out=8, kernel=3, padding="full"), "must be an integer or a pair"),
+    ("conv", dict(out=8, kernel=3, padding="full"), "must be an integer, a pair [h, w], same or valid, got 'full'"),
     ("conv", dict(out=True, kernel=3), "'out' must be an integer"),
     ("dropout", dict(p=-0.1), "'p' must be a probability"),
     ("batchnorm", dict(eps=-1.0), "'eps' must not be negative"),

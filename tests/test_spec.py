@@ -604,5 +604,9 @@ def test_choice_field_takes_its_words_literally(compile_text) -> None:
     assert g.nodes["d"]["args"]["mode"] == "batch"
     with pytest.raises(SpecError) as info:
         compile_text(head + "  - d: {op: drop_path, p: 0.2, mode: col}\n")
-    assert "undefined name 'col'" in str(info.value)   # not a listed word: read as a name
+    # an unlisted bare word that names nothing is told the words, not "undefined name"
+    assert "'mode' must be one of row, batch, got 'col'" in str(info.value)
+    env_head = "archspec: 1\nname: s\nparams: {m: {default: batch}}\ninput: {shape: [4, 6, 6]}\nlayers:\n"
+    g = compile_text(env_head + "  - d: {op: drop_path, p: 0.2, mode: m}\n")
+    assert g.nodes["d"]["args"]["mode"] == "batch"   # a name in scope is still read as one
     assert ":5:" in str(info.value)

@@ -15,6 +15,7 @@ from typing import Any
 
 import networkx as nx
 
+from archspec.errors import SpecError
 from archspec.text import py_comment, py_docstring, str_literal
 from archspec.torch_backend import (ModuleDef, forward_source, fx_graph, module_access,
                                     module_defs, node_where, resolve, to_graph)
@@ -56,14 +57,25 @@ def _assign(parent: str, name: str, value: str) -> str:
 def _pasted_source(defs: dict[str, ModuleDef]) -> str:
     """The source of the objects the ops' lowerings ask standalone code to carry (the
     Shake-Shake function and module), each once, in the order the ops name them."""
-    paths = list(dict.fromkeys(p for d in defs.values() for p in d.paste))
-    return "\n\n".join(inspect.getsource(resolve(p)) for p in paths)
+    where = {p: d.loc for d in defs.values() for p in reversed(d.paste)}
+    out = []
+    for p in dict.fromkeys(p for d in defs.values() for p in d.paste):
+        try:
+            out.append(inspect.getsource(resolve(p)))
+        except (OSError, TypeError, ImportError, AttributeError) as e:
+            raise SpecError(f"cannot copy the source of {p} into standalone code: {e}",
+                            where[p], "define the op's module class in a .py file, or "
+                            "register it by dotted path so the generated file imports it"
+                            ) from None
+    return "\n\n".join(out)
 
 
 def _imports(defs: dict[str, ModuleDef]) -> list[str]:
-    """``import torch`` and the other packages a module class comes from (torchvision)."""
-    tops = {d.cls.split(".")[0] for d in defs.values() if d.cls not in d.paste}
-    return ["import torch"] + [f"import {t}" for t in sorted(tops - {"torch"})]
+    """``import torch`` and the other modules a module class comes from
+    (``torchvision.ops``, or a plugin's ``my_package.layers``)."""
+    mods = {d.cls.rpartition(".")[0] for d in defs.values() if d.cls not in d.paste}
+    return ["import torch"] + [f"import {m}" for m in sorted(mods)
+                               if m.split(".")[0] != "torch"]
 
 
 def _indent(src: str, n: int = 4) -> str:

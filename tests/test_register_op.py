@@ -370,3 +370,26 @@ def test_failed_plugin_is_the_hint_and_plugins_can_be_off(tmp_path) -> None:
     off = _cli(tmp_path, "check", "s.yaml", plugins=False)
     assert off.returncode == 2 and "warning" not in off.stderr
     assert "unknown op 'fine'" in off.stderr
+
+
+def test_docs_example_runs(tmp_path, monkeypatch, capsys) -> None:
+    """docs/plugins.md's register_op example, as written there."""
+    import re
+    text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    files = dict((n, body) for n, body in
+                 re.findall(r"```(?:python|yaml)\n# file: (\S+)\n(.*?)```", text, re.S))
+    assert set(files) == {"s2d.py", "s2d.yaml"}
+    for name, body in files.items():
+        (tmp_path / name).write_text(body, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(files["s2d.py"], "s2d.py", "exec"), {"__name__": "s2d"})   # noqa: S102
+    assert capsys.readouterr().out.strip() == "(48, 8, 8) 784"
+    assert "prints `(48, 8, 8) 784`" in text
+    (tmp_path / "s2d.yaml").write_text(files["s2d.yaml"].replace("factor: 4", "factor: 5"))
+    with pytest.raises(SpecError) as e:
+        archspec.compile_graph(archspec.load_spec("s2d.yaml"))
+    assert f"`{e.value.loc.path}:{e.value.loc.line}:{e.value.loc.col}: error: " \
+           f"{e.value.message.split(' must')[0]}" in text
+    model = archspec.build_module(str(_write(tmp_path, files["s2d.yaml"], "ok.yaml")))
+    assert tuple(model(torch.randn(1, 3, 32, 32)).shape) == (1, 16, 8, 8)
+    assert sum(p.numel() for p in model.parameters()) == 784

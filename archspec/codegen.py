@@ -54,12 +54,23 @@ def _assign(parent: str, name: str, value: str) -> str:
     return f"{target}.add_module({str_literal(name)}, {value})"
 
 
-def _pasted_source(defs: dict[str, ModuleDef]) -> str:
+def _pasted_source(defs: dict[str, ModuleDef], taken: set[str]) -> str:
     """The source of the objects the ops' lowerings ask standalone code to carry (the
-    Shake-Shake function and module), each once, in the order the ops name them."""
-    where = {p: d.loc for d in defs.values() for p in reversed(d.paste)}
+    Shake-Shake function and module, an op class registered from Python), each once, in
+    the order the ops name them. Two with one name (or one named like the file's own
+    classes, ``taken``) would overwrite each other: a located error instead."""
+    where: dict[str, Any] = {}
+    for d in defs.values():
+        for p in d.paste:
+            where.setdefault(p, d.loc)
     out = []
-    for p in dict.fromkeys(p for d in defs.values() for p in d.paste):
+    short: dict[str, str] = {}
+    for p in where:
+        name = p.rpartition(".")[2]
+        if name in taken or short.setdefault(name, p) != p:
+            raise SpecError(f"standalone code would define {name} twice ({p} and "
+                            f"{short.get(name, 'the generated file')})", where[p],
+                            "give the op's module class another name")
         try:
             out.append(inspect.getsource(resolve(p)))
         except (OSError, TypeError, ImportError, AttributeError) as e:
@@ -103,7 +114,7 @@ def generate(spec: Any, overrides: Any = None) -> str:
             "it came from. Initial weights are in the build's weights.safetensors.\n")
     lines = [py_docstring(head), *_imports(defs), "import torch.nn as nn", "", "",
              _SCOPE_SRC.strip("\n"), ""]
-    pasted = _pasted_source(defs)
+    pasted = _pasted_source(defs, {cls, "Model", "Scope", "torch", "nn"})
     if pasted:
         lines += ["", pasted, ""]
     lines += ["", f"class {cls}(nn.Module):"]

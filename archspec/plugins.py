@@ -29,15 +29,16 @@ torch backend, and a class object given here is one the caller has already impor
 """
 from __future__ import annotations
 
+import operator
 import os
 import re
 import sys
-from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 from typing import Any, Callable, Iterable, Mapping
 
 from archspec.ops import (BUILTIN_OPS, MAX_INT, OPS, Field, OpDef, OpError, Shape, TorchModule,
                           _TYPE_DOC, coerce)
+from archspec.spec.loader import KIND_KEYS, META_KEYS
 from archspec.spec.names import MAX_NAME_CHARS, MODULE_ATTRS, NAME_RE
 
 GROUP = "archspec.ops"
@@ -48,8 +49,7 @@ KINDS = ("conv", "linear", "norm", "activation", "pool", "merge", "regularise", 
          "other")
 _PATH_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 #: Layer keys the spec loader reads itself: a field of one of these names could not be given.
-_LAYER_KEYS = ("op", "block", "seq", "for", "from", "with", "when", "repeat", "first", "row",
-               "train_only", "name")
+_LAYER_KEYS = KIND_KEYS + META_KEYS
 
 #: Objects behind the dotted paths of registered class objects and pasted helpers, so
 #: the torch backend resolves ``__main__.CBAM`` (or a class defined in a function).
@@ -251,13 +251,23 @@ def _guard_infer(op: str, fn: ShapeRule) -> Callable[[dict, list[Shape]], Shape]
             raise
         except Exception as e:   # noqa: BLE001 - any bug in user code becomes a located error
             raise OpError(_failed(op, "shape rule", e), hint=_hint(fn)) from None
-        if (isinstance(out, (tuple, list)) and out and
-                all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= MAX_INT
-                    for x in out)):
-            return tuple(int(x) for x in out)
+        if isinstance(out, (tuple, list)) and out:
+            dims = [_as_int(x) for x in out]
+            if all(x is not None and 1 <= x <= MAX_INT for x in dims):
+                return tuple(dims)   # type: ignore[arg-type]
         raise OpError(f"op '{op}' shape rule failed: it returned {_short(out)}, not a shape "
                       "(a tuple of positive integers, the batch left out)", hint=_hint(fn))
     return infer
+
+
+def _as_int(v: Any) -> int | None:
+    """An integer (also numpy's, through ``__index__``), never a bool or a float."""
+    if isinstance(v, bool):
+        return None
+    try:
+        return operator.index(v)
+    except TypeError:
+        return None
 
 
 def _short(v: Any) -> str:
@@ -280,8 +290,9 @@ def _guard_count(op: str, what: str, fn: Count | None) -> Callable[[dict, list[S
             raise
         except Exception as e:   # noqa: BLE001
             raise OpError(_failed(op, what, e), hint=_hint(fn)) from None
-        if isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_INT:
-            return int(n)
+        count = _as_int(n)
+        if count is not None and 0 <= count <= MAX_INT:
+            return count
         raise OpError(f"op '{op}' {what} failed: it returned {_short(n)}, not an integer "
                       ">= 0", hint=_hint(fn))
     return count
@@ -334,6 +345,7 @@ def load_plugins() -> None:
     _state["loaded"] = True
     if not plugins_enabled():
         return
+    from importlib.metadata import entry_points   # not paid when plugins are off
     try:
         eps = sorted(entry_points(group=GROUP), key=lambda e: e.name)
     except Exception as e:   # noqa: BLE001 - a broken installed METADATA file
@@ -343,7 +355,8 @@ def load_plugins() -> None:
         _load_one(ep)
 
 
-def _load_one(ep: EntryPoint) -> None:
+def _load_one(ep: Any) -> None:
+    """Run one entry point (an importlib.metadata.EntryPoint); warn if it fails."""
     dist = getattr(ep, "dist", None)
     where = f"{dist.name} {dist.version}" if dist is not None else "unknown distribution"
     try:

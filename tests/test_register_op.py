@@ -393,3 +393,37 @@ def test_docs_example_runs(tmp_path, monkeypatch, capsys) -> None:
     model = archspec.build_module(str(_write(tmp_path, files["s2d.yaml"], "ok.yaml")))
     assert tuple(model(torch.randn(1, 3, 32, 32)).shape) == (1, 16, 8, 8)
     assert sum(p.numel() for p in model.parameters()) == 784
+
+
+def test_pasted_classes_must_not_clash(tmp_path) -> None:
+    scope_like = type("Scope", (nn.Identity,), {"__module__": __name__})
+    archspec.register_op("three", infer=_ok, module=scope_like, module_kwargs=lambda a, i: {})
+    p = _write(tmp_path, """
+        archspec: 1
+        input: {shape: [4, 6, 6]}
+        layers:
+          - t: {op: three}
+        """)
+    with pytest.raises(SpecError, match="would define Scope twice") as e:
+        generate(archspec.compile_graph(archspec.load_spec(p)))
+    assert e.value.loc.line == 4
+
+
+def test_numpy_style_integers_are_shapes(tmp_path) -> None:
+    class Index:
+        def __init__(self, v: int) -> None:
+            self.v = v
+
+        def __index__(self) -> int:
+            return self.v
+
+    archspec.register_op("idx", infer=lambda a, ins: [Index(x) for x in ins[0]],
+                         params=lambda a, i, o: Index(7))
+    p = _write(tmp_path, """
+        archspec: 1
+        input: {shape: [4, 6, 6]}
+        layers:
+          - i: {op: idx}
+        """)
+    g = archspec.compile_graph(archspec.load_spec(p))
+    assert g.nodes["i"]["shape"] == (4, 6, 6) and g.nodes["i"]["params"] == 7

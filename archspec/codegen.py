@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import keyword
 import re
+import textwrap
 from typing import Any
 
 import networkx as nx
@@ -72,7 +73,7 @@ def _pasted_source(defs: dict[str, ModuleDef], taken: set[str]) -> str:
                             f"{short.get(name, 'the generated file')})", where[p],
                             "give the op's module class another name")
         try:
-            out.append(inspect.getsource(resolve(p)))
+            out.append(textwrap.dedent(inspect.getsource(resolve(p))))   # a nested class too
         except (OSError, TypeError, ImportError, AttributeError) as e:
             raise SpecError(f"cannot copy the source of {p} into standalone code: {e}",
                             where[p], "define the op's module class in a .py file, or "

@@ -427,3 +427,23 @@ def test_numpy_style_integers_are_shapes(tmp_path) -> None:
         """)
     g = archspec.compile_graph(archspec.load_spec(p))
     assert g.nodes["i"]["shape"] == (4, 6, 6) and g.nodes["i"]["params"] == 7
+
+
+def test_class_defined_in_a_function_is_pasted(tmp_path) -> None:
+    class Halve(nn.Module):
+        def forward(self, x):
+            return x * 0.5
+
+    archspec.register_op("halve", infer=_ok, module=Halve, module_kwargs=lambda a, i: {})
+    p = _write(tmp_path, """
+        archspec: 1
+        input: {shape: [4, 6, 6]}
+        layers:
+          - h: {op: halve}
+        """)
+    src = generate(archspec.compile_graph(archspec.load_spec(p)))
+    assert "\nclass Halve(nn.Module):" in src
+    ns: dict = {"__name__": "generated"}
+    exec(compile(src, "<generated>", "exec"), ns)   # noqa: S102 - our generated test source
+    x = torch.randn(1, 4, 6, 6)
+    assert torch.equal(ns["Model"]()(x), x * 0.5)

@@ -18,6 +18,7 @@ from archspec.errors import Location, SpecError, SpecErrors
 __version__ = "0.1.0"
 
 __all__ = ["load_spec", "compile_graph", "summarize", "build_module", "expand_grid",
+           "register_op", "unregister_op", "Field", "OpError",
            "SpecError", "SpecErrors", "Location", "__version__"]
 
 #: Public names and the module that defines each. They load on first use, so that
@@ -29,6 +30,10 @@ _LAZY = {
     "summarize": "archspec.shapes",
     "build_module": "archspec.torch_backend",   # torch
     "expand_grid": "archspec.grid",
+    "register_op": "archspec.plugins",     # ops from Python (docs/plugins.md)
+    "unregister_op": "archspec.plugins",
+    "Field": "archspec.ops",
+    "OpError": "archspec.ops",
 }
 
 

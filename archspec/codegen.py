@@ -11,10 +11,12 @@ from __future__ import annotations
 import inspect
 import keyword
 import re
+import textwrap
 from typing import Any
 
 import networkx as nx
 
+from archspec.errors import SpecError
 from archspec.text import py_comment, py_docstring, str_literal
 from archspec.torch_backend import (ModuleDef, forward_source, fx_graph, module_access,
                                     module_defs, node_where, resolve, to_graph)
@@ -53,17 +55,39 @@ def _assign(parent: str, name: str, value: str) -> str:
     return f"{target}.add_module({str_literal(name)}, {value})"
 
 
-def _pasted_source(defs: dict[str, ModuleDef]) -> str:
+def _pasted_source(defs: dict[str, ModuleDef], taken: set[str]) -> str:
     """The source of the objects the ops' lowerings ask standalone code to carry (the
-    Shake-Shake function and module), each once, in the order the ops name them."""
-    paths = list(dict.fromkeys(p for d in defs.values() for p in d.paste))
-    return "\n\n".join(inspect.getsource(resolve(p)) for p in paths)
+    Shake-Shake function and module, an op class registered from Python), each once, in
+    the order the ops name them. Two with one name (or one named like the file's own
+    classes, ``taken``) would overwrite each other: a located error instead."""
+    where: dict[str, Any] = {}
+    for d in defs.values():
+        for p in d.paste:
+            where.setdefault(p, d.loc)
+    out = []
+    short: dict[str, str] = {}
+    for p in where:
+        name = p.rpartition(".")[2]
+        if name in taken or short.setdefault(name, p) != p:
+            raise SpecError(f"standalone code would define {name} twice ({p} and "
+                            f"{short.get(name, 'the generated file')})", where[p],
+                            "give the op's module class another name")
+        try:
+            out.append(textwrap.dedent(inspect.getsource(resolve(p))))   # a nested class too
+        except (OSError, TypeError, ImportError, AttributeError) as e:
+            raise SpecError(f"cannot copy the source of {p} into standalone code: {e}",
+                            where[p], "define the op's module class in a .py file, or "
+                            "register it by dotted path so the generated file imports it"
+                            ) from None
+    return "\n\n".join(out)
 
 
 def _imports(defs: dict[str, ModuleDef]) -> list[str]:
-    """``import torch`` and the other packages a module class comes from (torchvision)."""
-    tops = {d.cls.split(".")[0] for d in defs.values() if d.cls not in d.paste}
-    return ["import torch"] + [f"import {t}" for t in sorted(tops - {"torch"})]
+    """``import torch`` and the other modules a module class comes from
+    (``torchvision.ops``, or a plugin's ``my_package.layers``)."""
+    mods = {d.cls.rpartition(".")[0] for d in defs.values() if d.cls not in d.paste}
+    return ["import torch"] + [f"import {m}" for m in sorted(mods)
+                               if m.split(".")[0] != "torch"]
 
 
 def _indent(src: str, n: int = 4) -> str:
@@ -91,7 +115,7 @@ def generate(spec: Any, overrides: Any = None) -> str:
             "it came from. Initial weights are in the build's weights.safetensors.\n")
     lines = [py_docstring(head), *_imports(defs), "import torch.nn as nn", "", "",
              _SCOPE_SRC.strip("\n"), ""]
-    pasted = _pasted_source(defs)
+    pasted = _pasted_source(defs, {cls, "Model", "Scope", "torch", "nn"})
     if pasted:
         lines += ["", pasted, ""]
     lines += ["", f"class {cls}(nn.Module):"]

@@ -405,12 +405,12 @@ class _Builder:
             return None
         try:
             shape = op.infer(args, shapes)
+            params = op.params(args, shapes, shape)   # an op from Python may fail here too
+            macs = op.macs(args, shapes, shape)
         except OpError as e:
             detail = ", ".join(f"{i} {shape_str(s)}" for i, s in zip(ins, shapes))
             raise SpecError(f"{nid}: {e.message} (input: {detail})",
                             field_locs.get(e.field or "", item.loc), e.hint) from None
-        params = op.params(args, shapes, shape)
-        macs = op.macs(args, shapes, shape)
         self.add_node(nid, item.op, args, ins, scope, item.loc, shape, params, macs,
                       item.train_only)
         scope.names[name] = nid

@@ -27,12 +27,17 @@ import torch.fx as fx
 import torch.nn as nn
 
 from archspec.errors import Location, SpecError
-from archspec.ops import OPS, OpDef, TorchCall, TorchModule
+from archspec.ops import OPS, OpDef, OpError, TorchCall, TorchModule
 from archspec.text import py_comment, str_literal
 
 def resolve(path: str) -> Any:
     """The object a dotted path in an op's lowering names (``torch.nn.Conv2d``): the
-    registry holds names, not objects, so the front end never imports torch."""
+    registry holds names, not objects, so the front end never imports torch. A class
+    given to :func:`archspec.register_op` as an object resolves to that object."""
+    from archspec.plugins import registered_object
+    obj = registered_object(path)
+    if obj is not None:
+        return obj
     mod, _, attr = path.rpartition(".")
     return getattr(importlib.import_module(mod), attr)
 
@@ -52,7 +57,18 @@ class ModuleDef:
     paste: tuple[str, ...] = ()
 
     def make(self) -> nn.Module:
-        return resolve(self.cls)(**dict(self.kwargs))
+        """The module; a class that cannot be imported or refuses its arguments (an op
+        registered from Python) is a located error, not a traceback."""
+        try:
+            return resolve(self.cls)(**dict(self.kwargs))
+        except MemoryError:
+            raise
+        except Exception as e:   # noqa: BLE001 - reported at the spec line of the layer
+            text = str(e).splitlines()[0][:300] if str(e) else ""
+            raise SpecError(f"{self.node}: building {self.cls} failed: {type(e).__name__}"
+                            + (f": {text}" if text else ""), self.loc,
+                            "the op's torch module (its Python registration) refused these "
+                            "arguments") from None
 
     def source(self) -> str:
         """The constructor call in standalone source (which imports ``torch.nn as nn``)."""
@@ -102,7 +118,10 @@ def module_defs(g: nx.DiGraph) -> dict[str, ModuleDef]:
         if not isinstance(low, TorchModule):
             continue
         ins = [g.nodes[i]["shape"] for i in d["inputs"]]
-        kw = dict(low.kwargs(d["args"], ins))
+        try:
+            kw = dict(low.kwargs(d["args"], ins))
+        except OpError as e:     # an op registered from Python (archspec.plugins)
+            raise SpecError(f"{nid}: {e.message}", d["loc"], e.hint) from None
         if _runs_inplace(g, nid, outputs):
             kw["inplace"] = True
         defs[nid] = ModuleDef(nid, low.class_for(ins), tuple(kw.items()), d["loc"], low.paste)

@@ -9,6 +9,9 @@ from typing import Callable
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Hermetic runs: no op from an installed package's archspec.ops entry point (the suite
+# loops over the registry); tests/test_register_op.py turns them on for its subprocesses.
+os.environ.setdefault("ARCHSPEC_NO_PLUGINS", "1")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -67,5 +67,9 @@ _DIFF_MARK = {"added": "+ ", "removed": "− ", "changed": "~ ", "same": ""}
 
 
 def kind_of(op: str) -> Kind:
-    """The legend kind (and colour) of an op."""
-    return _KIND_OF.get(op, _OTHER)
+    """The legend kind (and colour) of an op; an op registered from Python after this
+    module loaded (archspec.register_op) is found by its own ``kind``."""
+    found = _KIND_OF.get(op)
+    if found is None and op in OPS:
+        found = next((k for k in KINDS if k.name == OPS[op].kind), None)
+    return found or _OTHER

@@ -604,8 +604,9 @@ def parse_item(node: YNode, errors: list[SpecError]) -> Item:
         opname = _expect_str(body.get("op"), "'op'")
         op = OPS.get(opname)
         if op is None:
+            from archspec.plugins import unknown_op_hint
             raise _err(f"unknown op '{opname}'", body.get("op"),
-                       did_you_mean(opname, list(OPS)) or
+                       did_you_mean(opname, list(OPS)) or unknown_op_hint() or
                        (f"'{opname}' is a block: write block: {opname}" if opname[:1].isupper()
                         else "see docs/spec-language.md for the list of ops"))
         for k in ("repeat", "first", "row"):
@@ -794,6 +795,8 @@ def load_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | Iterable[s
 def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
                    overrides: Mapping[str, Any] | Iterable[str] | None = None,
                    partial: bool = False) -> Spec:
+    from archspec.plugins import load_plugins
+    load_plugins()   # ops from installed packages' entry points, once per process
     errors: list[SpecError] = []
     item_errors: list[SpecError] = []   # layers that did not parse (see load_spec's partial)
     # a misspelt top-level key, version or init stops nothing else from being checked:

@@ -388,7 +388,18 @@ def _linear(a: dict, shapes: list[Shape]) -> Shape:
 
 
 def _flatten(a: dict, shapes: list[Shape]) -> Shape:
-    return (math.prod(shapes[0]),)
+    """torch.flatten's ``start_dim`` / ``end_dim`` on the batched tensor; the batch axis
+    (dim 0) stays, since the IR's shapes are per sample."""
+    s = shapes[0]
+    start, end = _batched_dim(a["start"], s, "start"), _batched_dim(a["end"], s, "end")
+    if start == 0:
+        raise OpError(f"flatten 'start' {a['start']} is the batch dimension", "start",
+                      "start at 1 (the default) to keep the batch apart")
+    if end < start:
+        raise OpError(f"flatten 'end' {a['end']} (dim {end}) comes before 'start' "
+                      f"{a['start']} (dim {start}) of {_shape(s)}", "end",
+                      "torch needs start_dim <= end_dim")
+    return (*s[:start - 1], math.prod(s[start - 1:end]), *s[end:])
 
 
 def _add(a: dict, shapes: list[Shape]) -> Shape:
@@ -477,6 +488,29 @@ def _pad_axis(s: Shape, size: int, before: int, after: int, axis: str, a: dict) 
         raise OpError(f"pad crops {_shape(s)} to nothing (padding {list(a['padding'])})",
                       "padding")
     return out
+
+
+# ------------------------------------------- ops-more group: flatten dims, mean, prelu,
+# upsample, conv_transpose (helpers)
+def _batched_dim(d: int, s: Shape, name: str) -> int:
+    """A dim of the batched tensor (per-sample shape ``s`` plus the batch), as torch
+    reads it: -1 is the last; out of range is an error naming the field."""
+    rank = len(s) + 1
+    if not -rank <= d < rank:
+        raise OpError(f"'{name}' {d} is out of range for {_shape(s)}: a dim of the batched "
+                      f"tensor lies in [{-rank}, {rank - 1}]", name,
+                      "dims count the batch as 0, as in torch: (N, C, H, W) has 1, 2, 3")
+    return d % rank
+
+
+def _flatten_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    """``torch.flatten(x, start_dim=1)``; end_dim only when it is not the last."""
+    return {"start_dim": a["start"]} | ({"end_dim": a["end"]} if a["end"] != -1 else {})
+
+
+def _flatten_label(a: dict, i: Shape | None, o: Shape | None) -> str:
+    start, end = a.get("start", 1), a.get("end", -1)
+    return "flatten" if (start, end) == (1, -1) else f"flatten {start}..{end}"
 
 
 # ------------------------------------------------------------------ diagram labels
@@ -674,8 +708,13 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
               in_features=ins[0][0], out_features=a["out"], bias=a["bias"])),
           fresh_output=True, init="linear", kind="linear",
           label=lambda a, i, o: f"linear {label_channels(i)}→{a['out']}"),
-    OpDef("flatten", (), _flatten, "flattens (C, H, W) to (C·H·W)",
-          lower=TorchCall("torch.flatten", args=(1,)), kind="reshape"),
+    OpDef("flatten", (Field("start", "dim", 1, "first dim of the batched tensor to flatten, as "
+                            "torch's start_dim (0, the batch, is refused)"),
+                      Field("end", "dim", -1, "last dim flattened, as torch's end_dim")),
+          _flatten, "flattens dims start..end of the batched tensor into one: (C, H, W) to "
+          "(C·H·W) by default",
+          lower=TorchCall("torch.flatten", kwargs=_flatten_kwargs), kind="reshape",
+          label=_flatten_label),
     OpDef("add", (), _add, "element-wise sum of its inputs (a residual join)",
           min_inputs=2, max_inputs=None,
           lower=TorchCall("operator.add", "fold", inplace_method="add_"), inplace=_always,

@@ -81,7 +81,14 @@ FIRST_LAYER_LINE = 5      # the YAML below: archspec, name, input, layers, then 
 #: archspec's deliberate refusals of what torch would run (see the module docstring)
 DESIGN = ("add needs equal shapes", "shake needs equal shapes", "linear needs a flat input",
           "pad needs (C, H, W)", "dropout2d needs (C, H, W)", "empty tensor",
-          "mul needs inputs of one rank", "drop_path needs p below 1")
+          "mul needs inputs of one rank", "drop_path needs p below 1",
+          "flatten keeps the batch", "rank-2 input")
+
+#: ops whose inputs archspec takes as per-sample (C, H, W) or flat (F) only: torch reads
+#: an (N, C, L) tensor as one unbatched image (Conv2d, pools) or runs BatchNorm1d on it,
+#: so a (C, L) input (from flatten's start / end) is refused by design ("rank-2 input")
+_NO_RANK2 = ("conv", "maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool",
+             "batchnorm", "groupnorm", "channel_shuffle", "pad", "dropout2d")
 
 
 class Refused(Exception):
@@ -211,7 +218,10 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
 def _functional(op: str, a: dict[str, Any], xs: list[Any]) -> Any:
     """The layers that are torch functions, not modules."""
     if op == "flatten":
-        return torch.flatten(xs[0], 1)
+        start = a.get("start", 1)
+        if start in (0, -xs[0].dim()):
+            raise Refused("flatten keeps the batch")
+        return torch.flatten(xs[0], start, a.get("end", -1))
     if op in ("softmax", "log_softmax"):
         fn = F.softmax if op == "softmax" else F.log_softmax
         return fn(xs[0], dim=a.get("dim", -1))   # archspec's default; torch's implicit dim is deprecated
@@ -281,6 +291,8 @@ class Reference:
         return True
 
     def _run(self, lay: Layer, xs: list[Any]) -> Any:
+        if lay.op in _NO_RANK2 and xs[0].dim() == 3:
+            raise Refused("rank-2 input")
         mod = _module(lay.op, lay.args, xs[0])
         if mod is None:
             return _functional(lay.op, lay.args, xs)
@@ -401,6 +413,12 @@ class Drawer:
             return a
         if op in ("softmax", "log_softmax"):
             return {"dim": self.int(-4, 3)} if self.maybe() else {}
+        if op == "flatten":
+            if not self.maybe(3):
+                return {}
+            r = len(shape) + 1
+            return {k: self.int(-r, r - 1, (r, -r - 1)) for k in ("start", "end")
+                    if self.maybe()}
         if op == "batchnorm":
             a = {k: self.draw(st.sampled_from(_FLOATS[k])) for k in ("eps", "momentum")
                  if self.maybe()}

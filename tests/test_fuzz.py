@@ -82,7 +82,8 @@ FIRST_LAYER_LINE = 5      # the YAML below: archspec, name, input, layers, then 
 DESIGN = ("add needs equal shapes", "shake needs equal shapes", "linear needs a flat input",
           "pad needs (C, H, W)", "dropout2d needs (C, H, W)", "empty tensor",
           "mul needs inputs of one rank", "drop_path needs p below 1",
-          "flatten keeps the batch", "rank-2 input")
+          "flatten keeps the batch", "rank-2 input", "mean keeps the batch",
+          "mean keeps a per-sample dim")
 
 #: ops whose inputs archspec takes as per-sample (C, H, W) or flat (F) only: torch reads
 #: an (N, C, L) tensor as one unbatched image (Conv2d, pools) or runs BatchNorm1d on it,
@@ -231,6 +232,14 @@ def _functional(op: str, a: dict[str, Any], xs: list[Any]) -> Any:
         if any(x.shape != xs[0].shape for x in xs):
             raise Refused(f"{op} needs equal shapes")
         return sum(xs[1:], xs[0]) if op == "add" else 0.5 * (xs[0] + xs[1])
+    if op == "mean":
+        dims = a["dims"] if isinstance(a["dims"], list) else [a["dims"]]
+        if any(d % xs[0].dim() == 0 for d in dims if -xs[0].dim() <= d < xs[0].dim()):
+            raise Refused("mean keeps the batch")
+        y = torch.mean(xs[0], dim=dims, keepdim=a.get("keepdim", False))
+        if y.dim() < 2:
+            raise Refused("mean keeps a per-sample dim")
+        return y
     if op == "mul":
         if any(x.dim() != xs[0].dim() for x in xs):
             raise Refused("mul needs inputs of one rank")
@@ -307,9 +316,9 @@ class Reference:
 
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
-              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
+              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax") + ("mean",) * 2
               + tuple(_ACT))
-_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "softmax", "log_softmax", "flatten") + tuple(
+_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "softmax", "log_softmax", "flatten", "mean") + tuple(
     op for op in _ACT if op != "dropout2d")
 _FLOATS = {"negative_slope": (0.01, 0.2, 0.5, 0.0, -0.2), "alpha": (0.5, 1.0, 1.5, 0.0, -0.5),
            "p": (0.0, 0.1, 0.5, 1.0, 1.5), "eps": (1e-05, 0.001, 0.01),
@@ -413,6 +422,16 @@ class Drawer:
             return a
         if op in ("softmax", "log_softmax"):
             return {"dim": self.int(-4, 3)} if self.maybe() else {}
+        if op == "mean":
+            r = len(shape) + 1     # distinct per-sample dims, some from the end; rarely wild
+            dims = self.draw(st.permutations(range(1, r)))[:self.int(1, max(1, r - 2))]
+            dims = [d - r if self.maybe(3) else d for d in dims]
+            if self.maybe(10):
+                dims.append(self.draw(st.sampled_from((0, -r, r, -r - 1, dims[0]))))
+            a = {"dims": dims[0] if len(dims) == 1 and self.maybe() else dims}
+            if r == 2 or self.maybe():
+                a["keepdim"] = not self.maybe(4) if r == 2 else self.draw(st.booleans())
+            return a
         if op == "flatten":
             if not self.maybe(3):
                 return {}

@@ -28,6 +28,11 @@ def infer(op: str, shapes: list[tuple], **args: object) -> tuple[tuple, int, int
     ("flatten", [(64, 4, 5)], dict(start=-2, end=-1), ((64, 20), 0, 0)),
     ("flatten", [(64, 4, 5)], dict(start=3, end=3), ((64, 4, 5), 0, 0)),
     ("flatten", [(12,)], {}, ((12,), 0, 0)),
+    ("mean", [(64, 7, 7)], dict(dims=[2, 3]), ((64,), 0, 0)),
+    ("mean", [(64, 7, 7)], dict(dims=[-1, -2], keepdim=True), ((64, 1, 1), 0, 0)),
+    ("mean", [(64, 7, 5)], dict(dims=2), ((64, 5), 0, 0)),
+    ("mean", [(64, 7, 5)], dict(dims=[1]), ((7, 5), 0, 0)),
+    ("mean", [(12,)], dict(dims=1, keepdim=True), ((1,), 0, 0)),
 ])
 def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     assert infer(op, shapes, **args) == want
@@ -40,6 +45,12 @@ def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     ("flatten", [(8, 4, 4)], dict(end=-5), "'end' -5 is out of range for (N, 8, 4, 4)"),
     ("flatten", [(8, 4, 4)], dict(start=3, end=2), "flatten 'end' 2 (dim 2) comes before "
      "'start' 3 (dim 3)"),
+    ("mean", [(8, 4, 4)], dict(dims=[0, 2]), "mean over dims [0, 2] includes the batch"),
+    ("mean", [(8, 4, 4)], dict(dims=[2, -4]), "includes the batch (dim 0)"),
+    ("mean", [(8, 4, 4)], dict(dims=[2, 4]), "'dims' 4 is out of range for (N, 8, 4, 4)"),
+    ("mean", [(8, 4, 4)], dict(dims=[2, -2]), "mean dims [2, -2] name a dim twice"),
+    ("mean", [(8, 4, 4)], dict(dims=[1, 2, 3]), "leaves no per-sample dim of (N, 8, 4, 4)"),
+    ("mean", [(8,)], dict(dims=1), "leaves no per-sample dim of (N, 8)"),
 ])
 def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:
@@ -49,6 +60,10 @@ def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
 
 @pytest.mark.parametrize("op, args, message", [
     ("flatten", dict(start=1.5), "'start' must be an integer"),
+    ("mean", {}, "mean is missing required argument 'dims'"),
+    ("mean", dict(dims=[]), "'dims' must be a dim or a non-empty list of dims"),
+    ("mean", dict(dims=[2, 2.5]), "'dims' must be a dim or a non-empty list of dims"),
+    ("mean", dict(dims=[2], keepdim=1), "'keepdim' must be true or false"),
 ])
 def test_argument_errors(op: str, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:
@@ -62,6 +77,10 @@ _HEAD = "archspec: 1\nname: s\ninput: {shape: [4, 6, 6]}\nlayers:\n"
 @pytest.mark.parametrize("layer, field, message", [
     ("{op: flatten, start: 0}", "start", "flatten 'start' 0 is the batch dimension"),
     ("{op: flatten, start: 3, end: 1}", "end", "flatten 'end' 1 (dim 1) comes before"),
+    ("{op: mean, dims: [0, 2]}", "dims", "includes the batch (dim 0)"),
+    ("{op: mean, dims: [2, 5]}", "dims", "'dims' 5 is out of range"),
+    ("{op: mean, dims: [3, -1]}", "dims", "name a dim twice"),
+    ("{op: mean, dims: []}", "dims", "must be a dim or a non-empty list"),
 ])
 def test_errors_are_located(compile_text, layer: str, field: str | None, message: str) -> None:
     """Each bad argument is a SpecError at its field's value (or at the layer when no one

@@ -543,6 +543,11 @@ def _mean(a: dict, shapes: list[Shape]) -> Shape:
     return out
 
 
+def _prelu_slopes(a: dict, ins: list[Shape]) -> int:
+    """PReLU's learnt slopes: one shared, or one per channel (dim 1 of the batched input)."""
+    return ins[0][0] if a["per_channel"] else 1
+
+
 # ------------------------------------------------------------------ diagram labels
 def label_pair(p: Any) -> str:
     """``3`` for a square pair, ``1×7`` otherwise."""
@@ -791,6 +796,15 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           lower=TorchCall("torch.mean", kwargs=lambda a, ins: {"dim": list(a["dims"]),
                                                                  "keepdim": a["keepdim"]}),
           fresh_output=True, kind="pool", label=lambda a, i, o: f"mean {list(a['dims'])}"),
+    OpDef("prelu", (Field("per_channel", "bool", False, "one learnt slope per channel (dim 1 "
+                          "of the batched input) instead of one shared"),
+                    Field("init", "float", 0.25, "initial slope for x < 0, as torch's")),
+          _same("prelu"), "parametric ReLU: a learnt slope for x < 0",
+          params=lambda a, i, o: _prelu_slopes(a, i),
+          lower=TorchModule("torch.nn.PReLU", lambda a, ins: dict(
+              num_parameters=_prelu_slopes(a, ins), init=a["init"])),
+          kind="activation",
+          label=lambda a, i, o: "prelu per channel" if a.get("per_channel") else "prelu"),
 ]}
 
 

@@ -189,6 +189,8 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
                                                            {"eps": "eps", "affine": "affine"}))
     if op == "channel_shuffle":
         return nn.ChannelShuffle(a["groups"])
+    if op == "prelu":
+        return nn.PReLU(x.shape[1] if a.get("per_channel") else 1, a.get("init", 0.25))
     if op == "drop_path":
         if a["p"] == 1.0:
             raise Refused("drop_path needs p below 1")
@@ -316,9 +318,9 @@ class Reference:
 
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
-              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax") + ("mean",) * 2
+              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax") + ("mean", "prelu") * 2
               + tuple(_ACT))
-_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "softmax", "log_softmax", "flatten", "mean") + tuple(
+_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "softmax", "log_softmax", "flatten", "mean", "prelu") + tuple(
     op for op in _ACT if op != "dropout2d")
 _FLOATS = {"negative_slope": (0.01, 0.2, 0.5, 0.0, -0.2), "alpha": (0.5, 1.0, 1.5, 0.0, -0.5),
            "p": (0.0, 0.1, 0.5, 1.0, 1.5), "eps": (1e-05, 0.001, 0.01),
@@ -459,6 +461,11 @@ class Drawer:
             a = {"p": self.draw(st.sampled_from(_FLOATS["p"]))}
             if self.maybe():
                 a["mode"] = self.draw(st.sampled_from(("row", "batch")))
+            return a
+        if op == "prelu":
+            a = {"per_channel": self.draw(st.booleans())} if self.maybe() else {}
+            if self.maybe():
+                a["init"] = self.draw(st.sampled_from((0.25, 0.1, -0.5, 0.0)))
             return a
         if op == "softplus":
             return {k: self.draw(st.sampled_from(_FLOATS[k])) for k in ("beta", "threshold")

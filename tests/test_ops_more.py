@@ -33,6 +33,9 @@ def infer(op: str, shapes: list[tuple], **args: object) -> tuple[tuple, int, int
     ("mean", [(64, 7, 5)], dict(dims=2), ((64, 5), 0, 0)),
     ("mean", [(64, 7, 5)], dict(dims=[1]), ((7, 5), 0, 0)),
     ("mean", [(12,)], dict(dims=1, keepdim=True), ((1,), 0, 0)),
+    ("prelu", [(16, 4, 4)], {}, ((16, 4, 4), 1, 0)),
+    ("prelu", [(16, 4, 4)], dict(per_channel=True), ((16, 4, 4), 16, 0)),
+    ("prelu", [(10,)], dict(per_channel=True, init=0.1), ((10,), 10, 0)),
 ])
 def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     assert infer(op, shapes, **args) == want
@@ -64,6 +67,8 @@ def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     ("mean", dict(dims=[]), "'dims' must be a dim or a non-empty list of dims"),
     ("mean", dict(dims=[2, 2.5]), "'dims' must be a dim or a non-empty list of dims"),
     ("mean", dict(dims=[2], keepdim=1), "'keepdim' must be true or false"),
+    ("prelu", dict(per_channel="yes"), "'per_channel' must be true or false"),
+    ("prelu", dict(init=float("nan")), "'init' must be a finite number"),
 ])
 def test_argument_errors(op: str, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:
@@ -91,3 +96,11 @@ def test_errors_are_located(compile_text, layer: str, field: str | None, message
         compile_text(_HEAD + line + "\n")
     text = str(info.value)
     assert f":5:{col}: error: t: " in text and message in text, text
+
+
+def test_prelu_slopes_start_at_init(compile_text) -> None:
+    """The built nn.PReLU holds one slope per channel, each the spec's init."""
+    from archspec.torch_backend import build_module
+    g = compile_text(_HEAD + "  - t: {op: prelu, per_channel: true, init: 0.1}\n")
+    weight = dict(build_module(g).named_parameters())["t.weight"]
+    assert weight.shape == (4,) and weight.tolist() == pytest.approx([0.1] * 4)

@@ -27,21 +27,35 @@ torch.set_num_threads(1)
 #: A value for a required field of each type: small, and valid on a 4×6×6 input.
 _SAMPLE: dict[str, Any] = {"int": 1, "pos_int": 4, "pair": 2, "pair0": 1, "opt_pair": 2,
                            "padding": 1, "pad4": [1, 0, 2, -1], "float": 0.5, "prob": 0.25,
-                           "bool": True, "dim": 1, "dims": [2, 3]}
+                           "bool": True, "dim": 1, "dims": [2, 3], "scale": 2}
 _INPUTS = {3: (4, 6, 6), 1: (12,)}
 
 
-def _args(op: OpDef) -> dict[str, Any]:
-    return {f.name: _SAMPLE[f.type] for f in op.fields if f.required}
+def _candidates(op: OpDef) -> list[dict[str, Any]]:
+    """The required fields filled in; then also one optional field without a default
+    (upsample needs one of ``scale`` and ``size``), each in turn."""
+    base = {f.name: _SAMPLE[f.type] for f in op.fields if f.required}
+    return [base] + [base | {f.name: _SAMPLE[f.type]} for f in op.fields
+                     if not f.required and f.default is None and f.type in _SAMPLE]
+
+
+def _args_for(op: OpDef, rank: int) -> dict[str, Any] | None:
+    """The first candidate arguments the op's shape rule accepts on this rank's input."""
+    for args in _candidates(op):
+        try:
+            op.infer(normalise_args(op, args), [_INPUTS[rank]] * op.min_inputs)
+        except OpError:
+            continue
+        return args
+    return None
+
+
+def _args(op: OpDef, rank: int = 3) -> dict[str, Any]:
+    return _args_for(op, rank) or _candidates(op)[0]
 
 
 def _accepts(op: OpDef, rank: int) -> bool:
-    shape = _INPUTS[rank]
-    try:
-        op.infer(normalise_args(op, _args(op)), [shape] * op.min_inputs)
-    except OpError:
-        return False
-    return True
+    return _args_for(op, rank) is not None
 
 
 def _arities(op: OpDef) -> list[int]:
@@ -67,7 +81,7 @@ def _spec_text(name: str, rank: int, n: int) -> str:
         "{op: linear, out: 12, from: input}"
     shape = list(_INPUTS[rank])
     operands = [f"p{i}" for i in range(n)]
-    args = "".join(f", {k}: {v}" for k, v in _args(op).items())
+    args = "".join(f", {k}: {v}" for k, v in _args(op, rank).items())
     lines = ["archspec: 1", f"name: every-{name}", f"input: {{shape: {shape}}}", "layers:"]
     lines += [f"  - {p}: {fresh}" for p in operands]
     lines.append(f"  - under_test: {{op: {name}, from: [{', '.join(operands)}]{args}}}")

@@ -88,7 +88,7 @@ DESIGN = ("add needs equal shapes", "shake needs equal shapes", "linear needs a 
 #: ops whose inputs archspec takes as per-sample (C, H, W) or flat (F) only: torch reads
 #: an (N, C, L) tensor as one unbatched image (Conv2d, pools) or runs BatchNorm1d on it,
 #: so a (C, L) input (from flatten's start / end) is refused by design ("rank-2 input")
-_NO_RANK2 = ("conv", "maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool",
+_NO_RANK2 = ("conv", "upsample", "maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool",
              "batchnorm", "groupnorm", "channel_shuffle", "pad", "dropout2d")
 
 
@@ -189,6 +189,10 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
                                                            {"eps": "eps", "affine": "affine"}))
     if op == "channel_shuffle":
         return nn.ChannelShuffle(a["groups"])
+    if op == "upsample":
+        kw = _kw(a, {"scale": "scale_factor", "size": "size", "mode": "mode",
+                     "align_corners": "align_corners"})
+        return nn.Upsample(**kw)
     if op == "prelu":
         return nn.PReLU(x.shape[1] if a.get("per_channel") else 1, a.get("init", 0.25))
     if op == "drop_path":
@@ -318,7 +322,7 @@ class Reference:
 
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
-              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax") + ("mean", "prelu") * 2
+              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path", "adaptive_avgpool", "adaptive_maxpool") * 2 + ("flatten", "softmax", "log_softmax") + ("mean", "prelu", "upsample") * 2
               + tuple(_ACT))
 _FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "softmax", "log_softmax", "flatten", "mean", "prelu") + tuple(
     op for op in _ACT if op != "dropout2d")
@@ -461,6 +465,19 @@ class Drawer:
             a = {"p": self.draw(st.sampled_from(_FLOATS["p"]))}
             if self.maybe():
                 a["mode"] = self.draw(st.sampled_from(("row", "batch")))
+            return a
+        if op == "upsample":
+            a = {"mode": self.draw(st.sampled_from(("nearest", "bilinear")))} \
+                if self.maybe() else {}
+            r = self.int(0, 19)
+            if r < 12 or r == 19:       # scale; with size too one time in 20; neither rarely
+                a["scale"] = self.draw(st.sampled_from((2, 0.5, 1.5, [2, 1], [0.7, 3], 0.25)))
+            if r >= 12:
+                a["size"] = self.axes(lambda n, i: self.int(1, 2 * n + 1, (0,)), shape)
+            if r == 18:
+                a.pop("size")
+            if self.maybe(2 if a.get("mode") == "bilinear" else 15):   # nearest: refused
+                a["align_corners"] = self.draw(st.booleans())
             return a
         if op == "prelu":
             a = {"per_channel": self.draw(st.booleans())} if self.maybe() else {}

@@ -36,6 +36,10 @@ def infer(op: str, shapes: list[tuple], **args: object) -> tuple[tuple, int, int
     ("prelu", [(16, 4, 4)], {}, ((16, 4, 4), 1, 0)),
     ("prelu", [(16, 4, 4)], dict(per_channel=True), ((16, 4, 4), 16, 0)),
     ("prelu", [(10,)], dict(per_channel=True, init=0.1), ((10,), 10, 0)),
+    ("upsample", [(8, 7, 5)], dict(scale=2), ((8, 14, 10), 0, 0)),
+    ("upsample", [(8, 7, 5)], dict(scale=[1.5, 0.5]), ((8, 10, 2), 0, 0)),
+    ("upsample", [(8, 7, 5)], dict(size=[3, 9], mode="bilinear", align_corners=True),
+     ((8, 3, 9), 0, 0)),
 ])
 def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     assert infer(op, shapes, **args) == want
@@ -54,6 +58,13 @@ def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     ("mean", [(8, 4, 4)], dict(dims=[2, -2]), "mean dims [2, -2] name a dim twice"),
     ("mean", [(8, 4, 4)], dict(dims=[1, 2, 3]), "leaves no per-sample dim of (N, 8, 4, 4)"),
     ("mean", [(8,)], dict(dims=1), "leaves no per-sample dim of (N, 8)"),
+    ("upsample", [(8, 4, 4)], {}, "upsample needs exactly one of 'scale' and 'size', got "
+     "neither"),
+    ("upsample", [(8, 4, 4)], dict(scale=2, size=8), "got both"),
+    ("upsample", [(8, 4, 4)], dict(scale=2, align_corners=False), "'align_corners' needs "
+     "mode bilinear, got mode nearest"),
+    ("upsample", [(8, 4, 4)], dict(scale=0.2), "upsample by 0.2 makes (N, 8, 4, 4) empty"),
+    ("upsample", [(8,)], dict(scale=2), "upsample expects a (channels, height, width) input"),
 ])
 def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:
@@ -69,6 +80,11 @@ def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     ("mean", dict(dims=[2], keepdim=1), "'keepdim' must be true or false"),
     ("prelu", dict(per_channel="yes"), "'per_channel' must be true or false"),
     ("prelu", dict(init=float("nan")), "'init' must be a finite number"),
+    ("upsample", dict(scale=0), "'scale' must be above 0 and finite, got 0"),
+    ("upsample", dict(scale=[2, -1]), "'scale' must be above 0"),
+    ("upsample", dict(scale=[1, 2, 3]), "'scale' must be a number or a pair"),
+    ("upsample", dict(scale=2, mode="bicubic"), "'mode' must be one of nearest, bilinear"),
+    ("upsample", dict(size=0), "'size' must be at least 1"),
 ])
 def test_argument_errors(op: str, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:
@@ -86,12 +102,16 @@ _HEAD = "archspec: 1\nname: s\ninput: {shape: [4, 6, 6]}\nlayers:\n"
     ("{op: mean, dims: [2, 5]}", "dims", "'dims' 5 is out of range"),
     ("{op: mean, dims: [3, -1]}", "dims", "name a dim twice"),
     ("{op: mean, dims: []}", "dims", "must be a dim or a non-empty list"),
+    ("{op: upsample}", None, "needs exactly one of 'scale' and 'size', got neither"),
+    ("{op: upsample, scale: 2, size: 4}", "size", "got both"),
+    ("{op: upsample, scale: 2, align_corners: true}", "align_corners", "needs mode bilinear"),
+    ("{op: upsample, scale: 0.1}", "scale", "makes (N, 4, 6, 6) empty"),
 ])
 def test_errors_are_located(compile_text, layer: str, field: str | None, message: str) -> None:
     """Each bad argument is a SpecError at its field's value (or at the layer when no one
     field is to blame), on the layer's line."""
     line = f"  - t: {layer}"
-    col = line.index(f" {field}: ") + len(field) + 4 if field else line.index("{") + 1
+    col = line.index(f" {field}: ") + len(field) + 4 if field else line.index("t:") + 1
     with pytest.raises(SpecError) as info:
         compile_text(_HEAD + line + "\n")
     text = str(info.value)
@@ -104,3 +124,19 @@ def test_prelu_slopes_start_at_init(compile_text) -> None:
     g = compile_text(_HEAD + "  - t: {op: prelu, per_channel: true, init: 0.1}\n")
     weight = dict(build_module(g).named_parameters())["t.weight"]
     assert weight.shape == (4,) and weight.tolist() == pytest.approx([0.1] * 4)
+
+
+@pytest.mark.parametrize("args", [dict(scale=2), dict(scale=[1.5, 0.7], mode="bilinear"),
+                                  dict(size=[5, 9], mode="bilinear", align_corners=True)])
+def test_upsample_equals_torch(compile_text, args: dict) -> None:
+    """The static shape is nn.Upsample's, and the built module computes what it does."""
+    import torch
+    from archspec.torch_backend import build_module
+    fields = "".join(f", {k}: {str(v).lower() if isinstance(v, bool) else v}"
+                     for k, v in args.items())
+    g = compile_text(_HEAD + f"  - t: {{op: upsample{fields}}}\n")
+    x = torch.randn(2, 4, 6, 6)
+    want = torch.nn.Upsample(**{"scale_factor" if k == "scale" else k: tuple(v)
+                                if isinstance(v, list) else v for k, v in args.items()})(x)
+    assert want.shape[1:] == g.nodes["t"]["shape"]
+    assert torch.equal(build_module(g).eval()(x), want)

@@ -593,6 +593,43 @@ def _upsample_label(a: dict, i: Shape | None, o: Shape | None) -> str:
     return f"upsample {how} {a.get('mode', 'nearest')}"
 
 
+def _conv_transpose(a: dict, shapes: list[Shape]) -> Shape:
+    """ConvTranspose2d's size per axis: (size − 1)·stride − 2·padding + dilation·(kernel − 1)
+    + output_padding + 1, with torch's checks: groups divide both channel counts, and
+    output_padding is smaller than the stride or the dilation."""
+    s = _one(shapes, 3, "conv_transpose")
+    c, g = s[0], a["groups"]
+    if c % g or a["out"] % g:
+        which = "input" if c % g else "output"
+        raise OpError(f"conv_transpose {which} channels {c if c % g else a['out']} are not "
+                      f"divisible by groups {g}", "groups")
+    out = []
+    for axis, i in (("height", 0), ("width", 1)):
+        op, st, d = a["output_padding"][i], a["stride"][i], a["dilation"][i]
+        if op >= st and op >= d:
+            raise OpError(f"conv_transpose 'output_padding' {_fmt(a['output_padding'])} must "
+                          f"be smaller than the stride {_fmt(a['stride'])} or the dilation "
+                          f"{_fmt(a['dilation'])} ({axis})", "output_padding",
+                          "output_padding picks one of the stride's possible sizes: below it")
+        n = ((s[1 + i] - 1) * st - 2 * a["padding"][i] + d * (a["kernel"][i] - 1) + op + 1)
+        if n < 1:
+            raise OpError(f"conv_transpose output {axis} drops below 1 ({n}): padding "
+                          f"{_fmt(a['padding'])} crops more than the kernel adds",
+                          "padding", "use less padding or a larger kernel")
+        out.append(n)
+    return (a["out"], *out)
+
+
+def _conv_transpose_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    return dict(in_channels=ins[0][0], out_channels=a["out"], kernel_size=a["kernel"],
+                stride=a["stride"], padding=a["padding"], output_padding=a["output_padding"],
+                groups=a["groups"], bias=a["bias"], dilation=a["dilation"])
+
+
+def _conv_transpose_label(a: dict, i: Shape | None, o: Shape | None) -> str:
+    return "conv_transpose" + _conv_label(a, i, o)[len("conv"):]
+
+
 # ------------------------------------------------------------------ diagram labels
 def label_pair(p: Any) -> str:
     """``3`` for a square pair, ``1×7`` otherwise."""
@@ -859,6 +896,24 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           _upsample, "upsampling by a factor or to a size, as nn.Upsample",
           lower=TorchModule("torch.nn.Upsample", _upsample_kwargs), fresh_output=True,
           kind="pool", label=_upsample_label),
+    OpDef("conv_transpose", (Field("out", "pos_int", doc="output channels"),
+                             Field("kernel", "pair", doc="kernel size, an integer or [h, w]"),
+                             Field("stride", "pair", 1, "upsampling step"),
+                             Field("padding", "pair0", 0, "dilation·(kernel − 1) − padding "
+                                   "zeros added on each side of the input"),
+                             Field("output_padding", "pair0", 0, "extra rows / columns on one "
+                                   "side of the output; below the stride or the dilation"),
+                             Field("dilation", "pair", 1, "spacing between kernel taps"),
+                             Field("groups", "pos_int", 1, "grouped; divides in and out "
+                                   "channels"),
+                             Field("bias", "bool", True, "add a learnt bias")),
+          _conv_transpose, "2-D transposed convolution (a learnt upsampling)",
+          params=lambda a, i, o: (i[0][0] * (a["out"] // a["groups"]) * a["kernel"][0]
+                                  * a["kernel"][1] + (a["out"] if a["bias"] else 0)),
+          macs=lambda a, i, o: (math.prod(i[0]) * (a["out"] // a["groups"]) * a["kernel"][0]
+                                * a["kernel"][1]),
+          lower=TorchModule("torch.nn.ConvTranspose2d", _conv_transpose_kwargs),
+          fresh_output=True, init="conv", kind="conv", label=_conv_transpose_label),
 ]}
 
 

@@ -88,7 +88,7 @@ DESIGN = ("add needs equal shapes", "shake needs equal shapes", "linear needs a 
 #: ops whose inputs archspec takes as per-sample (C, H, W) or flat (F) only: torch reads
 #: an (N, C, L) tensor as one unbatched image (Conv2d, pools) or runs BatchNorm1d on it,
 #: so a (C, L) input (from flatten's start / end) is refused by design ("rank-2 input")
-_NO_RANK2 = ("conv", "upsample", "maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool",
+_NO_RANK2 = ("conv", "conv_transpose", "upsample", "maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool",
              "batchnorm", "groupnorm", "channel_shuffle", "pad", "dropout2d")
 
 
@@ -189,6 +189,11 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
                                                            {"eps": "eps", "affine": "affine"}))
     if op == "channel_shuffle":
         return nn.ChannelShuffle(a["groups"])
+    if op == "conv_transpose":
+        return nn.ConvTranspose2d(x.shape[1], **_kw(a, {
+            "out": "out_channels", "kernel": "kernel_size", "stride": "stride",
+            "padding": "padding", "output_padding": "output_padding", "dilation": "dilation",
+            "groups": "groups", "bias": "bias"}))
     if op == "upsample":
         kw = _kw(a, {"scale": "scale_factor", "size": "size", "mode": "mode",
                      "align_corners": "align_corners"})
@@ -322,7 +327,7 @@ class Reference:
 
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
-              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path", "adaptive_avgpool", "adaptive_maxpool") * 2 + ("flatten", "softmax", "log_softmax") + ("mean", "prelu", "upsample") * 2
+              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path", "adaptive_avgpool", "adaptive_maxpool") * 2 + ("flatten", "softmax", "log_softmax") + ("mean", "prelu", "upsample", "conv_transpose") * 2
               + tuple(_ACT))
 _FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "softmax", "log_softmax", "flatten", "mean", "prelu") + tuple(
     op for op in _ACT if op != "dropout2d")
@@ -385,6 +390,29 @@ class Drawer:
             a["dilation"] = dil
         if groups != 1:
             a["groups"] = groups
+        if self.maybe():
+            a["bias"] = self.draw(st.booleans())
+        return a
+
+    def conv_transpose(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        """Small kernels and strides; padding up to the kernel (sometimes past it, an
+        empty output); output_padding up to the stride (at it, refused unless dilated)."""
+        c = shape[0]
+        groups = (self.draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))
+                  if self.maybe(4) else 1)
+        a: dict[str, Any] = {"out": groups * self.int(1, 3, (0,)),
+                             "kernel": self.axes(lambda n, i: self.int(1, 4, (0,)), shape)}
+        if groups > 1 or self.maybe(10):
+            a["groups"] = groups if not self.maybe(10) else self.int(2, 4)
+        stride = self.int(1, 3, (0,))
+        if stride != 1:
+            a["stride"] = stride
+        if self.maybe():
+            a["padding"] = self.int(0, 3, (-1,))
+        if self.maybe(3):
+            a["output_padding"] = self.int(0, max(stride, 1))
+        if self.maybe(4):
+            a["dilation"] = self.int(1, 2, (0,))
         if self.maybe():
             a["bias"] = self.draw(st.booleans())
         return a
@@ -466,6 +494,8 @@ class Drawer:
             if self.maybe():
                 a["mode"] = self.draw(st.sampled_from(("row", "batch")))
             return a
+        if op == "conv_transpose":
+            return self.conv_transpose(shape)
         if op == "upsample":
             a = {"mode": self.draw(st.sampled_from(("nearest", "bilinear")))} \
                 if self.maybe() else {}

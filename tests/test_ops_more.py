@@ -40,6 +40,15 @@ def infer(op: str, shapes: list[tuple], **args: object) -> tuple[tuple, int, int
     ("upsample", [(8, 7, 5)], dict(scale=[1.5, 0.5]), ((8, 10, 2), 0, 0)),
     ("upsample", [(8, 7, 5)], dict(size=[3, 9], mode="bilinear", align_corners=True),
      ((8, 3, 9), 0, 0)),
+    # U-Net's up-convolution: 2×2 /2 doubles the size; params in·out·k² + out
+    ("conv_transpose", [(64, 14, 14)], dict(out=32, kernel=2, stride=2),
+     ((32, 28, 28), 64 * 32 * 4 + 32, 14 * 14 * 64 * 32 * 4)),
+    ("conv_transpose", [(8, 5, 6)], dict(out=4, kernel=3, stride=2, padding=1,
+                                         output_padding=1, bias=False),
+     ((4, 10, 12), 8 * 4 * 9, 5 * 6 * 8 * 4 * 9)),
+    ("conv_transpose", [(8, 5, 5)], dict(out=6, kernel=[3, 1], dilation=2, groups=2,
+                                         output_padding=[1, 0]),
+     ((6, 10, 5), 8 * 3 * 3 + 6, 25 * 8 * 3 * 3)),
 ])
 def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     assert infer(op, shapes, **args) == want
@@ -65,6 +74,17 @@ def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
      "mode bilinear, got mode nearest"),
     ("upsample", [(8, 4, 4)], dict(scale=0.2), "upsample by 0.2 makes (N, 8, 4, 4) empty"),
     ("upsample", [(8,)], dict(scale=2), "upsample expects a (channels, height, width) input"),
+    ("conv_transpose", [(8, 4, 4)], dict(out=4, kernel=3, stride=2, output_padding=2),
+     "'output_padding' 2 must be smaller than the stride 2 or the dilation 1 (height)"),
+    ("conv_transpose", [(8, 4, 4)], dict(out=4, kernel=3, output_padding=[0, 1]),
+     "(width)"),
+    ("conv_transpose", [(8, 1, 1)], dict(out=4, kernel=1, padding=1),
+     "conv_transpose output height drops below 1 (-1)"),
+    ("conv_transpose", [(6, 4, 4)], dict(out=8, kernel=1, groups=4),
+     "conv_transpose input channels 6 are not divisible by groups 4"),
+    ("conv_transpose", [(8, 4, 4)], dict(out=6, kernel=1, groups=4),
+     "output channels 6 are not divisible"),
+    ("conv_transpose", [(8,)], dict(out=6, kernel=1), "conv_transpose expects a (channels"),
 ])
 def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:
@@ -85,6 +105,10 @@ def test_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     ("upsample", dict(scale=[1, 2, 3]), "'scale' must be a number or a pair"),
     ("upsample", dict(scale=2, mode="bicubic"), "'mode' must be one of nearest, bilinear"),
     ("upsample", dict(size=0), "'size' must be at least 1"),
+    ("conv_transpose", dict(out=4), "missing required argument 'kernel'"),
+    ("conv_transpose", dict(out=4, kernel=2, output_padding=-1), "'output_padding' must be "
+     "at least 0"),
+    ("conv_transpose", dict(out=4, kernel=2, padding="same"), "'padding' must be an integer"),
 ])
 def test_argument_errors(op: str, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:
@@ -106,6 +130,10 @@ _HEAD = "archspec: 1\nname: s\ninput: {shape: [4, 6, 6]}\nlayers:\n"
     ("{op: upsample, scale: 2, size: 4}", "size", "got both"),
     ("{op: upsample, scale: 2, align_corners: true}", "align_corners", "needs mode bilinear"),
     ("{op: upsample, scale: 0.1}", "scale", "makes (N, 4, 6, 6) empty"),
+    ("{op: conv_transpose, out: 2, kernel: 2, output_padding: 1}", "output_padding",
+     "must be smaller than the stride 1 or the dilation 1"),
+    ("{op: conv_transpose, out: 2, kernel: 1, padding: 4}", "padding", "drops below 1"),
+    ("{op: conv_transpose, out: 3, kernel: 1, groups: 2}", "groups", "output channels 3"),
 ])
 def test_errors_are_located(compile_text, layer: str, field: str | None, message: str) -> None:
     """Each bad argument is a SpecError at its field's value (or at the layer when no one

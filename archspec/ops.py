@@ -6,8 +6,16 @@ shape, parameter count and multiply-accumulates. The graph stage uses the shape
 rules while it expands a spec (a block's ``when: in_channels != out`` needs them);
 the shapes stage totals and reports; the torch backend maps each op to a module.
 
-MACs count convolutions and linear layers (the convention of torchvision's GFLOPS
-column); element-wise ops, pooling and normalisation count 0.
+MACs (multiply-accumulates) follow one convention: half of what torch's own
+``torch.utils.flop_counter.FlopCounterMode`` counts, which is exactly torchvision's
+published GFLOPS (``Weights.meta["_ops"]``) and fvcore's: convolutions (also transposed)
+count ``(in/groups)·kh·kw`` per output value, linear and other matmul-like ops (mm, addmm,
+bmm) ``in·out`` per row. Every other op counts 0: element-wise ``add``, ``mul`` and
+``shake``, activations (``prelu`` too), normalisation (``batchnorm``, ``groupnorm``),
+pooling (``maxpool``, ``avgpool``, adaptive pools, ``mean``), ``upsample`` (bilinear
+too), ``softmax``, ``dropout``, ``drop_path`` and reshapes, since those counters do not
+count them, and figures stay comparable with theirs. tests/test_every_op.py checks
+every registered op's static MACs against FlopCounterMode.
 
 >>> OPS["conv"].infer({"out": 16, "kernel": (3, 3), "stride": (1, 1), "padding": (1, 1),
 ...                    "dilation": (1, 1), "groups": 1, "bias": False}, [(3, 32, 32)])
@@ -114,6 +122,8 @@ class OpDef:
     input / output shapes (default: the op's name); ``head`` what a network output
     ending in it holds (logits, probs, log_probs); ``shortcut_join``: a residual join,
     whose inputs other than the longest path the diagram draws as shortcuts.
+    ``macs_doc`` states its MAC count for the docs table ("0" for the ops the convention
+    does not count; see the module docstring).
     """
 
     name: str
@@ -132,6 +142,7 @@ class OpDef:
     label: Callable[[dict, Shape | None, Shape | None], str] | None = None
     head: str = "logits"
     shortcut_join: bool = False
+    macs_doc: str = "0"
 
     def field(self, name: str) -> Field | None:
         for f in self.fields:
@@ -733,7 +744,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
                    Field("bias", "bool", True, "add a learnt bias (false before a batchnorm)")),
           _conv, "2-D convolution", params=_conv_params, macs=_conv_macs,
           lower=TorchModule("torch.nn.Conv2d", _conv_kwargs), fresh_output=True, init="conv",
-          kind="conv", label=_conv_label),
+          kind="conv", label=_conv_label, macs_doc="(in/groups)·kh·kw per output value"),
     OpDef("batchnorm", (Field("eps", "float", 1e-5, "added to the variance"),
                         Field("momentum", "float", 0.1, "running-statistics update rate"),
                         Field("affine", "bool", True, "learnt scale and shift (2·C parameters)"),
@@ -824,7 +835,8 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           lower=TorchModule("torch.nn.Linear", lambda a, ins: dict(
               in_features=ins[0][0], out_features=a["out"], bias=a["bias"])),
           fresh_output=True, init="linear", kind="linear",
-          label=lambda a, i, o: f"linear {label_channels(i)}→{a['out']}"),
+          label=lambda a, i, o: f"linear {label_channels(i)}→{a['out']}",
+          macs_doc="in·out"),
     OpDef("flatten", (Field("start", "dim", 1, "first dim of the batched tensor to flatten, as "
                             "torch's start_dim (0, the batch, is refused)"),
                       Field("end", "dim", -1, "last dim flattened, as torch's end_dim")),
@@ -913,7 +925,8 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           macs=lambda a, i, o: (math.prod(i[0]) * (a["out"] // a["groups"]) * a["kernel"][0]
                                 * a["kernel"][1]),
           lower=TorchModule("torch.nn.ConvTranspose2d", _conv_transpose_kwargs),
-          fresh_output=True, init="conv", kind="conv", label=_conv_transpose_label),
+          fresh_output=True, init="conv", kind="conv", label=_conv_transpose_label,
+          macs_doc="(out/groups)·kh·kw per input value"),
 ]}
 
 
@@ -950,8 +963,8 @@ DOC_END = "<!-- ops:end -->"
 
 def op_table_markdown() -> str:
     """The op reference of docs/spec-language.md, generated from :data:`OPS` so it stays true."""
-    out = ["| op | inputs | fields (type, default) | torch | what |",
-           "|----|--------|------------------------|-------|------|"]
+    out = ["| op | inputs | fields (type, default) | torch | MACs | what |",
+           "|----|--------|------------------------|-------|------|------|"]
     for op in OPS.values():
         n = (str(op.min_inputs) if op.max_inputs == op.min_inputs else
              f"{op.min_inputs}+" if op.max_inputs is None else f"{op.min_inputs}–{op.max_inputs}")
@@ -962,7 +975,7 @@ def op_table_markdown() -> str:
             fields.append(f"`{f.name}` ({kind}, {d})" +
                           (f": {f.doc}" if f.doc else ""))
         out.append(f"| `{op.name}` | {n} | {'<br>'.join(fields) or '–'} | `{op.torch}` | "
-                   f"{op.doc} |")
+                   f"{op.macs_doc} | {op.doc} |")
     return "\n".join(out)
 
 

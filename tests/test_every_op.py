@@ -159,3 +159,28 @@ def test_renderer_draws_it(case) -> None:
         svg = subprocess.run(["dot", "-Tsvg"], input=dot, capture_output=True, text=True,
                              timeout=60, check=True).stdout
         assert "under_test" in svg
+
+
+@pytest.mark.parametrize("case", CASES, indirect=True)
+def test_static_macs_are_half_of_torchs_flop_counter(case) -> None:
+    """The MAC convention (archspec.ops' docstring): static MACs, per node and in total,
+    are exactly half of what torch.utils.flop_counter.FlopCounterMode counts for the
+    built network (2 FLOPs per multiply-accumulate of conv, conv_transpose, mm / addmm /
+    bmm; 0 for every other op), the convention of torchvision's published GFLOPS. The
+    operands' fresh layers (a conv or a linear) are counted too; ``macs_doc`` says 0
+    exactly for the ops that count 0."""
+    from torch.utils.flop_counter import FlopCounterMode
+    g, model, x = case
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    flops = counter.get_total_flops()
+    per_sample, rest = divmod(flops, 2 * x.shape[0])
+    assert rest == 0, flops
+    assert archspec.summarize(g).macs == per_sample
+    node = g.nodes["under_test"]
+    others = sum(d["macs"] for n, d in g.nodes(data=True) if n != "under_test")
+    assert node["macs"] == per_sample - others
+    own = dict(model.named_modules()).get("under_test")
+    assert node["params"] == (sum(p.numel() for p in own.parameters()) if own is not None else 0)
+    assert (OPS[node["op"]].macs_doc == "0") == (node["macs"] == 0), OPS[node["op"]].macs_doc

@@ -82,7 +82,7 @@ FIRST_LAYER_LINE = 5      # the YAML below: archspec, name, input, layers, then 
 DESIGN = ("add needs equal shapes", "shake needs equal shapes", "linear needs a flat input",
           "pad needs (C, H, W)", "dropout2d needs (C, H, W)", "empty tensor",
           "mul needs inputs of one rank", "drop_path needs p below 1",
-          "flatten keeps the batch", "rank-2 input", "mean keeps the batch",
+          "flatten keeps the batch", "rank-2 input", "image op on a flat input", "mean keeps the batch",
           "mean keeps a per-sample dim")
 
 #: ops whose inputs archspec takes as per-sample (C, H, W) or flat (F) only: torch reads
@@ -90,6 +90,10 @@ DESIGN = ("add needs equal shapes", "shake needs equal shapes", "linear needs a 
 #: so a (C, L) input (from flatten's start / end) is refused by design ("rank-2 input")
 _NO_RANK2 = ("conv", "conv_transpose", "upsample", "maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool",
              "batchnorm", "groupnorm", "channel_shuffle", "pad", "dropout2d")
+#: ops that take (C, H, W) only: on an (N, F) tensor torch may read (H, W) unbatched
+#: (AdaptiveAvgPool2d(1) turns (2, 1) into (1, 1)), archspec refuses the flat input
+_IMAGE_ONLY = ("conv", "conv_transpose", "upsample", "maxpool", "avgpool",
+               "adaptive_avgpool", "adaptive_maxpool", "channel_shuffle")
 
 
 class Refused(Exception):
@@ -313,6 +317,8 @@ class Reference:
     def _run(self, lay: Layer, xs: list[Any]) -> Any:
         if lay.op in _NO_RANK2 and xs[0].dim() == 3:
             raise Refused("rank-2 input")
+        if lay.op in _IMAGE_ONLY and xs[0].dim() == 2:
+            raise Refused("image op on a flat input")
         mod = _module(lay.op, lay.args, xs[0])
         if mod is None:
             return _functional(lay.op, lay.args, xs)

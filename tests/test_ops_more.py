@@ -168,3 +168,14 @@ def test_upsample_equals_torch(compile_text, args: dict) -> None:
                                 if isinstance(v, list) else v for k, v in args.items()})(x)
     assert want.shape[1:] == g.nodes["t"]["shape"]
     assert torch.equal(build_module(g).eval()(x), want)
+
+
+def test_conv_transpose_takes_the_conv_init_role(compile_text) -> None:
+    """Init schemes treat nn.ConvTranspose2d as a conv (its init role): wrn's MSR init
+    zeroes its bias, which torch's default init does not."""
+    from archspec.torch_backend import build_module
+    head = _HEAD.replace("layers:\n", "init: wrn\nlayers:\n")
+    g = compile_text(head + "  - t: {op: conv_transpose, out: 8, kernel: 2, stride: 2}\n")
+    params = dict(build_module(g).named_parameters())
+    assert params["t.weight"].shape == (4, 8, 2, 2)
+    assert not params["t.bias"].any()

@@ -25,7 +25,10 @@ Where archspec is stricter than torch on purpose, the reference refuses as well
 (torch broadcasts, and an in-place ``add_`` cannot); ``linear`` needs a flat input
 (torch applies it to the last axis); ``pad`` and ``dropout2d`` need a (C, H, W) input
 (torch pads the batch axis of a flat tensor, and only warns on 2-D dropout2d); no
-tensor may be empty (torch lets a pad crop to 0, a conv have 0 channels).
+tensor may be empty (torch lets a pad crop to 0, a conv have 0 channels); ``flatten``
+and ``mean`` never take in the batch (dim 0), and ``mean`` leaves a per-sample dim;
+image ops take (C, H, W) only and batchnorm / groupnorm also a flat input, never a
+(C, L) one (torch reads an (N, C, L) or (N, F) tensor as one unbatched image).
 
 Beside the fuzz, every small conv and pool window and every small pad of one axis is
 compared with torch exhaustively (``test_*_exhaustively``): the size rules alone, in

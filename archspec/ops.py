@@ -6,8 +6,16 @@ shape, parameter count and multiply-accumulates. The graph stage uses the shape
 rules while it expands a spec (a block's ``when: in_channels != out`` needs them);
 the shapes stage totals and reports; the torch backend maps each op to a module.
 
-MACs count convolutions and linear layers (the convention of torchvision's GFLOPS
-column); element-wise ops, pooling and normalisation count 0.
+MACs (multiply-accumulates) follow one convention: half of what torch's own
+``torch.utils.flop_counter.FlopCounterMode`` counts, which is exactly torchvision's
+published GFLOPS (``Weights.meta["_ops"]``) and fvcore's: convolutions (also transposed)
+count ``(in/groups)·kh·kw`` per output value, linear and other matmul-like ops (mm, addmm,
+bmm) ``in·out`` per row. Every other op counts 0: element-wise ``add``, ``mul`` and
+``shake``, activations (``prelu`` too), normalisation (``batchnorm``, ``groupnorm``),
+pooling (``maxpool``, ``avgpool``, adaptive pools, ``mean``), ``upsample`` (bilinear
+too), ``softmax``, ``dropout``, ``drop_path`` and reshapes, since those counters do not
+count them, and figures stay comparable with theirs. tests/test_every_op.py checks
+every registered op's static MACs against FlopCounterMode.
 
 >>> OPS["conv"].infer({"out": 16, "kernel": (3, 3), "stride": (1, 1), "padding": (1, 1),
 ...                    "dilation": (1, 1), "groups": 1, "bias": False}, [(3, 32, 32)])
@@ -38,7 +46,7 @@ _REQ = object()
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: str       # int | pos_int | pair | pair0 | padding | pad4 | float | prob | bool | dim | opt_pair | choice
+    type: str       # int | pos_int | pair | pair0 | padding | pad4 | float | prob | bool | dim | opt_pair | choice | dims | scale
     default: Any = _REQ
     doc: str = ""
     choices: tuple[str, ...] = ()   # the words a ``choice`` field accepts
@@ -114,6 +122,8 @@ class OpDef:
     input / output shapes (default: the op's name); ``head`` what a network output
     ending in it holds (logits, probs, log_probs); ``shortcut_join``: a residual join,
     whose inputs other than the longest path the diagram draws as shortcuts.
+    ``macs_doc`` states its MAC count for the docs table ("0" for the ops the convention
+    does not count; see the module docstring).
     """
 
     name: str
@@ -132,6 +142,7 @@ class OpDef:
     label: Callable[[dict, Shape | None, Shape | None], str] | None = None
     head: str = "logits"
     shortcut_join: bool = False
+    macs_doc: str = "0"
 
     def field(self, name: str) -> Field | None:
         for f in self.fields:
@@ -232,6 +243,25 @@ def coerce(f: Field, v: Any) -> Any:
         if isinstance(v, str):
             raise OpError(f"'{n}' must be an integer, a pair [h, w], same or valid, got {v!r}", n)
         return _pair(v, n, 0)
+    if t == "scale":   # a positive factor, or one per axis [h, w] (upsample's)
+        if v is None:
+            return None
+        pair = v if isinstance(v, (list, tuple)) else (v, v)
+        if len(pair) != 2 or any(isinstance(x, bool) or not isinstance(x, (int, float))
+                                 for x in pair):
+            raise OpError(f"'{n}' must be a number or a pair [h, w], got {v!r}", n)
+        if not all(math.isfinite(x) and x > 0 for x in pair):
+            raise OpError(f"'{n}' must be above 0 and finite, got {_fmt(tuple(pair))}", n)
+        return (float(pair[0]), float(pair[1]))
+    if t == "dims":   # dims of the batched tensor: one, or a list (mean's)
+        if _is_int(v):
+            v = [v]
+        if isinstance(v, (list, tuple)) and v and all(_is_int(x) for x in v):
+            for x in v:
+                check_int_range(x, n)
+            return tuple(int(x) for x in v)
+        raise OpError(f"'{n}' must be a dim or a non-empty list of dims, e.g. [2, 3], got {v!r}",
+                      n)
     if t == "pad4":   # [left, right, top, bottom]; negative values crop
         if _is_int(v):
             v = (v, v, v, v)
@@ -390,7 +420,18 @@ def _linear(a: dict, shapes: list[Shape]) -> Shape:
 
 
 def _flatten(a: dict, shapes: list[Shape]) -> Shape:
-    return (math.prod(shapes[0]),)
+    """torch.flatten's ``start_dim`` / ``end_dim`` on the batched tensor; the batch axis
+    (dim 0) stays, since the IR's shapes are per sample."""
+    s = shapes[0]
+    start, end = _batched_dim(a["start"], s, "start"), _batched_dim(a["end"], s, "end")
+    if start == 0:
+        raise OpError(f"flatten 'start' {a['start']} is the batch dimension", "start",
+                      "start at 1 (the default) to keep the batch apart")
+    if end < start:
+        raise OpError(f"flatten 'end' {a['end']} (dim {end}) comes before 'start' "
+                      f"{a['start']} (dim {start}) of {_shape(s)}", "end",
+                      "torch needs start_dim <= end_dim")
+    return (*s[:start - 1], math.prod(s[start - 1:end]), *s[end:])
 
 
 def _add(a: dict, shapes: list[Shape]) -> Shape:
@@ -479,6 +520,127 @@ def _pad_axis(s: Shape, size: int, before: int, after: int, axis: str, a: dict) 
         raise OpError(f"pad crops {_shape(s)} to nothing (padding {list(a['padding'])})",
                       "padding")
     return out
+
+
+# ------------------------------------------- ops-more group: flatten dims, mean, prelu,
+# upsample, conv_transpose (helpers)
+def _batched_dim(d: int, s: Shape, name: str) -> int:
+    """A dim of the batched tensor (per-sample shape ``s`` plus the batch), as torch
+    reads it: -1 is the last; out of range is an error naming the field."""
+    rank = len(s) + 1
+    if not -rank <= d < rank:
+        raise OpError(f"'{name}' {d} is out of range for {_shape(s)}: a dim of the batched "
+                      f"tensor lies in [{-rank}, {rank - 1}]", name,
+                      "dims count the batch as 0, as in torch: (N, C, H, W) has 1, 2, 3")
+    return d % rank
+
+
+def _flatten_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    """``torch.flatten(x, start_dim=1)``; end_dim only when it is not the last."""
+    return {"start_dim": a["start"]} | ({"end_dim": a["end"]} if a["end"] != -1 else {})
+
+
+def _flatten_label(a: dict, i: Shape | None, o: Shape | None) -> str:
+    start, end = a.get("start", 1), a.get("end", -1)
+    return "flatten" if (start, end) == (1, -1) else f"flatten {start}..{end}"
+
+
+def _mean(a: dict, shapes: list[Shape]) -> Shape:
+    """torch.mean over dims of the batched tensor: each in range, none twice, never the
+    batch (dim 0), and at least one per-sample dim left (or kept as 1 by keepdim)."""
+    s = shapes[0]
+    dims = [_batched_dim(d, s, "dims") for d in a["dims"]]
+    if 0 in dims:
+        raise OpError(f"mean over dims {list(a['dims'])} includes the batch (dim 0)", "dims",
+                      "average over per-sample dims only: [2, 3] is the spatial mean of "
+                      "(N, C, H, W)")
+    if len(set(dims)) < len(dims):
+        raise OpError(f"mean dims {list(a['dims'])} name a dim twice (of {_shape(s)})", "dims",
+                      "list each dim once, as torch requires")
+    if a["keepdim"]:
+        return tuple(1 if i + 1 in dims else x for i, x in enumerate(s))
+    out = tuple(x for i, x in enumerate(s) if i + 1 not in dims)
+    if not out:
+        raise OpError(f"mean over dims {list(a['dims'])} leaves no per-sample dim of "
+                      f"{_shape(s)}", "dims", "set keepdim: true to keep them as 1s")
+    return out
+
+
+def _prelu_slopes(a: dict, ins: list[Shape]) -> int:
+    """PReLU's learnt slopes: one shared, or one per channel (dim 1 of the batched input)."""
+    return ins[0][0] if a["per_channel"] else 1
+
+
+def _upsample(a: dict, shapes: list[Shape]) -> Shape:
+    """nn.Upsample's size: ``size`` itself, or each side times ``scale`` truncated (ATen's
+    ``compute_output_size``, a double product cast to int); exactly one of them."""
+    s = _one(shapes, 3, "upsample")
+    scale, size = a["scale"], a["size"]
+    if (scale is None) == (size is None):
+        raise OpError(f"upsample needs exactly one of 'scale' and 'size', got "
+                      f"{'both' if size else 'neither'}", "size" if size else None,
+                      "give a factor (scale: 2) or an output size (size: [56, 56])")
+    if a["align_corners"] is not None and a["mode"] != "bilinear":
+        raise OpError(f"upsample 'align_corners' needs mode bilinear, got mode {a['mode']}",
+                      "align_corners", "remove align_corners for nearest, as torch requires")
+    if size is not None:
+        return (s[0], *size)
+    out = (int(s[1] * scale[0]), int(s[2] * scale[1]))
+    if min(out) < 1:
+        raise OpError(f"upsample by {_fmt(scale)} makes {_shape(s)} empty: "
+                      f"{out[0]}×{out[1]}", "scale", "use a larger factor, or give 'size'")
+    return (s[0], *out)
+
+
+def _upsample_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    """nn.Upsample's arguments, the unset ones left out (align_corners only for bilinear)."""
+    kw: dict[str, Any] = {"size": a["size"]} if a["size"] else {"scale_factor": a["scale"]}
+    kw["mode"] = a["mode"]
+    if a["align_corners"] is not None:
+        kw["align_corners"] = a["align_corners"]
+    return kw
+
+
+def _upsample_label(a: dict, i: Shape | None, o: Shape | None) -> str:
+    how = f"×{_fmt(a['scale'])}" if a.get("scale") else f"→{label_kernel(a.get('size'))}"
+    return f"upsample {how} {a.get('mode', 'nearest')}"
+
+
+def _conv_transpose(a: dict, shapes: list[Shape]) -> Shape:
+    """ConvTranspose2d's size per axis: (size − 1)·stride − 2·padding + dilation·(kernel − 1)
+    + output_padding + 1, with torch's checks: groups divide both channel counts, and
+    output_padding is smaller than the stride or the dilation."""
+    s = _one(shapes, 3, "conv_transpose")
+    c, g = s[0], a["groups"]
+    if c % g or a["out"] % g:
+        which = "input" if c % g else "output"
+        raise OpError(f"conv_transpose {which} channels {c if c % g else a['out']} are not "
+                      f"divisible by groups {g}", "groups")
+    out = []
+    for axis, i in (("height", 0), ("width", 1)):
+        op, st, d = a["output_padding"][i], a["stride"][i], a["dilation"][i]
+        if op >= st and op >= d:
+            raise OpError(f"conv_transpose 'output_padding' {_fmt(a['output_padding'])} must "
+                          f"be smaller than the stride {_fmt(a['stride'])} or the dilation "
+                          f"{_fmt(a['dilation'])} ({axis})", "output_padding",
+                          "output_padding picks one of the stride's possible sizes: below it")
+        n = ((s[1 + i] - 1) * st - 2 * a["padding"][i] + d * (a["kernel"][i] - 1) + op + 1)
+        if n < 1:
+            raise OpError(f"conv_transpose output {axis} drops below 1 ({n}): padding "
+                          f"{_fmt(a['padding'])} crops more than the kernel adds",
+                          "padding", "use less padding or a larger kernel")
+        out.append(n)
+    return (a["out"], *out)
+
+
+def _conv_transpose_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    return dict(in_channels=ins[0][0], out_channels=a["out"], kernel_size=a["kernel"],
+                stride=a["stride"], padding=a["padding"], output_padding=a["output_padding"],
+                groups=a["groups"], bias=a["bias"], dilation=a["dilation"])
+
+
+def _conv_transpose_label(a: dict, i: Shape | None, o: Shape | None) -> str:
+    return "conv_transpose" + _conv_label(a, i, o)[len("conv"):]
 
 
 # ------------------------------------------------------------------ diagram labels
@@ -584,7 +746,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
                    Field("bias", "bool", True, "add a learnt bias (false before a batchnorm)")),
           _conv, "2-D convolution", params=_conv_params, macs=_conv_macs,
           lower=TorchModule("torch.nn.Conv2d", _conv_kwargs), fresh_output=True, init="conv",
-          kind="conv", label=_conv_label),
+          kind="conv", label=_conv_label, macs_doc="(in/groups)·kh·kw per output value"),
     OpDef("batchnorm", (Field("eps", "float", 1e-5, "added to the variance"),
                         Field("momentum", "float", 0.1, "running-statistics update rate"),
                         Field("affine", "bool", True, "learnt scale and shift (2·C parameters)"),
@@ -675,9 +837,15 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           lower=TorchModule("torch.nn.Linear", lambda a, ins: dict(
               in_features=ins[0][0], out_features=a["out"], bias=a["bias"])),
           fresh_output=True, init="linear", kind="linear",
-          label=lambda a, i, o: f"linear {label_channels(i)}→{a['out']}"),
-    OpDef("flatten", (), _flatten, "flattens (C, H, W) to (C·H·W)",
-          lower=TorchCall("torch.flatten", args=(1,)), kind="reshape"),
+          label=lambda a, i, o: f"linear {label_channels(i)}→{a['out']}",
+          macs_doc="in·out"),
+    OpDef("flatten", (Field("start", "dim", 1, "first dim of the batched tensor to flatten, as "
+                            "torch's start_dim (0, the batch, is refused)"),
+                      Field("end", "dim", -1, "last dim flattened, as torch's end_dim")),
+          _flatten, "flattens dims start..end of the batched tensor into one: (C, H, W) to "
+          "(C·H·W) by default",
+          lower=TorchCall("torch.flatten", kwargs=_flatten_kwargs), kind="reshape",
+          label=_flatten_label),
     OpDef("add", (), _add, "element-wise sum of its inputs (a residual join)",
           min_inputs=2, max_inputs=None,
           lower=TorchCall("operator.add", "fold", inplace_method="add_"), inplace=_always,
@@ -716,6 +884,51 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
                             paste=("archspec.torch_ops.ShakeFunction", "archspec.torch_ops.shake",
                                    "archspec.torch_ops.Shake")),
           fresh_output=True, kind="regularise"),
+    # ---- ops-more group (issue 13): mean, prelu, upsample, conv_transpose
+    OpDef("mean", (Field("dims", "dims", doc="dims of the batched tensor averaged over, as "
+                         "torch's (0 is the batch, refused): [2, 3] pools (C, H, W) to (C)"),
+                   Field("keepdim", "bool", False, "keep the averaged dims as size 1")),
+          _mean, "mean over dims, as torch.mean: x.mean([2, 3]) is global average pooling",
+          lower=TorchCall("torch.mean", kwargs=lambda a, ins: {"dim": list(a["dims"]),
+                                                                 "keepdim": a["keepdim"]}),
+          fresh_output=True, kind="pool", label=lambda a, i, o: f"mean {list(a['dims'])}"),
+    OpDef("prelu", (Field("per_channel", "bool", False, "one learnt slope per channel (dim 1 "
+                          "of the batched input) instead of one shared"),
+                    Field("init", "float", 0.25, "initial slope for x < 0, as torch's")),
+          _same("prelu"), "parametric ReLU: a learnt slope for x < 0",
+          params=lambda a, i, o: _prelu_slopes(a, i),
+          lower=TorchModule("torch.nn.PReLU", lambda a, ins: dict(
+              num_parameters=_prelu_slopes(a, ins), init=a["init"])),
+          kind="activation",
+          label=lambda a, i, o: "prelu per channel" if a.get("per_channel") else "prelu"),
+    OpDef("upsample", (Field("mode", "choice", "nearest", "interpolation", ("nearest",
+                                                                             "bilinear")),
+                       Field("scale", "scale", None, "factor per axis, e.g. 2 or [2, 1]; "
+                             "exactly one of scale and size"),
+                       Field("size", "opt_pair", None, "output size [h, w]"),
+                       Field("align_corners", "bool", None, "bilinear only: as torch's")),
+          _upsample, "upsampling by a factor or to a size, as nn.Upsample",
+          lower=TorchModule("torch.nn.Upsample", _upsample_kwargs), fresh_output=True,
+          kind="pool", label=_upsample_label),
+    OpDef("conv_transpose", (Field("out", "pos_int", doc="output channels"),
+                             Field("kernel", "pair", doc="kernel size, an integer or [h, w]"),
+                             Field("stride", "pair", 1, "upsampling step"),
+                             Field("padding", "pair0", 0, "dilation·(kernel − 1) − padding "
+                                   "zeros added on each side of the input"),
+                             Field("output_padding", "pair0", 0, "extra rows / columns on one "
+                                   "side of the output; below the stride or the dilation"),
+                             Field("dilation", "pair", 1, "spacing between kernel taps"),
+                             Field("groups", "pos_int", 1, "grouped; divides in and out "
+                                   "channels"),
+                             Field("bias", "bool", True, "add a learnt bias")),
+          _conv_transpose, "2-D transposed convolution (a learnt upsampling)",
+          params=lambda a, i, o: (i[0][0] * (a["out"] // a["groups"]) * a["kernel"][0]
+                                  * a["kernel"][1] + (a["out"] if a["bias"] else 0)),
+          macs=lambda a, i, o: (math.prod(i[0]) * (a["out"] // a["groups"]) * a["kernel"][0]
+                                * a["kernel"][1]),
+          lower=TorchModule("torch.nn.ConvTranspose2d", _conv_transpose_kwargs),
+          fresh_output=True, init="conv", kind="conv", label=_conv_transpose_label,
+          macs_doc="(out/groups)·kh·kw per input value"),
 ]}
 
 
@@ -743,7 +956,8 @@ _TYPE_DOC = {"int": "int", "pos_int": "int ≥ 1", "pair": "int ≥ 1 or [h, w]"
              "pair0": "int ≥ 0 or [h, w]", "opt_pair": "int ≥ 1 or [h, w]",
              "padding": "int ≥ 0, [h, w], same or valid", "pad4": "int or [left, right, top, bottom]",
              "float": "number", "prob": "0 ≤ p ≤ 1",
-             "bool": "true/false", "dim": "int", "choice": "word"}
+             "bool": "true/false", "dim": "int", "choice": "word",
+             "dims": "int or [int, ...]", "scale": "number > 0 or [h, w]"}
 DOC_BEGIN = ("<!-- ops:begin: generated by python -c \"from archspec.ops import write_op_table; "
              "write_op_table('docs/spec-language.md')\" -->")
 DOC_END = "<!-- ops:end -->"
@@ -751,8 +965,8 @@ DOC_END = "<!-- ops:end -->"
 
 def op_table_markdown() -> str:
     """The op reference of docs/spec-language.md, generated from :data:`OPS` so it stays true."""
-    out = ["| op | inputs | fields (type, default) | torch | what |",
-           "|----|--------|------------------------|-------|------|"]
+    out = ["| op | inputs | fields (type, default) | torch | MACs | what |",
+           "|----|--------|------------------------|-------|------|------|"]
     for op in (o for o in OPS.values() if o.name in BUILTIN_OPS):   # not ops from Python
         n = (str(op.min_inputs) if op.max_inputs == op.min_inputs else
              f"{op.min_inputs}+" if op.max_inputs is None else f"{op.min_inputs}–{op.max_inputs}")
@@ -763,7 +977,7 @@ def op_table_markdown() -> str:
             fields.append(f"`{f.name}` ({kind}, {d})" +
                           (f": {f.doc}" if f.doc else ""))
         out.append(f"| `{op.name}` | {n} | {'<br>'.join(fields) or '–'} | `{op.torch}` | "
-                   f"{op.doc} |")
+                   f"{op.macs_doc} | {op.doc} |")
     return "\n".join(out)
 
 

@@ -27,21 +27,35 @@ torch.set_num_threads(1)
 #: A value for a required field of each type: small, and valid on a 4×6×6 input.
 _SAMPLE: dict[str, Any] = {"int": 1, "pos_int": 4, "pair": 2, "pair0": 1, "opt_pair": 2,
                            "padding": 1, "pad4": [1, 0, 2, -1], "float": 0.5, "prob": 0.25,
-                           "bool": True, "dim": 1}
+                           "bool": True, "dim": 1, "dims": [2, 3], "scale": 2}
 _INPUTS = {3: (4, 6, 6), 1: (12,)}
 
 
-def _args(op: OpDef) -> dict[str, Any]:
-    return {f.name: _SAMPLE[f.type] for f in op.fields if f.required}
+def _candidates(op: OpDef) -> list[dict[str, Any]]:
+    """The required fields filled in; then also one optional field without a default
+    (upsample needs one of ``scale`` and ``size``), each in turn."""
+    base = {f.name: _SAMPLE[f.type] for f in op.fields if f.required}
+    return [base] + [base | {f.name: _SAMPLE[f.type]} for f in op.fields
+                     if not f.required and f.default is None and f.type in _SAMPLE]
+
+
+def _args_for(op: OpDef, rank: int) -> dict[str, Any] | None:
+    """The first candidate arguments the op's shape rule accepts on this rank's input."""
+    for args in _candidates(op):
+        try:
+            op.infer(normalise_args(op, args), [_INPUTS[rank]] * op.min_inputs)
+        except OpError:
+            continue
+        return args
+    return None
+
+
+def _args(op: OpDef, rank: int = 3) -> dict[str, Any]:
+    return _args_for(op, rank) or _candidates(op)[0]
 
 
 def _accepts(op: OpDef, rank: int) -> bool:
-    shape = _INPUTS[rank]
-    try:
-        op.infer(normalise_args(op, _args(op)), [shape] * op.min_inputs)
-    except OpError:
-        return False
-    return True
+    return _args_for(op, rank) is not None
 
 
 def _arities(op: OpDef) -> list[int]:
@@ -67,7 +81,7 @@ def _spec_text(name: str, rank: int, n: int) -> str:
         "{op: linear, out: 12, from: input}"
     shape = list(_INPUTS[rank])
     operands = [f"p{i}" for i in range(n)]
-    args = "".join(f", {k}: {v}" for k, v in _args(op).items())
+    args = "".join(f", {k}: {v}" for k, v in _args(op, rank).items())
     lines = ["archspec: 1", f"name: every-{name}", f"input: {{shape: {shape}}}", "layers:"]
     lines += [f"  - {p}: {fresh}" for p in operands]
     lines.append(f"  - under_test: {{op: {name}, from: [{', '.join(operands)}]{args}}}")
@@ -145,3 +159,28 @@ def test_renderer_draws_it(case) -> None:
         svg = subprocess.run(["dot", "-Tsvg"], input=dot, capture_output=True, text=True,
                              timeout=60, check=True).stdout
         assert "under_test" in svg
+
+
+@pytest.mark.parametrize("case", CASES, indirect=True)
+def test_static_macs_are_half_of_torchs_flop_counter(case) -> None:
+    """The MAC convention (archspec.ops' docstring): static MACs, per node and in total,
+    are exactly half of what torch.utils.flop_counter.FlopCounterMode counts for the
+    built network (2 FLOPs per multiply-accumulate of conv, conv_transpose, mm / addmm /
+    bmm; 0 for every other op), the convention of torchvision's published GFLOPS. The
+    operands' fresh layers (a conv or a linear) are counted too; ``macs_doc`` says 0
+    exactly for the ops that count 0."""
+    from torch.utils.flop_counter import FlopCounterMode
+    g, model, x = case
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    flops = counter.get_total_flops()
+    per_sample, rest = divmod(flops, 2 * x.shape[0])
+    assert rest == 0, flops
+    assert archspec.summarize(g).macs == per_sample
+    node = g.nodes["under_test"]
+    others = sum(d["macs"] for n, d in g.nodes(data=True) if n != "under_test")
+    assert node["macs"] == per_sample - others
+    own = dict(model.named_modules()).get("under_test")
+    assert node["params"] == (sum(p.numel() for p in own.parameters()) if own is not None else 0)
+    assert (OPS[node["op"]].macs_doc == "0") == (node["macs"] == 0), OPS[node["op"]].macs_doc

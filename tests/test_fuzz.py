@@ -25,7 +25,10 @@ Where archspec is stricter than torch on purpose, the reference refuses as well
 (torch broadcasts, and an in-place ``add_`` cannot); ``linear`` needs a flat input
 (torch applies it to the last axis); ``pad`` and ``dropout2d`` need a (C, H, W) input
 (torch pads the batch axis of a flat tensor, and only warns on 2-D dropout2d); no
-tensor may be empty (torch lets a pad crop to 0, a conv have 0 channels).
+tensor may be empty (torch lets a pad crop to 0, a conv have 0 channels); ``flatten``
+and ``mean`` never take in the batch (dim 0), and ``mean`` leaves a per-sample dim;
+image ops take (C, H, W) only and batchnorm / groupnorm also a flat input, never a
+(C, L) one (torch reads an (N, C, L) or (N, F) tensor as one unbatched image).
 
 Beside the fuzz, every small conv and pool window and every small pad of one axis is
 compared with torch exhaustively (``test_*_exhaustively``): the size rules alone, in
@@ -81,7 +84,19 @@ FIRST_LAYER_LINE = 5      # the YAML below: archspec, name, input, layers, then 
 #: archspec's deliberate refusals of what torch would run (see the module docstring)
 DESIGN = ("add needs equal shapes", "shake needs equal shapes", "linear needs a flat input",
           "pad needs (C, H, W)", "dropout2d needs (C, H, W)", "empty tensor",
-          "mul needs inputs of one rank", "drop_path needs p below 1")
+          "mul needs inputs of one rank", "drop_path needs p below 1",
+          "flatten keeps the batch", "rank-2 input", "image op on a flat input", "mean keeps the batch",
+          "mean keeps a per-sample dim")
+
+#: ops whose inputs archspec takes as per-sample (C, H, W) or flat (F) only: torch reads
+#: an (N, C, L) tensor as one unbatched image (Conv2d, pools) or runs BatchNorm1d on it,
+#: so a (C, L) input (from flatten's start / end) is refused by design ("rank-2 input")
+_NO_RANK2 = ("conv", "conv_transpose", "upsample", "maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool",
+             "batchnorm", "groupnorm", "channel_shuffle", "pad", "dropout2d")
+#: ops that take (C, H, W) only: on an (N, F) tensor torch may read (H, W) unbatched
+#: (AdaptiveAvgPool2d(1) turns (2, 1) into (1, 1)), archspec refuses the flat input
+_IMAGE_ONLY = ("conv", "conv_transpose", "upsample", "maxpool", "avgpool",
+               "adaptive_avgpool", "adaptive_maxpool", "channel_shuffle")
 
 
 class Refused(Exception):
@@ -181,6 +196,17 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
                                                            {"eps": "eps", "affine": "affine"}))
     if op == "channel_shuffle":
         return nn.ChannelShuffle(a["groups"])
+    if op == "conv_transpose":
+        return nn.ConvTranspose2d(x.shape[1], **_kw(a, {
+            "out": "out_channels", "kernel": "kernel_size", "stride": "stride",
+            "padding": "padding", "output_padding": "output_padding", "dilation": "dilation",
+            "groups": "groups", "bias": "bias"}))
+    if op == "upsample":
+        kw = _kw(a, {"scale": "scale_factor", "size": "size", "mode": "mode",
+                     "align_corners": "align_corners"})
+        return nn.Upsample(**kw)
+    if op == "prelu":
+        return nn.PReLU(x.shape[1] if a.get("per_channel") else 1, a.get("init", 0.25))
     if op == "drop_path":
         if a["p"] == 1.0:
             raise Refused("drop_path needs p below 1")
@@ -211,7 +237,10 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
 def _functional(op: str, a: dict[str, Any], xs: list[Any]) -> Any:
     """The layers that are torch functions, not modules."""
     if op == "flatten":
-        return torch.flatten(xs[0], 1)
+        start = a.get("start", 1)
+        if start in (0, -xs[0].dim()):
+            raise Refused("flatten keeps the batch")
+        return torch.flatten(xs[0], start, a.get("end", -1))
     if op in ("softmax", "log_softmax"):
         fn = F.softmax if op == "softmax" else F.log_softmax
         return fn(xs[0], dim=a.get("dim", -1))   # archspec's default; torch's implicit dim is deprecated
@@ -221,6 +250,14 @@ def _functional(op: str, a: dict[str, Any], xs: list[Any]) -> Any:
         if any(x.shape != xs[0].shape for x in xs):
             raise Refused(f"{op} needs equal shapes")
         return sum(xs[1:], xs[0]) if op == "add" else 0.5 * (xs[0] + xs[1])
+    if op == "mean":
+        dims = a["dims"] if isinstance(a["dims"], list) else [a["dims"]]
+        if any(d % xs[0].dim() == 0 for d in dims if -xs[0].dim() <= d < xs[0].dim()):
+            raise Refused("mean keeps the batch")
+        y = torch.mean(xs[0], dim=dims, keepdim=a.get("keepdim", False))
+        if y.dim() < 2:
+            raise Refused("mean keeps a per-sample dim")
+        return y
     if op == "mul":
         if any(x.dim() != xs[0].dim() for x in xs):
             raise Refused("mul needs inputs of one rank")
@@ -281,6 +318,10 @@ class Reference:
         return True
 
     def _run(self, lay: Layer, xs: list[Any]) -> Any:
+        if lay.op in _NO_RANK2 and xs[0].dim() == 3:
+            raise Refused("rank-2 input")
+        if lay.op in _IMAGE_ONLY and xs[0].dim() == 2:
+            raise Refused("image op on a flat input")
         mod = _module(lay.op, lay.args, xs[0])
         if mod is None:
             return _functional(lay.op, lay.args, xs)
@@ -295,9 +336,9 @@ class Reference:
 
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
-              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
+              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path", "adaptive_avgpool", "adaptive_maxpool") * 2 + ("flatten", "softmax", "log_softmax") + ("mean", "prelu", "upsample", "conv_transpose") * 2
               + tuple(_ACT))
-_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "softmax", "log_softmax", "flatten") + tuple(
+_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "softmax", "log_softmax", "flatten", "mean", "prelu") + tuple(
     op for op in _ACT if op != "dropout2d")
 _FLOATS = {"negative_slope": (0.01, 0.2, 0.5, 0.0, -0.2), "alpha": (0.5, 1.0, 1.5, 0.0, -0.5),
            "p": (0.0, 0.1, 0.5, 1.0, 1.5), "eps": (1e-05, 0.001, 0.01),
@@ -362,6 +403,29 @@ class Drawer:
             a["bias"] = self.draw(st.booleans())
         return a
 
+    def conv_transpose(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        """Small kernels and strides; padding up to the kernel (sometimes past it, an
+        empty output); output_padding up to the stride (at it, refused unless dilated)."""
+        c = shape[0]
+        groups = (self.draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))
+                  if self.maybe(4) else 1)
+        a: dict[str, Any] = {"out": groups * self.int(1, 3, (0,)),
+                             "kernel": self.axes(lambda n, i: self.int(1, 4, (0,)), shape)}
+        if groups > 1 or self.maybe(10):
+            a["groups"] = groups if not self.maybe(10) else self.int(2, 4)
+        stride = self.int(1, 3, (0,))
+        if stride != 1:
+            a["stride"] = stride
+        if self.maybe():
+            a["padding"] = self.int(0, 3, (-1,))
+        if self.maybe(3):
+            a["output_padding"] = self.int(0, max(stride, 1))
+        if self.maybe(4):
+            a["dilation"] = self.int(1, 2, (0,))
+        if self.maybe():
+            a["bias"] = self.draw(st.booleans())
+        return a
+
     def pool(self, op: str, shape: tuple[int, ...]) -> dict[str, Any]:
         """Kernel up to two more than the input, padding at most half of it (one time in
         ten one more), stride often left to default to the kernel, ceil_mode often."""
@@ -401,6 +465,22 @@ class Drawer:
             return a
         if op in ("softmax", "log_softmax"):
             return {"dim": self.int(-4, 3)} if self.maybe() else {}
+        if op == "mean":
+            r = len(shape) + 1     # distinct per-sample dims, some from the end; rarely wild
+            dims = self.draw(st.permutations(range(1, r)))[:self.int(1, max(1, r - 2))]
+            dims = [d - r if self.maybe(3) else d for d in dims]
+            if self.maybe(10):
+                dims.append(self.draw(st.sampled_from((0, -r, r, -r - 1, dims[0]))))
+            a = {"dims": dims[0] if len(dims) == 1 and self.maybe() else dims}
+            if r == 2 or self.maybe():
+                a["keepdim"] = not self.maybe(4) if r == 2 else self.draw(st.booleans())
+            return a
+        if op == "flatten":
+            if not self.maybe(3):
+                return {}
+            r = len(shape) + 1
+            return {k: self.int(-r, r - 1, (r, -r - 1)) for k in ("start", "end")
+                    if self.maybe()}
         if op == "batchnorm":
             a = {k: self.draw(st.sampled_from(_FLOATS[k])) for k in ("eps", "momentum")
                  if self.maybe()}
@@ -422,6 +502,26 @@ class Drawer:
             a = {"p": self.draw(st.sampled_from(_FLOATS["p"]))}
             if self.maybe():
                 a["mode"] = self.draw(st.sampled_from(("row", "batch")))
+            return a
+        if op == "conv_transpose":
+            return self.conv_transpose(shape)
+        if op == "upsample":
+            a = {"mode": self.draw(st.sampled_from(("nearest", "bilinear")))} \
+                if self.maybe() else {}
+            r = self.int(0, 19)
+            if r < 12 or r == 19:       # scale; with size too one time in 20; neither rarely
+                a["scale"] = self.draw(st.sampled_from((2, 0.5, 1.5, [2, 1], [0.7, 3], 0.25)))
+            if r >= 12:
+                a["size"] = self.axes(lambda n, i: self.int(1, 2 * n + 1, (0,)), shape)
+            if r == 18:
+                a.pop("size")
+            if self.maybe(2 if a.get("mode") == "bilinear" else 15):   # nearest: refused
+                a["align_corners"] = self.draw(st.booleans())
+            return a
+        if op == "prelu":
+            a = {"per_channel": self.draw(st.booleans())} if self.maybe() else {}
+            if self.maybe():
+                a["init"] = self.draw(st.sampled_from((0.25, 0.1, -0.5, 0.0)))
             return a
         if op == "softplus":
             return {k: self.draw(st.sampled_from(_FLOATS[k])) for k in ("beta", "threshold")

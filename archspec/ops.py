@@ -96,6 +96,23 @@ class TorchCall:
     inplace_method: str | None = None
 
 
+@dataclass(frozen=True)
+class TorchParameter:
+    """An op lowered to a bare learnt tensor (``nn.Parameter``) multiplied into its input
+    by ``fn``, attached at the node's path on its parent scope: a node named
+    ``features.1.0.layer_scale`` gives the state_dict key ``features.1.0.layer_scale``,
+    as torchvision's CNBlock's own parameter (no submodule ``.weight``).
+
+    ``shape`` maps the op's arguments and input shapes to the parameter's shape (without
+    a batch axis; it broadcasts against the batched input), ``init`` its arguments to the
+    value every element starts at.
+    """
+
+    shape: Callable[[dict, list[Shape]], tuple[int, ...]]
+    init: Callable[[dict], float]
+    fn: str = "torch.mul"
+
+
 def _name_label(name: str) -> Callable[[dict, Shape | None, Shape | None], str]:
     return lambda a, i, o: name
 
@@ -124,7 +141,7 @@ class OpDef:
     max_inputs: int | None = 1
     params: Callable[[dict, list[Shape], Shape], int] = lambda a, i, o: 0
     macs: Callable[[dict, list[Shape], Shape], int] = lambda a, i, o: 0
-    lower: TorchModule | TorchCall | None = None
+    lower: TorchModule | TorchCall | TorchParameter | None = None
     inplace: Callable[[dict], bool] | None = None
     fresh_output: bool = False
     init: str | None = None
@@ -148,6 +165,8 @@ class OpDef:
         """What it becomes in torch, for the docs table: ``nn.Conv2d``, ``torch.cat``."""
         if isinstance(self.lower, TorchModule):
             return " / ".join(_short(c) for c in self.lower.classes)
+        if isinstance(self.lower, TorchParameter):
+            return f"nn.Parameter, {_short(self.lower.fn)}"
         return _short(self.lower.fn) if self.lower else "–"
 
 
@@ -479,6 +498,23 @@ def _pad_axis(s: Shape, size: int, before: int, after: int, axis: str, a: dict) 
     return out
 
 
+# ------------------------------------------- layout ops (ConvNeXt, ShuffleNetV2)
+def _scale_shape(a: dict, shapes: list[Shape]) -> tuple[int, ...]:
+    """The learnt tensor's shape: (C, 1, 1) on (C, H, W), broadcasting over height and
+    width as ConvNeXt's layer_scale; (F,) on a flat input."""
+    s = shapes[0]
+    return (s[0], 1, 1) if len(s) == 3 else (s[0],)
+
+
+def _scale(a: dict, shapes: list[Shape]) -> Shape:
+    s = shapes[0]
+    if len(s) not in (1, 3):
+        raise OpError(f"scale expects (C, H, W) or (features), got {_shape(s)}",
+                      hint="scale learns one factor per channel: give it a (C, H, W) input "
+                      "(before a permute) or a flat one")
+    return s
+
+
 # ------------------------------------------------------------------ diagram labels
 def label_pair(p: Any) -> str:
     """``3`` for a square pair, ``1×7`` otherwise."""
@@ -714,6 +750,14 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
                             paste=("archspec.torch_ops.ShakeFunction", "archspec.torch_ops.shake",
                                    "archspec.torch_ops.Shake")),
           fresh_output=True, kind="regularise"),
+    # ---- layout ops (ConvNeXt, ShuffleNetV2): scale, layernorm, permute, slice
+    OpDef("scale", (Field("init", "float", doc="the value every factor starts at (ConvNeXt's "
+                          "layer_scale: 1e-6)"),),
+          _scale, "a learnt per-channel factor multiplied in (ConvNeXt's layer_scale): a bare "
+          "parameter named as the node, shape (C, 1, 1) on (C, H, W), (F) on a flat input",
+          params=lambda a, i, o: i[0][0],
+          lower=TorchParameter(_scale_shape, lambda a: a["init"]), fresh_output=True,
+          kind="other", label=lambda a, i, o: f"scale {label_channels(i)}, init {a['init']:g}"),
 ]}
 
 

@@ -281,6 +281,8 @@ class Reference:
         return True
 
     def _run(self, lay: Layer, xs: list[Any]) -> Any:
+        if lay.op == "scale":
+            return self._scale(lay, xs[0])
         mod = _module(lay.op, lay.args, xs[0])
         if mod is None:
             return _functional(lay.op, lay.args, xs)
@@ -293,11 +295,22 @@ class Reference:
         return y
 
 
+    def _scale(self, lay: Layer, x: Any) -> Any:
+        """ConvNeXt's layer_scale, as torchvision's CNBlock: a bare parameter of shape
+        (C, 1, 1) (or (F,) on a flat input) times the input, random (not its init), and
+        named as the layer itself in the state_dict."""
+        shape = (x.shape[1], 1, 1) if x.dim() == 4 else (x.shape[1],)
+        p = torch.rand(shape, generator=self.gen, dtype=torch.float64) + 0.5
+        self.net.params[lay.name] = p.numel()
+        self.net.state[lay.name] = p
+        return p * x
+
+
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
-              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
+              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("scale",) + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
               + tuple(_ACT))
-_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "softmax", "log_softmax", "flatten") + tuple(
+_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "scale", "softmax", "log_softmax", "flatten") + tuple(
     op for op in _ACT if op != "dropout2d")
 _FLOATS = {"negative_slope": (0.01, 0.2, 0.5, 0.0, -0.2), "alpha": (0.5, 1.0, 1.5, 0.0, -0.5),
            "p": (0.0, 0.1, 0.5, 1.0, 1.5), "eps": (1e-05, 0.001, 0.01),
@@ -423,6 +436,8 @@ class Drawer:
             if self.maybe():
                 a["mode"] = self.draw(st.sampled_from(("row", "batch")))
             return a
+        if op == "scale":
+            return {"init": self.draw(st.sampled_from((1e-6, 1.0, -0.5)))}
         if op == "softplus":
             return {k: self.draw(st.sampled_from(_FLOATS[k])) for k in ("beta", "threshold")
                     if self.maybe()}

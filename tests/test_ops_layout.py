@@ -1,0 +1,85 @@
+"""The layout ops of ConvNeXt and ShuffleNetV2 (scale, layernorm, permute, slice, and
+linear over the last axis of any tensor): shape rules, counts and refusals, each against
+torch where torch has an answer.
+
+Their torch equality at large is the fuzz's (tests/test_fuzz.py) and test_every_op's;
+this file pins the rules and the messages.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from archspec.errors import SpecError
+from archspec.ops import OPS, OpError, normalise_args
+
+
+def infer(op: str, shapes: list[tuple], **args: object) -> tuple[tuple, int, int]:
+    d = OPS[op]
+    a = normalise_args(d, args)
+    out = d.infer(a, shapes)
+    return out, d.params(a, shapes, out), d.macs(a, shapes, out)
+
+
+@pytest.mark.parametrize("op, shapes, args, want", [
+    ("scale", [(8, 4, 4)], dict(init=1e-6), ((8, 4, 4), 8, 0)),
+    ("scale", [(8,)], dict(init=1.0), ((8,), 8, 0)),
+])
+def test_layout_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
+    assert infer(op, shapes, **args) == want
+
+
+@pytest.mark.parametrize("op, shapes, args, message", [
+    ("scale", [(8, 4)], dict(init=1.0), "scale expects (C, H, W) or (features), got (N, 8, 4)"),
+])
+def test_layout_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
+    with pytest.raises(OpError) as info:
+        infer(op, shapes, **args)
+    assert message in info.value.message
+
+
+@pytest.mark.parametrize("op, args, message", [
+    ("scale", {}, "scale is missing required argument 'init'"),
+    ("scale", dict(init="big"), "'init' must be a number"),
+])
+def test_layout_argument_errors(op: str, args: dict, message: str) -> None:
+    with pytest.raises(OpError) as info:
+        normalise_args(OPS[op], args)
+    assert message in info.value.message
+
+
+def _compile(tmp_path: Path, layers: str, shape: str = "[4, 6, 6]"):
+    import archspec
+    path = tmp_path / "s.yaml"
+    path.write_text(f"archspec: 1\nname: s\ninput: {{shape: {shape}}}\nlayers:\n{layers}",
+                    encoding="utf-8")
+    return archspec.compile_graph(archspec.load_spec(str(path)))
+
+
+def test_scale_is_a_bare_parameter_named_as_its_node(tmp_path: Path) -> None:
+    """ConvNeXt's ``features.1.0.layer_scale``: the node path is the state_dict key, as
+    torchvision's CNBlock's own nn.Parameter (no ``.weight``), in build and in emit."""
+    import torch
+
+    from archspec.codegen import generate
+    from archspec.torch_backend import build_module
+    g = _compile(tmp_path, "  - f.1.0.conv: {op: conv, out: 4, kernel: 1}\n"
+                 "  - f.1.0.layer_scale: {op: scale, init: 0.000001}\n"
+                 "  - f.1.0.in: {op: scale, init: 2.0}\n")
+    m = build_module(g)
+    sd = m.state_dict()
+    assert sorted(sd) == ["f.1.0.conv.bias", "f.1.0.conv.weight", "f.1.0.in",
+                          "f.1.0.layer_scale"]
+    assert sd["f.1.0.layer_scale"].shape == (4, 1, 1)
+    assert torch.equal(sd["f.1.0.layer_scale"], torch.full((4, 1, 1), 1e-6))
+    ns: dict = {}
+    exec(compile(generate(g), "<generated>", "exec"), ns)   # noqa: S102 - our generated source
+    standalone = ns["Model"]()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.uniform_(0.5, 1.5)
+    standalone.load_state_dict(m.state_dict(), strict=True)
+    x = torch.randn(2, 4, 6, 6)
+    want = m.f[1][0].conv(x) * m.state_dict()["f.1.0.layer_scale"] * sd["f.1.0.in"]
+    assert torch.allclose(m(x), want) and torch.allclose(standalone(x), want)

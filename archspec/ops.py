@@ -62,21 +62,28 @@ class TorchModule:
     ``by_rank`` names another class for inputs of another rank (BatchNorm1d on a flat
     input). ``paste`` lists objects, not torch's, whose source the standalone generator
     copies into the file (Shake-Shake), so generated code still needs only torch.
+    ``by_arg`` names another class where an argument has a value: ``(field, value, cls)``
+    entries, the first match winning over ``by_rank`` (layernorm's ``over: channels`` is
+    torchvision's LayerNorm2d).
     """
 
     cls: str
     kwargs: Callable[[dict, list[Shape]], dict[str, Any]] = _no_kwargs
     by_rank: tuple[tuple[int, str], ...] = ()
     paste: tuple[str, ...] = ()
+    by_arg: tuple[tuple[str, Any, str], ...] = ()
 
-    def class_for(self, ins: list[Shape]) -> str:
-        """The dotted class path for these input shapes."""
+    def class_for(self, ins: list[Shape], args: dict | None = None) -> str:
+        """The dotted class path for these input shapes (and arguments)."""
+        for name, value, cls in self.by_arg:
+            if args is not None and args.get(name) == value:
+                return cls
         return dict(self.by_rank).get(len(ins[0]) if ins else -1, self.cls)
 
     @property
     def classes(self) -> tuple[str, ...]:
         """Every class this op can become (init_weights recognises them by type)."""
-        return (self.cls, *(c for _, c in self.by_rank))
+        return (self.cls, *(c for _, c in self.by_rank), *(c for _, _, c in self.by_arg))
 
 
 @dataclass(frozen=True)
@@ -515,6 +522,25 @@ def _scale(a: dict, shapes: list[Shape]) -> Shape:
     return s
 
 
+def _layernorm(a: dict, shapes: list[Shape]) -> Shape:
+    s = shapes[0]
+    if a["over"] == "channels" and len(s) != 3:
+        raise OpError(f"layernorm over channels expects a (channels, height, width) input, got "
+                      f"{_shape(s)}", "over", "use over: last to normalise the last axis "
+                      "(a flat input's features, or the channels after a permute)")
+    return s
+
+
+def _layernorm_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    """``normalized_shape`` is the channels (LayerNorm2d) or the last axis (nn.LayerNorm)."""
+    size = ins[0][0] if a["over"] == "channels" else ins[0][-1]
+    return dict(normalized_shape=size, eps=a["eps"], elementwise_affine=a["affine"])
+
+
+def _layernorm_size(a: dict, i: list[Shape]) -> int:
+    return i[0][0] if a["over"] == "channels" else i[0][-1]
+
+
 # ------------------------------------------------------------------ diagram labels
 def label_pair(p: Any) -> str:
     """``3`` for a square pair, ``1×7`` otherwise."""
@@ -758,6 +784,20 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           params=lambda a, i, o: i[0][0],
           lower=TorchParameter(_scale_shape, lambda a: a["init"]), fresh_output=True,
           kind="other", label=lambda a, i, o: f"scale {label_channels(i)}, init {a['init']:g}"),
+    OpDef("layernorm", (Field("over", "choice", "channels", "channels normalises each "
+                              "position's channels of (C, H, W) (torchvision's LayerNorm2d), "
+                              "last the last axis of any input (nn.LayerNorm)",
+                              ("channels", "last")),
+                        Field("eps", "float", 1e-5, "added to the variance (torch's default; "
+                              "ConvNeXt gives 1e-6)"),
+                        Field("affine", "bool", True, "learnt scale and shift (2 parameters "
+                              "per normalised element)")),
+          _layernorm, "layer normalisation over the channels or the last axis",
+          params=lambda a, i, o: 2 * _layernorm_size(a, i) if a["affine"] else 0,
+          lower=TorchModule("torch.nn.LayerNorm", _layernorm_kwargs, by_arg=(
+              ("over", "channels", "torchvision.models.convnext.LayerNorm2d"),)),
+          fresh_output=True, init="norm", kind="norm",
+          label=lambda a, i, o: f"layernorm {a['over']}"),
 ]}
 
 

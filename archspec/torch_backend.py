@@ -138,7 +138,8 @@ def module_defs(g: nx.DiGraph) -> dict[str, ModuleDef]:
         kw = dict(low.kwargs(d["args"], ins))
         if _runs_inplace(g, nid, outputs):
             kw["inplace"] = True
-        defs[nid] = ModuleDef(nid, low.class_for(ins), tuple(kw.items()), d["loc"], low.paste)
+        defs[nid] = ModuleDef(nid, low.class_for(ins, d["args"]), tuple(kw.items()), d["loc"],
+                              low.paste)
     return defs
 
 

@@ -181,6 +181,12 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
                                                            {"eps": "eps", "affine": "affine"}))
     if op == "channel_shuffle":
         return nn.ChannelShuffle(a["groups"])
+    if op == "layernorm":     # torchvision's ConvNeXt norm over channels, or torch's over the last axis
+        kw = _kw({k: v for k, v in a.items() if k != "over"},
+                 {"eps": "eps", "affine": "elementwise_affine"})
+        if a.get("over", "channels") == "channels":
+            return torchvision.models.convnext.LayerNorm2d(x.shape[1], **kw)
+        return nn.LayerNorm(x.shape[-1], **kw)
     if op == "drop_path":
         if a["p"] == 1.0:
             raise Refused("drop_path needs p below 1")
@@ -242,6 +248,10 @@ def _randomise(m: nn.Module, gen: Any) -> None:
             if m.track_running_stats:
                 m.running_mean.copy_(torch.randn(c, generator=gen, dtype=torch.float64) * 0.1)
                 m.running_var.copy_(torch.rand(c, generator=gen, dtype=torch.float64) + 0.5)
+    if isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+        with torch.no_grad():
+            m.weight.copy_(torch.rand(m.weight.shape, generator=gen, dtype=torch.float64) + 0.5)
+            m.bias.copy_(torch.randn(m.bias.shape, generator=gen, dtype=torch.float64) * 0.1)
     if isinstance(m, nn.GroupNorm) and m.affine:
         with torch.no_grad():
             c = m.num_channels
@@ -308,9 +318,9 @@ class Reference:
 
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
-              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("scale",) + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
+              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("scale",) + ("layernorm",) * 2 + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
               + tuple(_ACT))
-_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "scale", "softmax", "log_softmax", "flatten") + tuple(
+_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "scale", "layernorm", "softmax", "log_softmax", "flatten") + tuple(
     op for op in _ACT if op != "dropout2d")
 _FLOATS = {"negative_slope": (0.01, 0.2, 0.5, 0.0, -0.2), "alpha": (0.5, 1.0, 1.5, 0.0, -0.5),
            "p": (0.0, 0.1, 0.5, 1.0, 1.5), "eps": (1e-05, 0.001, 0.01),
@@ -435,6 +445,14 @@ class Drawer:
             a = {"p": self.draw(st.sampled_from(_FLOATS["p"]))}
             if self.maybe():
                 a["mode"] = self.draw(st.sampled_from(("row", "batch")))
+            return a
+        if op == "layernorm":
+            a = {"over": self.draw(st.sampled_from(("channels", "last")))} if not \
+                self.maybe(4) else {}
+            if self.maybe():
+                a["eps"] = self.draw(st.sampled_from(_FLOATS["eps"]))
+            if self.maybe():
+                a["affine"] = self.draw(st.booleans())
             return a
         if op == "scale":
             return {"init": self.draw(st.sampled_from((1e-6, 1.0, -0.5)))}

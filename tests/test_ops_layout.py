@@ -25,6 +25,9 @@ def infer(op: str, shapes: list[tuple], **args: object) -> tuple[tuple, int, int
 @pytest.mark.parametrize("op, shapes, args, want", [
     ("scale", [(8, 4, 4)], dict(init=1e-6), ((8, 4, 4), 8, 0)),
     ("scale", [(8,)], dict(init=1.0), ((8,), 8, 0)),
+    ("layernorm", [(8, 4, 6)], {}, ((8, 4, 6), 16, 0)),
+    ("layernorm", [(8, 4, 6)], dict(over="last"), ((8, 4, 6), 12, 0)),
+    ("layernorm", [(8,)], dict(over="last", affine=False), ((8,), 0, 0)),
 ])
 def test_layout_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     assert infer(op, shapes, **args) == want
@@ -32,6 +35,8 @@ def test_layout_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> N
 
 @pytest.mark.parametrize("op, shapes, args, message", [
     ("scale", [(8, 4)], dict(init=1.0), "scale expects (C, H, W) or (features), got (N, 8, 4)"),
+    ("layernorm", [(8,)], {}, "layernorm over channels expects a (channels, height, width) "
+     "input, got (N, 8)"),
 ])
 def test_layout_shape_errors(op: str, shapes: list, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:
@@ -42,6 +47,8 @@ def test_layout_shape_errors(op: str, shapes: list, args: dict, message: str) ->
 @pytest.mark.parametrize("op, args, message", [
     ("scale", {}, "scale is missing required argument 'init'"),
     ("scale", dict(init="big"), "'init' must be a number"),
+    ("layernorm", dict(over="rows"), "'over' must be one of channels, last, got 'rows'"),
+    ("layernorm", dict(eps=-1e-6), "'eps' must not be negative"),
 ])
 def test_layout_argument_errors(op: str, args: dict, message: str) -> None:
     with pytest.raises(OpError) as info:
@@ -83,3 +90,26 @@ def test_scale_is_a_bare_parameter_named_as_its_node(tmp_path: Path) -> None:
     x = torch.randn(2, 4, 6, 6)
     want = m.f[1][0].conv(x) * m.state_dict()["f.1.0.layer_scale"] * sd["f.1.0.in"]
     assert torch.allclose(m(x), want) and torch.allclose(standalone(x), want)
+
+
+def test_layernorm_over_channels_is_torchvisions_layernorm2d(tmp_path: Path) -> None:
+    """over: channels is ConvNeXt's LayerNorm2d (eps as given); over: last nn.LayerNorm
+    of the last axis; both norm-role modules with their eps and sizes."""
+    import torch
+    import torchvision
+
+    from archspec.torch_backend import build_module
+    g = _compile(tmp_path, "  - a: {op: layernorm, eps: 0.000001}\n"
+                 "  - b: {op: layernorm, over: last}\n")
+    m = build_module(g)
+    assert type(m.a) is torchvision.models.convnext.LayerNorm2d
+    assert m.a.normalized_shape == (4,) and m.a.eps == 1e-6
+    assert type(m.b) is torch.nn.LayerNorm and m.b.normalized_shape == (6,) and m.b.eps == 1e-5
+    x = torch.randn(2, 4, 6, 6)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.uniform_(0.5, 1.5)
+        ref = torch.nn.functional.layer_norm(x.permute(0, 2, 3, 1), (4,), m.a.weight, m.a.bias,
+                                             1e-6).permute(0, 3, 1, 2)
+        ref = torch.nn.functional.layer_norm(ref, (6,), m.b.weight, m.b.bias, 1e-5)
+        assert torch.allclose(m(x), ref, atol=1e-6)

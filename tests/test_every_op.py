@@ -27,7 +27,7 @@ torch.set_num_threads(1)
 #: A value for a required field of each type: small, and valid on a 4×6×6 input.
 _SAMPLE: dict[str, Any] = {"int": 1, "pos_int": 4, "pair": 2, "pair0": 1, "opt_pair": 2,
                            "padding": 1, "pad4": [1, 0, 2, -1], "float": 0.5, "prob": 0.25,
-                           "bool": True, "dim": 1}
+                           "bool": True, "dim": 1, "ints": [0, 2, 3, 1]}
 _INPUTS = {3: (4, 6, 6), 1: (12,)}
 
 

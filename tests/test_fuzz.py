@@ -81,7 +81,8 @@ FIRST_LAYER_LINE = 5      # the YAML below: archspec, name, input, layers, then 
 #: archspec's deliberate refusals of what torch would run (see the module docstring)
 DESIGN = ("add needs equal shapes", "shake needs equal shapes", "linear needs a flat input",
           "pad needs (C, H, W)", "dropout2d needs (C, H, W)", "empty tensor",
-          "mul needs inputs of one rank", "drop_path needs p below 1")
+          "mul needs inputs of one rank", "drop_path needs p below 1",
+          "permute keeps the batch first")
 
 
 class Refused(Exception):
@@ -191,6 +192,10 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
         if a["p"] == 1.0:
             raise Refused("drop_path needs p below 1")
         return torchvision.ops.StochasticDepth(a["p"], a.get("mode", "row"))
+    if op == "permute":
+        if sorted(a["dims"]) == list(range(x.dim())) and a["dims"][0] != 0:
+            raise Refused("permute keeps the batch first")
+        return torchvision.ops.Permute(list(a["dims"]))
     if op == "maxpool":
         return nn.MaxPool2d(**_kw(a, _POOL))
     if op == "avgpool":
@@ -318,9 +323,9 @@ class Reference:
 
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
-              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("scale",) + ("layernorm",) * 2 + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
+              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("scale",) + ("layernorm",) * 2 + ("permute",) * 2 + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
               + tuple(_ACT))
-_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "scale", "layernorm", "softmax", "log_softmax", "flatten") + tuple(
+_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "scale", "layernorm", "permute", "softmax", "log_softmax", "flatten") + tuple(
     op for op in _ACT if op != "dropout2d")
 _FLOATS = {"negative_slope": (0.01, 0.2, 0.5, 0.0, -0.2), "alpha": (0.5, 1.0, 1.5, 0.0, -0.5),
            "p": (0.0, 0.1, 0.5, 1.0, 1.5), "eps": (1e-05, 0.001, 0.01),
@@ -454,6 +459,13 @@ class Drawer:
             if self.maybe():
                 a["affine"] = self.draw(st.booleans())
             return a
+        if op == "permute":     # the batch first, mostly; now and then a wrong list
+            rest = list(range(1, len(shape) + 1))
+            dims = [0] + self.draw(st.permutations(rest))
+            if self.maybe(10):
+                dims = self.draw(st.sampled_from((dims[::-1], dims[:-1], dims + [0],
+                                                  [0] + [d + 1 for d in rest])))
+            return {"dims": dims}
         if op == "scale":
             return {"init": self.draw(st.sampled_from((1e-6, 1.0, -0.5)))}
         if op == "softplus":

@@ -28,6 +28,9 @@ def infer(op: str, shapes: list[tuple], **args: object) -> tuple[tuple, int, int
     ("layernorm", [(8, 4, 6)], {}, ((8, 4, 6), 16, 0)),
     ("layernorm", [(8, 4, 6)], dict(over="last"), ((8, 4, 6), 12, 0)),
     ("layernorm", [(8,)], dict(over="last", affine=False), ((8,), 0, 0)),
+    ("permute", [(8, 4, 6)], dict(dims=[0, 2, 3, 1]), ((4, 6, 8), 0, 0)),
+    ("permute", [(4, 6, 8)], dict(dims=[0, 3, 1, 2]), ((8, 4, 6), 0, 0)),
+    ("permute", [(8,)], dict(dims=[0, 1]), ((8,), 0, 0)),
 ])
 def test_layout_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     assert infer(op, shapes, **args) == want
@@ -35,6 +38,11 @@ def test_layout_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> N
 
 @pytest.mark.parametrize("op, shapes, args, message", [
     ("scale", [(8, 4)], dict(init=1.0), "scale expects (C, H, W) or (features), got (N, 8, 4)"),
+    ("permute", [(8, 4, 6)], dict(dims=[0, 2, 3]), "permute dims [0, 2, 3] are not a "
+     "permutation of the 4 axes 0..3 of (N, 8, 4, 6)"),
+    ("permute", [(8, 4, 6)], dict(dims=[0, 2, 3, 3]), "not a permutation of the 4 axes"),
+    ("permute", [(8, 4, 6)], dict(dims=[1, 0, 2, 3]), "permute dims [1, 0, 2, 3] move the "
+     "batch axis 0 away from the front"),
     ("layernorm", [(8,)], {}, "layernorm over channels expects a (channels, height, width) "
      "input, got (N, 8)"),
 ])
@@ -47,6 +55,9 @@ def test_layout_shape_errors(op: str, shapes: list, args: dict, message: str) ->
 @pytest.mark.parametrize("op, args, message", [
     ("scale", {}, "scale is missing required argument 'init'"),
     ("scale", dict(init="big"), "'init' must be a number"),
+    ("permute", dict(dims=2), "'dims' must be a list of integers, got 2"),
+    ("permute", dict(dims=[0, 1.5]), "'dims' must be a list of integers"),
+    ("permute", dict(dims=[]), "'dims' must be a list of integers"),
     ("layernorm", dict(over="rows"), "'over' must be one of channels, last, got 'rows'"),
     ("layernorm", dict(eps=-1e-6), "'eps' must not be negative"),
 ])

@@ -415,8 +415,11 @@ def _drop_path(a: dict, shapes: list[Shape]) -> Shape:
 
 
 def _linear(a: dict, shapes: list[Shape]) -> Shape:
-    _one(shapes, 1, "linear")
-    return (a["out"],)
+    """Over the last axis of any input, as ``nn.Linear``: (F) → (out), and (H, W, C) →
+    (H, W, out) after a permute (ConvNeXt's channel MLP). On a (C, H, W) conv output it
+    mixes the width: torch allows it, so it is no error (a classifier head wants a
+    flatten first; see docs/spec-language.md)."""
+    return (*shapes[0][:-1], a["out"])
 
 
 def _flatten(a: dict, shapes: list[Shape]) -> Shape:
@@ -752,13 +755,13 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           kind="regularise", label=lambda a, i, o: f"drop_path {a['p']:g}"),
     OpDef("linear", (Field("out", "pos_int", doc="output features"),
                      Field("bias", "bool", True, "add a learnt bias")),
-          _linear, "fully connected layer",
-          params=lambda a, i, o: i[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
-          macs=lambda a, i, o: i[0][0] * a["out"],
+          _linear, "fully connected layer over the last axis (any rank, as nn.Linear)",
+          params=lambda a, i, o: i[0][-1] * a["out"] + (a["out"] if a["bias"] else 0),
+          macs=lambda a, i, o: math.prod(i[0]) * a["out"],
           lower=TorchModule("torch.nn.Linear", lambda a, ins: dict(
-              in_features=ins[0][0], out_features=a["out"], bias=a["bias"])),
+              in_features=ins[0][-1], out_features=a["out"], bias=a["bias"])),
           fresh_output=True, init="linear", kind="linear",
-          label=lambda a, i, o: f"linear {label_channels(i)}→{a['out']}"),
+          label=lambda a, i, o: f"linear {i[-1] if i else '?'}→{a['out']}"),
     OpDef("flatten", (), _flatten, "flattens (C, H, W) to (C·H·W)",
           lower=TorchCall("torch.flatten", args=(1,)), kind="reshape"),
     OpDef("add", (), _add, "element-wise sum of its inputs (a residual join)",

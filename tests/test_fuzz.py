@@ -22,8 +22,8 @@ Then, for the spec as YAML text:
 
 Where archspec is stricter than torch on purpose, the reference refuses as well
 (:class:`Refused`, listed in ``DESIGN``): ``add`` and ``shake`` need equal shapes
-(torch broadcasts, and an in-place ``add_`` cannot); ``linear`` needs a flat input
-(torch applies it to the last axis); ``pad`` and ``dropout2d`` need a (C, H, W) input
+(torch broadcasts, and an in-place ``add_`` cannot); ``permute`` keeps the batch first;
+``pad`` and ``dropout2d`` need a (C, H, W) input
 (torch pads the batch axis of a flat tensor, and only warns on 2-D dropout2d); no
 tensor may be empty (torch lets a pad crop to 0, a conv have 0 channels).
 
@@ -79,7 +79,7 @@ BATCH = 2
 FIRST_LAYER_LINE = 5      # the YAML below: archspec, name, input, layers, then one per line
 
 #: archspec's deliberate refusals of what torch would run (see the module docstring)
-DESIGN = ("add needs equal shapes", "shake needs equal shapes", "linear needs a flat input",
+DESIGN = ("add needs equal shapes", "shake needs equal shapes",
           "pad needs (C, H, W)", "dropout2d needs (C, H, W)", "empty tensor",
           "mul needs inputs of one rank", "drop_path needs p below 1",
           "permute keeps the batch first")
@@ -207,10 +207,8 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
         if op == "dropout2d" and x.dim() != 4:
             raise Refused("dropout2d needs (C, H, W)")
         return _ACT[op](**_kw(a, _ACT_ARGS))
-    if op == "linear":
-        if x.dim() != 2:
-            raise Refused("linear needs a flat input")
-        return nn.Linear(x.shape[1], **_kw(a, {"out": "out_features", "bias": "bias"}))
+    if op == "linear":    # over the last axis, of any rank
+        return nn.Linear(x.shape[-1], **_kw(a, {"out": "out_features", "bias": "bias"}))
     if op == "pad":
         if x.dim() != 4:
             raise Refused("pad needs (C, H, W)")
@@ -323,7 +321,7 @@ class Reference:
 
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
-              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("scale",) + ("layernorm",) * 2 + ("permute",) * 2 + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
+              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("scale",) + ("layernorm",) * 2 + ("permute",) * 2 + ("linear",) * 2 + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
               + tuple(_ACT))
 _FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "scale", "layernorm", "permute", "softmax", "log_softmax", "flatten") + tuple(
     op for op in _ACT if op != "dropout2d")

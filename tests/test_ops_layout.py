@@ -29,6 +29,10 @@ def infer(op: str, shapes: list[tuple], **args: object) -> tuple[tuple, int, int
     ("layernorm", [(8, 4, 6)], dict(over="last"), ((8, 4, 6), 12, 0)),
     ("layernorm", [(8,)], dict(over="last", affine=False), ((8,), 0, 0)),
     ("permute", [(8, 4, 6)], dict(dims=[0, 2, 3, 1]), ((4, 6, 8), 0, 0)),
+    # linear over the last axis: params in·out + out, MACs prod(other axes)·in·out
+    ("linear", [(12,)], dict(out=5), ((5,), 65, 60)),
+    ("linear", [(4, 6, 8)], dict(out=32), ((4, 6, 32), 8 * 32 + 32, 4 * 6 * 8 * 32)),
+    ("linear", [(8, 4, 6)], dict(out=3, bias=False), ((8, 4, 3), 18, 8 * 4 * 6 * 3)),
     ("permute", [(4, 6, 8)], dict(dims=[0, 3, 1, 2]), ((8, 4, 6), 0, 0)),
     ("permute", [(8,)], dict(dims=[0, 1]), ((8,), 0, 0)),
 ])
@@ -124,3 +128,24 @@ def test_layernorm_over_channels_is_torchvisions_layernorm2d(tmp_path: Path) -> 
                                              1e-6).permute(0, 3, 1, 2)
         ref = torch.nn.functional.layer_norm(ref, (6,), m.b.weight, m.b.bias, 1e-5)
         assert torch.allclose(m(x), ref, atol=1e-6)
+
+
+def test_linear_on_a_conv_output_acts_on_the_width_as_torch(tmp_path: Path) -> None:
+    """A (C, H, W) input is no error (nn.Linear takes it): it mixes the width, and the
+    static shape says so; after permute [0, 2, 3, 1] it mixes the channels (ConvNeXt)."""
+    import torch
+
+    from archspec.torch_backend import build_module
+    g = _compile(tmp_path, "  - w: {op: linear, out: 3}\n"
+                 "  - p: {op: permute, dims: [0, 2, 3, 1], from: input}\n"
+                 "  - c: {op: linear, out: 16}\n"
+                 "  - back: {op: permute, dims: [0, 3, 1, 2]}\n"
+                 "outputs:\n  - out: {from: back}\n  - side: {from: w}\n")
+    assert g.nodes["w"]["shape"] == (4, 6, 3) and g.nodes["back"]["shape"] == (16, 6, 6)
+    assert g.nodes["c"]["params"] == 4 * 16 + 16 and g.nodes["c"]["macs"] == 36 * 4 * 16
+    m = build_module(g).eval()
+    x = torch.randn(2, 4, 6, 6)
+    out, side = m(x)
+    want = torch.nn.functional.linear(x.permute(0, 2, 3, 1), m.c.weight, m.c.bias)
+    assert torch.allclose(out, want.permute(0, 3, 1, 2), atol=1e-6)
+    assert torch.allclose(side, torch.nn.functional.linear(x, m.w.weight, m.w.bias), atol=1e-6)

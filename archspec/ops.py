@@ -567,6 +567,32 @@ def _permute(a: dict, shapes: list[Shape]) -> Shape:
     return tuple(s[d - 1] for d in dims[1:])
 
 
+def _slice_bounds(a: dict, shapes: list[Shape]) -> tuple[int, int]:
+    """``start`` and ``stop`` (the channels when not given) of a channel slice."""
+    c = shapes[0][0]
+    return a["start"], c if a["stop"] is None else a["stop"]
+
+
+def _slice(a: dict, shapes: list[Shape]) -> Shape:
+    """Channels ``start:stop`` (Python's half-open range, both within the channels, the
+    result not empty): ShuffleNetV2's ``x.chunk(2, dim=1)`` is two slices."""
+    s = shapes[0]
+    start, stop = _slice_bounds(a, shapes)
+    if start < 0 or stop > s[0]:
+        raise OpError(f"slice {start}:{stop} reaches beyond the {s[0]} channels of {_shape(s)}",
+                      "start" if start < 0 else "stop",
+                      f"give 0 <= start < stop <= {s[0]}; negative indices are not taken")
+    if stop <= start:
+        raise OpError(f"slice {start}:{stop} of {_shape(s)} is empty", "stop",
+                      "give stop above start")
+    return (stop - start, *s[1:])
+
+
+def _narrow_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    start, stop = _slice_bounds(a, ins)
+    return {"dim": 1, "start": start, "length": stop - start}
+
+
 # ------------------------------------------------------------------ diagram labels
 def label_pair(p: Any) -> str:
     """``3`` for a square pair, ``1×7`` otherwise."""
@@ -829,6 +855,13 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           _permute, "reorders the axes (torchvision's Permute, as in ConvNeXt's blocks): a view",
           lower=TorchModule("torchvision.ops.Permute", lambda a, ins: dict(dims=list(a["dims"]))),
           kind="reshape", label=lambda a, i, o: f"permute {list(a['dims'])}"),
+    OpDef("slice", (Field("start", "int", 0, "first channel taken"),
+                    Field("stop", "int", None, "the channel after the last one taken; null: "
+                          "to the end")),
+          _slice, "channels start:stop of (C, H, W) or of a flat input (ShuffleNetV2's chunk "
+          "is two slices): a view", lower=TorchCall("torch.narrow", kwargs=_narrow_kwargs),
+          kind="reshape", label=lambda a, i, o: f"slice {a['start']}:"
+          f"{'' if a['stop'] is None else a['stop']}"),
 ]}
 
 

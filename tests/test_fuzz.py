@@ -23,6 +23,7 @@ Then, for the spec as YAML text:
 Where archspec is stricter than torch on purpose, the reference refuses as well
 (:class:`Refused`, listed in ``DESIGN``): ``add`` and ``shake`` need equal shapes
 (torch broadcasts, and an in-place ``add_`` cannot); ``permute`` keeps the batch first;
+``slice`` takes no negative bounds (torch.narrow counts them from the end);
 ``pad`` and ``dropout2d`` need a (C, H, W) input
 (torch pads the batch axis of a flat tensor, and only warns on 2-D dropout2d); no
 tensor may be empty (torch lets a pad crop to 0, a conv have 0 channels).
@@ -82,7 +83,7 @@ FIRST_LAYER_LINE = 5      # the YAML below: archspec, name, input, layers, then 
 DESIGN = ("add needs equal shapes", "shake needs equal shapes",
           "pad needs (C, H, W)", "dropout2d needs (C, H, W)", "empty tensor",
           "mul needs inputs of one rank", "drop_path needs p below 1",
-          "permute keeps the batch first")
+          "permute keeps the batch first", "slice needs non-negative bounds")
 
 
 class Refused(Exception):
@@ -226,6 +227,11 @@ def _functional(op: str, a: dict[str, Any], xs: list[Any]) -> Any:
         return fn(xs[0], dim=a.get("dim", -1))   # archspec's default; torch's implicit dim is deprecated
     if op == "concat":
         return torch.cat(xs, 1)
+    if op == "slice":     # torch.narrow refuses a stop beyond the channels or below start
+        start, stop = a.get("start", 0), a.get("stop", xs[0].shape[1])
+        if start < 0 or stop < 0:
+            raise Refused("slice needs non-negative bounds")
+        return torch.narrow(xs[0], 1, start, stop - start)
     if op in ("add", "shake"):
         if any(x.shape != xs[0].shape for x in xs):
             raise Refused(f"{op} needs equal shapes")
@@ -321,9 +327,9 @@ class Reference:
 
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
-              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("scale",) + ("layernorm",) * 2 + ("permute",) * 2 + ("linear",) * 2 + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
+              + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path",) + ("scale",) + ("layernorm",) * 2 + ("permute",) * 2 + ("linear",) * 2 + ("slice",) * 2 + ("adaptive_avgpool", "adaptive_maxpool", "flatten", "softmax", "log_softmax")
               + tuple(_ACT))
-_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "scale", "layernorm", "permute", "softmax", "log_softmax", "flatten") + tuple(
+_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "scale", "layernorm", "permute", "slice", "softmax", "log_softmax", "flatten") + tuple(
     op for op in _ACT if op != "dropout2d")
 _FLOATS = {"negative_slope": (0.01, 0.2, 0.5, 0.0, -0.2), "alpha": (0.5, 1.0, 1.5, 0.0, -0.5),
            "p": (0.0, 0.1, 0.5, 1.0, 1.5), "eps": (1e-05, 0.001, 0.01),
@@ -464,6 +470,13 @@ class Drawer:
                 dims = self.draw(st.sampled_from((dims[::-1], dims[:-1], dims + [0],
                                                   [0] + [d + 1 for d in rest])))
             return {"dims": dims}
+        if op == "slice":       # within the channels mostly, now and then past them or empty
+            c = shape[0]
+            start = self.int(0, c - 1, (-1, c))
+            a = {"start": start} if start or self.maybe() else {}
+            if self.maybe(3):
+                a["stop"] = self.int(start + 1, c, (start, c + 1, -1))
+            return a
         if op == "scale":
             return {"init": self.draw(st.sampled_from((1e-6, 1.0, -0.5)))}
         if op == "softplus":

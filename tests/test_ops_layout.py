@@ -29,6 +29,9 @@ def infer(op: str, shapes: list[tuple], **args: object) -> tuple[tuple, int, int
     ("layernorm", [(8, 4, 6)], dict(over="last"), ((8, 4, 6), 12, 0)),
     ("layernorm", [(8,)], dict(over="last", affine=False), ((8,), 0, 0)),
     ("permute", [(8, 4, 6)], dict(dims=[0, 2, 3, 1]), ((4, 6, 8), 0, 0)),
+    ("slice", [(8, 4, 6)], dict(start=0, stop=4), ((4, 4, 6), 0, 0)),
+    ("slice", [(8, 4, 6)], dict(start=4), ((4, 4, 6), 0, 0)),
+    ("slice", [(8,)], dict(start=2, stop=3), ((1,), 0, 0)),
     # linear over the last axis: params in·out + out, MACs prod(other axes)·in·out
     ("linear", [(12,)], dict(out=5), ((5,), 65, 60)),
     ("linear", [(4, 6, 8)], dict(out=32), ((4, 6, 32), 8 * 32 + 32, 4 * 6 * 8 * 32)),
@@ -47,6 +50,11 @@ def test_layout_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> N
     ("permute", [(8, 4, 6)], dict(dims=[0, 2, 3, 3]), "not a permutation of the 4 axes"),
     ("permute", [(8, 4, 6)], dict(dims=[1, 0, 2, 3]), "permute dims [1, 0, 2, 3] move the "
      "batch axis 0 away from the front"),
+    ("slice", [(8, 4, 6)], dict(start=4, stop=9), "slice 4:9 reaches beyond the 8 channels "
+     "of (N, 8, 4, 6)"),
+    ("slice", [(8, 4, 6)], dict(start=-1), "slice -1:8 reaches beyond the 8 channels"),
+    ("slice", [(8, 4, 6)], dict(start=4, stop=4), "slice 4:4 of (N, 8, 4, 6) is empty"),
+    ("slice", [(8, 4, 6)], dict(start=8), "slice 8:8 of (N, 8, 4, 6) is empty"),
     ("layernorm", [(8,)], {}, "layernorm over channels expects a (channels, height, width) "
      "input, got (N, 8)"),
 ])
@@ -62,6 +70,7 @@ def test_layout_shape_errors(op: str, shapes: list, args: dict, message: str) ->
     ("permute", dict(dims=2), "'dims' must be a list of integers, got 2"),
     ("permute", dict(dims=[0, 1.5]), "'dims' must be a list of integers"),
     ("permute", dict(dims=[]), "'dims' must be a list of integers"),
+    ("slice", dict(start=1.5), "'start' must be an integer"),
     ("layernorm", dict(over="rows"), "'over' must be one of channels, last, got 'rows'"),
     ("layernorm", dict(eps=-1e-6), "'eps' must not be negative"),
 ])
@@ -149,3 +158,17 @@ def test_linear_on_a_conv_output_acts_on_the_width_as_torch(tmp_path: Path) -> N
     want = torch.nn.functional.linear(x.permute(0, 2, 3, 1), m.c.weight, m.c.bias)
     assert torch.allclose(out, want.permute(0, 3, 1, 2), atol=1e-6)
     assert torch.allclose(side, torch.nn.functional.linear(x, m.w.weight, m.w.bias), atol=1e-6)
+
+
+def test_two_slices_are_shufflenets_chunk(tmp_path: Path) -> None:
+    """``x.chunk(2, dim=1)``: slices 0:C/2 and C/2: give torch's two halves."""
+    import torch
+
+    from archspec.torch_backend import build_module
+    g = _compile(tmp_path, "  - a: {op: slice, stop: 2}\n"
+                 "  - b: {op: slice, start: 2, from: input}\n"
+                 "  - both: {op: concat, from: [b, a]}\n")
+    m = build_module(g)
+    x = torch.randn(2, 4, 6, 6)
+    a, b = x.chunk(2, dim=1)
+    assert torch.equal(m(x), torch.cat([b, a], 1))

@@ -172,3 +172,11 @@ def test_two_slices_are_shufflenets_chunk(tmp_path: Path) -> None:
     x = torch.randn(2, 4, 6, 6)
     a, b = x.chunk(2, dim=1)
     assert torch.equal(m(x), torch.cat([b, a], 1))
+
+
+def test_a_layer_may_be_named_block(tmp_path: Path) -> None:
+    """torchvision's CNBlock holds ``block`` (a Sequential): ``- block: {seq: ...}`` names
+    a layer, since a block reference is never a mapping; ``block: name`` still uses one."""
+    g = _compile(tmp_path, "  - block:\n      seq:\n        - {op: conv, out: 4, kernel: 1}\n"
+                 "  - b: {block: basic, planes: 4}\n")
+    assert "block.0" in g.nodes and "b.conv1" in g.nodes

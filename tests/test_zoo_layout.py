@@ -1,4 +1,5 @@
-"""ShuffleNetV2 1.0× (specs/shufflenet_v2_x1_0.yaml) against torchvision 0.29.1's own builders: the static
+"""ConvNeXt-Tiny and ShuffleNetV2 1.0× (specs/convnext_tiny.yaml,
+specs/shufflenet_v2_x1_0.yaml) against torchvision 0.29.1's own builders: the static
 parameter count equals torchvision's, torchvision's state_dict loads strictly (the module
 names are its paths), and the eval outputs are equal once every BatchNorm statistic,
 norm affine, layer scale and bias of the reference is random (torchvision's init leaves
@@ -22,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
 
 #: spec stem -> (torchvision builder, its published parameter count)
-ZOO = {"shufflenet_v2_x1_0": (torchvision.models.shufflenet_v2_x1_0, 2_278_604)}
+ZOO = {"shufflenet_v2_x1_0": (torchvision.models.shufflenet_v2_x1_0, 2_278_604),
+       "convnext_tiny": (torchvision.models.convnext_tiny, 28_589_128)}
 
 
 def randomise(model: torch.nn.Module, seed: int = 0) -> None:
@@ -94,6 +96,17 @@ def test_emitted_source_equals_torchvision_at_64(stem: str) -> None:
         want = ref(x)
         assert torch.allclose(standalone(x), want, rtol=1e-4,
                               atol=1e-5 * float(want.abs().max()))
+
+
+def test_convnext_stochastic_depth_rates_equal_torchvision() -> None:
+    """0.1 · index / 17 over the 18 blocks, each block's rate exactly torchvision's."""
+    ref = torchvision.models.convnext_tiny()
+    want = {n: m.p for n, m in ref.named_modules()
+            if isinstance(m, torchvision.ops.StochasticDepth)}
+    g = archspec.compile_graph(archspec.load_spec(str(SPECS / "convnext_tiny.yaml")))
+    got = {n: m.p for n, m in build_module(g).named_modules()
+           if isinstance(m, torchvision.ops.StochasticDepth)}
+    assert got == want and len(got) == 18 and max(got.values()) == 0.1
 
 
 @pytest.mark.parametrize("stem", sorted(ZOO))

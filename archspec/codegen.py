@@ -18,8 +18,9 @@ import networkx as nx
 
 from archspec.errors import SpecError
 from archspec.text import py_comment, py_docstring, str_literal
-from archspec.torch_backend import (ModuleDef, forward_source, fx_graph, module_access,
-                                    module_defs, node_where, resolve, to_graph)
+from archspec.torch_backend import (ModuleDef, ParamDef, forward_source, fx_graph,
+                                    module_access, module_defs, node_where, param_defs, resolve,
+                                    to_graph)
 
 _SCOPE_SRC = '''
 class Scope(nn.Module):
@@ -48,11 +49,14 @@ def _ident(s: str) -> bool:
     return s.isidentifier() and not keyword.iskeyword(s)
 
 
-def _assign(parent: str, name: str, value: str) -> str:
+def _assign(parent: str, name: str, value: str, param: bool = False) -> str:
+    """``self.a.b = value``, or ``add_module`` / ``register_parameter`` (``param``) for a
+    name that is no identifier (``0``)."""
     target = module_access(parent)
     if _ident(name):
         return f"{target}.{name} = {value}"
-    return f"{target}.add_module({str_literal(name)}, {value})"
+    how = "register_parameter" if param else "add_module"
+    return f"{target}.{how}({str_literal(name)}, {value})"
 
 
 def _pasted_source(defs: dict[str, ModuleDef], taken: set[str]) -> str:
@@ -129,7 +133,10 @@ def generate(spec: Any, overrides: Any = None) -> str:
     lines.append("    def __init__(self):")
     lines.append("        super().__init__()")
     made: set[str] = set()
-    for nid, md in defs.items():
+    params = param_defs(g)
+    leaves: dict[str, ModuleDef | ParamDef] = {**defs, **params}
+    for nid in (n for n in g.nodes if n in leaves):     # graph order, as build_module
+        md = leaves[nid]
         parts = nid.split(".")
         for i in range(1, len(parts)):
             scope = ".".join(parts[:i])
@@ -138,7 +145,7 @@ def generate(spec: Any, overrides: Any = None) -> str:
                 parent = ".".join(parts[:i - 1])
                 lines.append("        " + _assign(parent, parts[i - 1],
                                                   f"Scope({labels.get(scope, '')!r})"))
-        stmt = _assign(".".join(parts[:-1]), parts[-1], md.source())
+        stmt = _assign(".".join(parts[:-1]), parts[-1], md.source(), nid in params)
         lines.append(f"        {stmt}  # {py_comment(node_where(g, nid))}")
     lines.append("")
     if train_only:

@@ -46,7 +46,7 @@ _REQ = object()
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: str       # int | pos_int | pair | pair0 | padding | pad4 | float | prob | bool | dim | opt_pair | choice | dims | scale
+    type: str       # int | pos_int | pair | pair0 | padding | pad4 | float | prob | bool | dim | opt_pair | choice | dims | scale | ints
     default: Any = _REQ
     doc: str = ""
     choices: tuple[str, ...] = ()   # the words a ``choice`` field accepts
@@ -70,21 +70,28 @@ class TorchModule:
     ``by_rank`` names another class for inputs of another rank (BatchNorm1d on a flat
     input). ``paste`` lists objects, not torch's, whose source the standalone generator
     copies into the file (Shake-Shake), so generated code still needs only torch.
+    ``by_arg`` names another class where an argument has a value: ``(field, value, cls)``
+    entries, the first match winning over ``by_rank`` (layernorm's ``over: channels`` is
+    torchvision's LayerNorm2d).
     """
 
     cls: str
     kwargs: Callable[[dict, list[Shape]], dict[str, Any]] = _no_kwargs
     by_rank: tuple[tuple[int, str], ...] = ()
     paste: tuple[str, ...] = ()
+    by_arg: tuple[tuple[str, Any, str], ...] = ()
 
-    def class_for(self, ins: list[Shape]) -> str:
-        """The dotted class path for these input shapes."""
+    def class_for(self, ins: list[Shape], args: dict | None = None) -> str:
+        """The dotted class path for these input shapes (and arguments)."""
+        for name, value, cls in self.by_arg:
+            if args is not None and args.get(name) == value:
+                return cls
         return dict(self.by_rank).get(len(ins[0]) if ins else -1, self.cls)
 
     @property
     def classes(self) -> tuple[str, ...]:
         """Every class this op can become (init_weights recognises them by type)."""
-        return (self.cls, *(c for _, c in self.by_rank))
+        return (self.cls, *(c for _, c in self.by_rank), *(c for _, _, c in self.by_arg))
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,23 @@ class TorchCall:
     args: tuple[Any, ...] = ()
     kwargs: Callable[[dict, list[Shape]], dict[str, Any]] = _no_kwargs
     inplace_method: str | None = None
+
+
+@dataclass(frozen=True)
+class TorchParameter:
+    """An op lowered to a bare learnt tensor (``nn.Parameter``) multiplied into its input
+    by ``fn``, attached at the node's path on its parent scope: a node named
+    ``features.1.0.layer_scale`` gives the state_dict key ``features.1.0.layer_scale``,
+    as torchvision's CNBlock's own parameter (no submodule ``.weight``).
+
+    ``shape`` maps the op's arguments and input shapes to the parameter's shape (without
+    a batch axis; it broadcasts against the batched input), ``init`` its arguments to the
+    value every element starts at.
+    """
+
+    shape: Callable[[dict, list[Shape]], tuple[int, ...]]
+    init: Callable[[dict], float]
+    fn: str = "torch.mul"
 
 
 def _name_label(name: str) -> Callable[[dict, Shape | None, Shape | None], str]:
@@ -134,7 +158,7 @@ class OpDef:
     max_inputs: int | None = 1
     params: Callable[[dict, list[Shape], Shape], int] = lambda a, i, o: 0
     macs: Callable[[dict, list[Shape], Shape], int] = lambda a, i, o: 0
-    lower: TorchModule | TorchCall | None = None
+    lower: TorchModule | TorchCall | TorchParameter | None = None
     inplace: Callable[[dict], bool] | None = None
     fresh_output: bool = False
     init: str | None = None
@@ -159,6 +183,8 @@ class OpDef:
         """What it becomes in torch, for the docs table: ``nn.Conv2d``, ``torch.cat``."""
         if isinstance(self.lower, TorchModule):
             return " / ".join(_short(c) for c in self.lower.classes)
+        if isinstance(self.lower, TorchParameter):
+            return f"nn.Parameter, {_short(self.lower.fn)}"
         return _short(self.lower.fn) if self.lower else "–"
 
 
@@ -231,6 +257,12 @@ def coerce(f: Field, v: Any) -> Any:
         if isinstance(v, str) and v in f.choices:
             return v
         raise OpError(f"'{n}' must be one of {', '.join(f.choices)}, got {v!r}", n)
+    if t == "ints":   # a list of integers (permute's dims)
+        if isinstance(v, (list, tuple)) and v and all(_is_int(x) for x in v):
+            for x in v:
+                check_int_range(x, n)
+            return tuple(int(x) for x in v)
+        raise OpError(f"'{n}' must be a list of integers, got {v!r}", n)
     if t == "pair":
         return _pair(v, n, 1)
     if t == "pair0":
@@ -415,8 +447,11 @@ def _drop_path(a: dict, shapes: list[Shape]) -> Shape:
 
 
 def _linear(a: dict, shapes: list[Shape]) -> Shape:
-    _one(shapes, 1, "linear")
-    return (a["out"],)
+    """Over the last axis of any input, as ``nn.Linear``: (F) → (out), and (H, W, C) →
+    (H, W, out) after a permute (ConvNeXt's channel MLP). On a (C, H, W) conv output it
+    mixes the width: torch allows it, so it is no error (a classifier head wants a
+    flatten first; see docs/spec-language.md)."""
+    return (*shapes[0][:-1], a["out"])
 
 
 def _flatten(a: dict, shapes: list[Shape]) -> Shape:
@@ -641,6 +676,83 @@ def _conv_transpose_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
 
 def _conv_transpose_label(a: dict, i: Shape | None, o: Shape | None) -> str:
     return "conv_transpose" + _conv_label(a, i, o)[len("conv"):]
+# ------------------------------------------- layout ops (ConvNeXt, ShuffleNetV2)
+def _scale_shape(a: dict, shapes: list[Shape]) -> tuple[int, ...]:
+    """The learnt tensor's shape: (C, 1, 1) on (C, H, W), broadcasting over height and
+    width as ConvNeXt's layer_scale; (F,) on a flat input."""
+    s = shapes[0]
+    return (s[0], 1, 1) if len(s) == 3 else (s[0],)
+
+
+def _scale(a: dict, shapes: list[Shape]) -> Shape:
+    s = shapes[0]
+    if len(s) not in (1, 3):
+        raise OpError(f"scale expects (C, H, W) or (features), got {_shape(s)}",
+                      hint="scale learns one factor per channel: give it a (C, H, W) input "
+                      "(before a permute) or a flat one")
+    return s
+
+
+def _layernorm(a: dict, shapes: list[Shape]) -> Shape:
+    s = shapes[0]
+    if a["over"] == "channels" and len(s) != 3:
+        raise OpError(f"layernorm over channels expects a (channels, height, width) input, got "
+                      f"{_shape(s)}", "over", "use over: last to normalise the last axis "
+                      "(a flat input's features, or the channels after a permute)")
+    return s
+
+
+def _layernorm_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    """``normalized_shape`` is the channels (LayerNorm2d) or the last axis (nn.LayerNorm)."""
+    size = ins[0][0] if a["over"] == "channels" else ins[0][-1]
+    return dict(normalized_shape=size, eps=a["eps"], elementwise_affine=a["affine"])
+
+
+def _layernorm_size(a: dict, i: list[Shape]) -> int:
+    return i[0][0] if a["over"] == "channels" else i[0][-1]
+
+
+def _permute(a: dict, shapes: list[Shape]) -> Shape:
+    """``dims`` orders the batched tensor's axes, as torchvision's ``Permute([0, 2, 3, 1])``
+    in ConvNeXt's CNBlock; the batch (0) stays first, so the per-sample shape follows
+    ``dims[1:]`` (each less one)."""
+    s, dims = shapes[0], a["dims"]
+    rank = len(s) + 1
+    if sorted(dims) != list(range(rank)):
+        raise OpError(f"permute dims {list(dims)} are not a permutation of the {rank} axes "
+                      f"0..{rank - 1} of {_shape(s)}", "dims",
+                      "list every axis of the batched tensor once, the batch 0 first: "
+                      f"[0, 2, 3, 1] moves (N, C, H, W) to (N, H, W, C)")
+    if dims[0] != 0:
+        raise OpError(f"permute dims {list(dims)} move the batch axis 0 away from the front",
+                      "dims", "keep 0 first: the batch stays the leading axis")
+    return tuple(s[d - 1] for d in dims[1:])
+
+
+def _slice_bounds(a: dict, shapes: list[Shape]) -> tuple[int, int]:
+    """``start`` and ``stop`` (the channels when not given) of a channel slice."""
+    c = shapes[0][0]
+    return a["start"], c if a["stop"] is None else a["stop"]
+
+
+def _slice(a: dict, shapes: list[Shape]) -> Shape:
+    """Channels ``start:stop`` (Python's half-open range, both within the channels, the
+    result not empty): ShuffleNetV2's ``x.chunk(2, dim=1)`` is two slices."""
+    s = shapes[0]
+    start, stop = _slice_bounds(a, shapes)
+    if start < 0 or stop > s[0]:
+        raise OpError(f"slice {start}:{stop} reaches beyond the {s[0]} channels of {_shape(s)}",
+                      "start" if start < 0 else "stop",
+                      f"give 0 <= start < stop <= {s[0]}; negative indices are not taken")
+    if stop <= start:
+        raise OpError(f"slice {start}:{stop} of {_shape(s)} is empty", "stop",
+                      "give stop above start")
+    return (stop - start, *s[1:])
+
+
+def _narrow_kwargs(a: dict, ins: list[Shape]) -> dict[str, Any]:
+    start, stop = _slice_bounds(a, ins)
+    return {"dim": 1, "start": start, "length": stop - start}
 
 
 # ------------------------------------------------------------------ diagram labels
@@ -831,14 +943,14 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           kind="regularise", label=lambda a, i, o: f"drop_path {a['p']:g}"),
     OpDef("linear", (Field("out", "pos_int", doc="output features"),
                      Field("bias", "bool", True, "add a learnt bias")),
-          _linear, "fully connected layer",
-          params=lambda a, i, o: i[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
-          macs=lambda a, i, o: i[0][0] * a["out"],
+          _linear, "fully connected layer over the last axis (any rank, as nn.Linear)",
+          params=lambda a, i, o: i[0][-1] * a["out"] + (a["out"] if a["bias"] else 0),
+          macs=lambda a, i, o: math.prod(i[0]) * a["out"],
           lower=TorchModule("torch.nn.Linear", lambda a, ins: dict(
-              in_features=ins[0][0], out_features=a["out"], bias=a["bias"])),
+              in_features=ins[0][-1], out_features=a["out"], bias=a["bias"])),
           fresh_output=True, init="linear", kind="linear",
-          label=lambda a, i, o: f"linear {label_channels(i)}→{a['out']}",
-          macs_doc="in·out"),
+          label=lambda a, i, o: f"linear {i[-1] if i else '?'}→{a['out']}",
+          macs_doc="in·out per position"),
     OpDef("flatten", (Field("start", "dim", 1, "first dim of the batched tensor to flatten, as "
                             "torch's start_dim (0, the batch, is refused)"),
                       Field("end", "dim", -1, "last dim flattened, as torch's end_dim")),
@@ -929,6 +1041,40 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           lower=TorchModule("torch.nn.ConvTranspose2d", _conv_transpose_kwargs),
           fresh_output=True, init="conv", kind="conv", label=_conv_transpose_label,
           macs_doc="(out/groups)·kh·kw per input value"),
+    # ---- layout ops (ConvNeXt, ShuffleNetV2): scale, layernorm, permute, slice
+    OpDef("scale", (Field("init", "float", doc="the value every factor starts at (ConvNeXt's "
+                          "layer_scale: 1e-6)"),),
+          _scale, "a learnt per-channel factor multiplied in (ConvNeXt's layer_scale): a bare "
+          "parameter named as the node, shape (C, 1, 1) on (C, H, W), (F) on a flat input",
+          params=lambda a, i, o: i[0][0],
+          lower=TorchParameter(_scale_shape, lambda a: a["init"]), fresh_output=True,
+          kind="other", label=lambda a, i, o: f"scale {label_channels(i)}, init {a['init']:g}"),
+    OpDef("layernorm", (Field("over", "choice", "channels", "channels normalises each "
+                              "position's channels of (C, H, W) (torchvision's LayerNorm2d), "
+                              "last the last axis of any input (nn.LayerNorm)",
+                              ("channels", "last")),
+                        Field("eps", "float", 1e-5, "added to the variance (torch's default; "
+                              "ConvNeXt gives 1e-6)"),
+                        Field("affine", "bool", True, "learnt scale and shift (2 parameters "
+                              "per normalised element)")),
+          _layernorm, "layer normalisation over the channels or the last axis",
+          params=lambda a, i, o: 2 * _layernorm_size(a, i) if a["affine"] else 0,
+          lower=TorchModule("torch.nn.LayerNorm", _layernorm_kwargs, by_arg=(
+              ("over", "channels", "torchvision.models.convnext.LayerNorm2d"),)),
+          fresh_output=True, init="norm", kind="norm",
+          label=lambda a, i, o: f"layernorm {a['over']}"),
+    OpDef("permute", (Field("dims", "ints", doc="the batched tensor's axes in their new "
+                            "order, the batch 0 first: [0, 2, 3, 1] for (C, H, W) → (H, W, C)"),),
+          _permute, "reorders the axes (torchvision's Permute, as in ConvNeXt's blocks): a view",
+          lower=TorchModule("torchvision.ops.Permute", lambda a, ins: dict(dims=list(a["dims"]))),
+          kind="reshape", label=lambda a, i, o: f"permute {list(a['dims'])}"),
+    OpDef("slice", (Field("start", "int", 0, "first channel taken"),
+                    Field("stop", "int", None, "the channel after the last one taken; null: "
+                          "to the end")),
+          _slice, "channels start:stop of (C, H, W) or of a flat input (ShuffleNetV2's chunk "
+          "is two slices): a view", lower=TorchCall("torch.narrow", kwargs=_narrow_kwargs),
+          kind="reshape", label=lambda a, i, o: f"slice {a['start']}:"
+          f"{'' if a['stop'] is None else a['stop']}"),
 ]}
 
 
@@ -957,7 +1103,8 @@ _TYPE_DOC = {"int": "int", "pos_int": "int ≥ 1", "pair": "int ≥ 1 or [h, w]"
              "padding": "int ≥ 0, [h, w], same or valid", "pad4": "int or [left, right, top, bottom]",
              "float": "number", "prob": "0 ≤ p ≤ 1",
              "bool": "true/false", "dim": "int", "choice": "word",
-             "dims": "int or [int, ...]", "scale": "number > 0 or [h, w]"}
+             "dims": "int or [int, ...]", "scale": "number > 0 or [h, w]",
+             "ints": "[int, ...]"}
 DOC_BEGIN = ("<!-- ops:begin: generated by python -c \"from archspec.ops import write_op_table; "
              "write_op_table('docs/spec-language.md')\" -->")
 DOC_END = "<!-- ops:end -->"

@@ -27,7 +27,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from archspec.errors import Location, SpecError
-from archspec.ops import OPS, OpDef, OpError, TorchCall, TorchModule
+from archspec.ops import OPS, OpDef, OpError, TorchCall, TorchModule, TorchParameter
 from archspec.text import py_comment, str_literal
 
 def resolve(path: str) -> Any:
@@ -82,6 +82,39 @@ class ModuleDef:
         return f"{name}({args})"
 
 
+@dataclass(frozen=True)
+class ParamDef:
+    """One bare learnt tensor (a :class:`~archspec.ops.TorchParameter` op): registered
+    on the node's parent scope under the node's last name, so its state_dict key is the
+    node's path (torchvision's ``features.1.0.layer_scale``)."""
+
+    node: str
+    shape: tuple[int, ...]
+    init: float
+    loc: Location
+
+    def make(self) -> nn.Parameter:
+        return nn.Parameter(torch.full(self.shape, self.init))
+
+    def source(self) -> str:
+        """The construction in standalone source (which imports torch and ``torch.nn as nn``)."""
+        return f"nn.Parameter(torch.full({self.shape!r}, {self.init!r}))"
+
+
+def param_defs(g: nx.DiGraph) -> dict[str, ParamDef]:
+    """The bare parameter of every IR node lowered to a :class:`TorchParameter`."""
+    defs: dict[str, ParamDef] = {}
+    for nid, d in g.nodes(data=True):
+        if nid == g.graph["input"] or d["op"] == "input":
+            continue
+        low = _opdef(g, nid).lower
+        if isinstance(low, TorchParameter):
+            ins = [g.nodes[i]["shape"] for i in d["inputs"]]
+            defs[nid] = ParamDef(nid, tuple(low.shape(d["args"], ins)),
+                                 float(low.init(d["args"])), d["loc"])
+    return defs
+
+
 def _inplace(g: nx.DiGraph, nid: str, outputs: set[str]) -> bool:
     """True when ``nid`` may overwrite its first input: the input is a fresh tensor used once."""
     src = g.nodes[nid]["inputs"][0]
@@ -124,7 +157,8 @@ def module_defs(g: nx.DiGraph) -> dict[str, ModuleDef]:
             raise SpecError(f"{nid}: {e.message}", d["loc"], e.hint) from None
         if _runs_inplace(g, nid, outputs):
             kw["inplace"] = True
-        defs[nid] = ModuleDef(nid, low.class_for(ins), tuple(kw.items()), d["loc"], low.paste)
+        defs[nid] = ModuleDef(nid, low.class_for(ins, d["args"]), tuple(kw.items()), d["loc"],
+                              low.paste)
     return defs
 
 
@@ -174,6 +208,9 @@ def fx_graph(g: nx.DiGraph, train: bool) -> tuple[fx.Graph, dict[str, str]]:
         if isinstance(low, TorchCall):
             n = _call(graph, low, args, a, [g.nodes[i]["shape"] for i in d["inputs"]], name,
                       _runs_inplace(g, nid, out_nodes), locs, loc)
+        elif isinstance(low, TorchParameter):    # the tensor (get_attr), then the product
+            p = graph.create_node("get_attr", nid, name=f"{name}_param")
+            n = graph.create_node("call_function", resolve(low.fn), (p, *args), {}, name=name)
         else:
             n = graph.create_node("call_module", nid, tuple(args), {}, name=name)
         locs[n.name] = loc
@@ -243,10 +280,11 @@ def forward_source(graph: fx.Graph, locs: Mapping[str, str], name: str = "forwar
     code = graph.python_code(root_module="self")
     text = code.src
     for n in graph.nodes:
-        if n.op == "call_module":            # fx writes keyword names as attributes: self.in
+        if n.op in ("call_module", "get_attr"):   # fx writes keyword names as attributes
             bad, good = _fx_format_target("self", n.target), module_access(n.target)
+            end = "(" if n.op == "call_module" else "\n"
             if bad != good:
-                text = text.replace(f"= {bad}(", f"= {good}(")
+                text = text.replace(f"= {bad}{end}", f"= {good}{end}")
     lines = []
     for line in text.strip("\n").splitlines():
         m = _ASSIGN.match(line)
@@ -291,8 +329,9 @@ def head_kind(g: nx.DiGraph, node: str) -> str:
     return op.head if op is not None else "logits"
 
 
-def _attach(root: nn.Module, path: str, mod: nn.Module, labels: Mapping[str, str],
-            loc: Location) -> None:
+def _attach(root: nn.Module, path: str, mod: nn.Module | nn.Parameter,
+            labels: Mapping[str, str], loc: Location) -> None:
+    """Put a leaf module (or a bare parameter) at ``path``, making the Scopes above it."""
     parent, prefix = root, ""
     parts = path.split(".")
     for part in parts[:-1]:
@@ -304,7 +343,10 @@ def _attach(root: nn.Module, path: str, mod: nn.Module, labels: Mapping[str, str
             parent.add_module(part, child)
         parent = child
     _check_name(parent, parts[-1], path, loc)
-    parent.add_module(parts[-1], mod)
+    if isinstance(mod, nn.Parameter):
+        parent.register_parameter(parts[-1], mod)
+    else:
+        parent.add_module(parts[-1], mod)
 
 
 def _check_name(parent: nn.Module, part: str, path: str, loc: Location) -> None:
@@ -330,8 +372,10 @@ class ArchModule(nn.Module):
         self.train_only: frozenset[str] = frozenset(o["name"] for o in outs if o["train_only"])
         self.head_kinds: dict[str, str] = {o["name"]: head_kind(g, o["node"]) for o in outs}
         labels = {p: s.get("label", "") for p, s in g.graph["scopes"].items()}
-        for nid, md in module_defs(g).items():
-            _attach(self, nid, md.make(), labels, md.loc)
+        leaves: dict[str, ModuleDef | ParamDef] = {**module_defs(g), **param_defs(g)}
+        for nid in g.nodes:                   # graph order, as the standalone source
+            if nid in leaves:
+                _attach(self, nid, leaves[nid].make(), labels, leaves[nid].loc)
         src, glb = forward_source(*fx_graph(g, train=False), name="forward_eval")
         self._forward_eval = _compile(src, glb, "forward_eval", f"{self.spec_name} eval")
         self.code = src

@@ -18,7 +18,7 @@ import torch
 
 import archspec
 from archspec.codegen import generate
-from archspec.ops import OPS, OpDef, OpError, TorchModule, normalise_args
+from archspec.ops import OPS, OpDef, OpError, TorchCall, TorchModule, normalise_args
 from archspec.render import to_dot
 from archspec.torch_backend import build_module
 
@@ -27,7 +27,8 @@ torch.set_num_threads(1)
 #: A value for a required field of each type: small, and valid on a 4×6×6 input.
 _SAMPLE: dict[str, Any] = {"int": 1, "pos_int": 4, "pair": 2, "pair0": 1, "opt_pair": 2,
                            "padding": 1, "pad4": [1, 0, 2, -1], "float": 0.5, "prob": 0.25,
-                           "bool": True, "dim": 1, "dims": [2, 3], "scale": 2}
+                           "bool": True, "dim": 1, "dims": [2, 3], "scale": 2,
+                           "ints": [0, 2, 3, 1]}
 _INPUTS = {3: (4, 6, 6), 1: (12,)}
 
 
@@ -103,8 +104,9 @@ def case(request, tmp_path) -> tuple[Any, Any, torch.Tensor]:
 def test_static_shape_and_params_equal_torch(case) -> None:
     g, model, x = case
     node = g.nodes["under_test"]
-    own = dict(model.named_modules()).get("under_test")
-    assert node["params"] == (sum(p.numel() for p in own.parameters()) if own is not None else 0)
+    own = sum(p.numel() for k, p in model.named_parameters()     # a module's, or a bare one
+              if k == "under_test" or k.startswith("under_test."))
+    assert node["params"] == own
     assert archspec.summarize(g).params == sum(p.numel() for p in model.parameters())
     model.eval()
     with torch.no_grad():
@@ -125,7 +127,7 @@ def test_inplace_rule_is_applied(case) -> None:
     own = dict(model.named_modules()).get("under_test")
     if isinstance(op.lower, TorchModule):
         assert bool(getattr(own, "inplace", False)) == want
-    elif op.lower.inplace_method:
+    elif isinstance(op.lower, TorchCall) and op.lower.inplace_method:
         assert (f".{op.lower.inplace_method}(" in model.code) == want
 
 
@@ -181,6 +183,7 @@ def test_static_macs_are_half_of_torchs_flop_counter(case) -> None:
     node = g.nodes["under_test"]
     others = sum(d["macs"] for n, d in g.nodes(data=True) if n != "under_test")
     assert node["macs"] == per_sample - others
-    own = dict(model.named_modules()).get("under_test")
-    assert node["params"] == (sum(p.numel() for p in own.parameters()) if own is not None else 0)
+    own = sum(p.numel() for n, p in model.named_parameters()      # a module's, or a bare
+              if n == "under_test" or n.startswith("under_test."))  # parameter (scale)
+    assert node["params"] == own
     assert (OPS[node["op"]].macs_doc == "0") == (node["macs"] == 0), OPS[node["op"]].macs_doc

@@ -22,8 +22,9 @@ Then, for the spec as YAML text:
 
 Where archspec is stricter than torch on purpose, the reference refuses as well
 (:class:`Refused`, listed in ``DESIGN``): ``add`` and ``shake`` need equal shapes
-(torch broadcasts, and an in-place ``add_`` cannot); ``linear`` needs a flat input
-(torch applies it to the last axis); ``pad`` and ``dropout2d`` need a (C, H, W) input
+(torch broadcasts, and an in-place ``add_`` cannot); ``permute`` keeps the batch first;
+``slice`` takes no negative bounds (torch.narrow counts them from the end);
+``pad`` and ``dropout2d`` need a (C, H, W) input
 (torch pads the batch axis of a flat tensor, and only warns on 2-D dropout2d); no
 tensor may be empty (torch lets a pad crop to 0, a conv have 0 channels); ``flatten``
 and ``mean`` never take in the batch (dim 0), and ``mean`` leaves a per-sample dim;
@@ -82,11 +83,12 @@ BATCH = 2
 FIRST_LAYER_LINE = 5      # the YAML below: archspec, name, input, layers, then one per line
 
 #: archspec's deliberate refusals of what torch would run (see the module docstring)
-DESIGN = ("add needs equal shapes", "shake needs equal shapes", "linear needs a flat input",
+DESIGN = ("add needs equal shapes", "shake needs equal shapes",
           "pad needs (C, H, W)", "dropout2d needs (C, H, W)", "empty tensor",
           "mul needs inputs of one rank", "drop_path needs p below 1",
           "flatten keeps the batch", "rank-2 input", "image op on a flat input", "mean keeps the batch",
-          "mean keeps a per-sample dim")
+          "mean keeps a per-sample dim",
+          "permute keeps the batch first", "slice needs non-negative bounds")
 
 #: ops whose inputs archspec takes as per-sample (C, H, W) or flat (F) only: torch reads
 #: an (N, C, L) tensor as one unbatched image (Conv2d, pools) or runs BatchNorm1d on it,
@@ -207,10 +209,20 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
         return nn.Upsample(**kw)
     if op == "prelu":
         return nn.PReLU(x.shape[1] if a.get("per_channel") else 1, a.get("init", 0.25))
+    if op == "layernorm":     # torchvision's ConvNeXt norm over channels, or torch's over the last axis
+        kw = _kw({k: v for k, v in a.items() if k != "over"},
+                 {"eps": "eps", "affine": "elementwise_affine"})
+        if a.get("over", "channels") == "channels":
+            return torchvision.models.convnext.LayerNorm2d(x.shape[1], **kw)
+        return nn.LayerNorm(x.shape[-1], **kw)
     if op == "drop_path":
         if a["p"] == 1.0:
             raise Refused("drop_path needs p below 1")
         return torchvision.ops.StochasticDepth(a["p"], a.get("mode", "row"))
+    if op == "permute":
+        if sorted(a["dims"]) == list(range(x.dim())) and a["dims"][0] != 0:
+            raise Refused("permute keeps the batch first")
+        return torchvision.ops.Permute(list(a["dims"]))
     if op == "maxpool":
         return nn.MaxPool2d(**_kw(a, _POOL))
     if op == "avgpool":
@@ -222,10 +234,8 @@ def _module(op: str, a: dict[str, Any], x: Any) -> nn.Module | None:
         if op == "dropout2d" and x.dim() != 4:
             raise Refused("dropout2d needs (C, H, W)")
         return _ACT[op](**_kw(a, _ACT_ARGS))
-    if op == "linear":
-        if x.dim() != 2:
-            raise Refused("linear needs a flat input")
-        return nn.Linear(x.shape[1], **_kw(a, {"out": "out_features", "bias": "bias"}))
+    if op == "linear":    # over the last axis, of any rank
+        return nn.Linear(x.shape[-1], **_kw(a, {"out": "out_features", "bias": "bias"}))
     if op == "pad":
         if x.dim() != 4:
             raise Refused("pad needs (C, H, W)")
@@ -246,6 +256,11 @@ def _functional(op: str, a: dict[str, Any], xs: list[Any]) -> Any:
         return fn(xs[0], dim=a.get("dim", -1))   # archspec's default; torch's implicit dim is deprecated
     if op == "concat":
         return torch.cat(xs, 1)
+    if op == "slice":     # torch.narrow refuses a stop beyond the channels or below start
+        start, stop = a.get("start", 0), a.get("stop", xs[0].shape[1])
+        if start < 0 or stop < 0:
+            raise Refused("slice needs non-negative bounds")
+        return torch.narrow(xs[0], 1, start, stop - start)
     if op in ("add", "shake"):
         if any(x.shape != xs[0].shape for x in xs):
             raise Refused(f"{op} needs equal shapes")
@@ -279,6 +294,10 @@ def _randomise(m: nn.Module, gen: Any) -> None:
             if m.track_running_stats:
                 m.running_mean.copy_(torch.randn(c, generator=gen, dtype=torch.float64) * 0.1)
                 m.running_var.copy_(torch.rand(c, generator=gen, dtype=torch.float64) + 0.5)
+    if isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+        with torch.no_grad():
+            m.weight.copy_(torch.rand(m.weight.shape, generator=gen, dtype=torch.float64) + 0.5)
+            m.bias.copy_(torch.randn(m.bias.shape, generator=gen, dtype=torch.float64) * 0.1)
     if isinstance(m, nn.GroupNorm) and m.affine:
         with torch.no_grad():
             c = m.num_channels
@@ -322,6 +341,8 @@ class Reference:
             raise Refused("rank-2 input")
         if lay.op in _IMAGE_ONLY and xs[0].dim() == 2:
             raise Refused("image op on a flat input")
+        if lay.op == "scale":
+            return self._scale(lay, xs[0])
         mod = _module(lay.op, lay.args, xs[0])
         if mod is None:
             return _functional(lay.op, lay.args, xs)
@@ -334,11 +355,23 @@ class Reference:
         return y
 
 
+    def _scale(self, lay: Layer, x: Any) -> Any:
+        """ConvNeXt's layer_scale, as torchvision's CNBlock: a bare parameter of shape
+        (C, 1, 1) (or (F,) on a flat input) times the input, random (not its init), and
+        named as the layer itself in the state_dict."""
+        shape = (x.shape[1], 1, 1) if x.dim() == 4 else (x.shape[1],)
+        p = torch.rand(shape, generator=self.gen, dtype=torch.float64) + 0.5
+        self.net.params[lay.name] = p.numel()
+        self.net.state[lay.name] = p
+        return p * x
+
+
 # ------------------------------------------------------------------ the strategy
 _IMAGE_OPS = (("conv",) * 8 + ("maxpool", "avgpool") * 3 + ("pad",) * 3 + ("batchnorm",) * 2
               + ("groupnorm",) * 2 + ("channel_shuffle",) * 2 + ("drop_path", "adaptive_avgpool", "adaptive_maxpool") * 2 + ("flatten", "softmax", "log_softmax") + ("mean", "prelu", "upsample", "conv_transpose") * 2
+              + ("scale",) + ("layernorm",) * 2 + ("permute",) * 2 + ("linear",) * 2 + ("slice",) * 2
               + tuple(_ACT))
-_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "softmax", "log_softmax", "flatten", "mean", "prelu") + tuple(
+_FLAT_OPS = ("linear",) * 4 + ("batchnorm", "groupnorm", "drop_path", "softmax", "log_softmax", "flatten", "mean", "prelu", "scale", "layernorm", "permute", "slice") + tuple(
     op for op in _ACT if op != "dropout2d")
 _FLOATS = {"negative_slope": (0.01, 0.2, 0.5, 0.0, -0.2), "alpha": (0.5, 1.0, 1.5, 0.0, -0.5),
            "p": (0.0, 0.1, 0.5, 1.0, 1.5), "eps": (1e-05, 0.001, 0.01),
@@ -523,6 +556,30 @@ class Drawer:
             if self.maybe():
                 a["init"] = self.draw(st.sampled_from((0.25, 0.1, -0.5, 0.0)))
             return a
+        if op == "layernorm":
+            a = {"over": self.draw(st.sampled_from(("channels", "last")))} if not \
+                self.maybe(4) else {}
+            if self.maybe():
+                a["eps"] = self.draw(st.sampled_from(_FLOATS["eps"]))
+            if self.maybe():
+                a["affine"] = self.draw(st.booleans())
+            return a
+        if op == "permute":     # the batch first, mostly; now and then a wrong list
+            rest = list(range(1, len(shape) + 1))
+            dims = [0] + self.draw(st.permutations(rest))
+            if self.maybe(10):
+                dims = self.draw(st.sampled_from((dims[::-1], dims[:-1], dims + [0],
+                                                  [0] + [d + 1 for d in rest])))
+            return {"dims": dims}
+        if op == "slice":       # within the channels mostly, now and then past them or empty
+            c = shape[0]
+            start = self.int(0, c - 1, (-1, c))
+            a = {"start": start} if start or self.maybe() else {}
+            if self.maybe(3):
+                a["stop"] = self.int(start + 1, c, (start, c + 1, -1))
+            return a
+        if op == "scale":
+            return {"init": self.draw(st.sampled_from((1e-6, 1.0, -0.5)))}
         if op == "softplus":
             return {k: self.draw(st.sampled_from(_FLOATS[k])) for k in ("beta", "threshold")
                     if self.maybe()}

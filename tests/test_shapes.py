@@ -78,7 +78,6 @@ def test_shape_rules(op: str, shapes: list, args: dict, want: tuple) -> None:
     ("conv", [(8,)], dict(out=6, kernel=1), "conv expects a (channels, height, width) input"),
     ("conv", [(8, 4, 4)], dict(out=6, kernel=3, stride=2, padding="same"), "padding 'same' needs stride 1"),
     ("maxpool", [(8, 4, 4)], dict(kernel=2, padding=2), "padding 2 is more than half its kernel 2"),
-    ("linear", [(8, 2, 2)], dict(out=2), "linear expects a flat (features) input"),
     ("add", [(8, 4, 4), (8, 4, 2)], {}, "add needs equal shapes"),
     ("concat", [(8, 4, 4), (8,)], {}, "concat needs equal shapes except for channels"),
     ("softmax", [(10,)], dict(dim=2), "dim 2 is out of range"),

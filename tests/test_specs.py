@@ -67,6 +67,10 @@ GOLDEN: dict[str, tuple[int, int, int, tuple, dict]] = {
     "shake-shake-26-2x32d": (2_923_162, 2_923_162, 426_689_792, (3, 32, 32), {"out": (10,)}),
     "shake-shake-26-2x96d": (26_192_922, 26_192_922, 3_776_892_672, (3, 32, 32),
                              {"out": (10,)}),
+    # torchvision's ShuffleNetV2 1.0× (layout ops: slice, channel_shuffle)
+    "shufflenet_v2_x1_0": (2_278_604, 2_278_604, 144_907_992, (3, 224, 224), {"out": (1000,)}),
+    # torchvision's ConvNeXt-Tiny (layout ops: permute, layernorm, linear over channels, scale)
+    "convnext_tiny": (28_589_128, 28_589_128, 4_455_531_264, (3, 224, 224), {"out": (1000,)}),
 }
 
 # torchvision.models.<Name>_Weights.IMAGENET1K_V1.meta["_ops"] (GFLOPS), torchvision 0.29.1.
@@ -79,6 +83,8 @@ TORCHVISION_GFLOPS = {
     "resnext50_32x4d": 4.23,
     "wide_resnet50_2": 11.398,
     "googlenet-torchvision": 1.498,
+    "shufflenet_v2_x1_0": 0.145,
+    "convnext_tiny": 4.456,
 }
 
 # WRN-d-k, pystyle.info's code (B(3,3), dropout 0.3, 10 classes): issue 2's exact counts.

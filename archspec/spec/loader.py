@@ -566,7 +566,10 @@ def parse_item(node: YNode, errors: list[SpecError]) -> Item:
     m = _expect_map(node, "a layer")
     name: YNode | None = None
     body = m
-    if len(m) == 1 and m.keys()[0] not in KIND_KEYS + META_KEYS:
+    # a single key names the layer; a kind word names one too when its value is a layer
+    # mapping (ConvNeXt's ``block: {seq: ...}``), which no op, block reference or loop is
+    if len(m) == 1 and (m.keys()[0] not in KIND_KEYS + META_KEYS or
+                        m.keys()[0] in KIND_KEYS and isinstance(m.entries[0][1], YMap)):
         key, val = m.entries[0]
         if not isinstance(val, YMap):
             raise _err(f"layer '{key}' must be a mapping such as {{op: relu}}, got {_kind(val)}",

@@ -1,0 +1,115 @@
+"""ConvNeXt-Tiny and ShuffleNetV2 1.0× (specs/convnext_tiny.yaml,
+specs/shufflenet_v2_x1_0.yaml) against torchvision 0.29.1's own builders: the static
+parameter count equals torchvision's, torchvision's state_dict loads strictly (the module
+names are its paths), and the eval outputs are equal once every BatchNorm statistic,
+norm affine, layer scale and bias of the reference is random (torchvision's init leaves
+biases 0, affines 1 and layer scales 1e-6, under which a wrong wiring could still match).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+import archspec  # noqa: E402
+from archspec.torch_backend import build_module  # noqa: E402
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+
+#: spec stem -> (torchvision builder, its published parameter count)
+ZOO = {"shufflenet_v2_x1_0": (torchvision.models.shufflenet_v2_x1_0, 2_278_604),
+       "convnext_tiny": (torchvision.models.convnext_tiny, 28_589_128)}
+
+
+def randomise(model: torch.nn.Module, seed: int = 0) -> None:
+    """Make every parameter and buffer that torchvision initialises to a constant random:
+    BatchNorm running mean / var, norm weights and biases, conv and linear biases, layer
+    scales (ConvNeXt's 1e-6 would make each block almost the identity)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1 or name.endswith("layer_scale"):    # biases, affines, scales
+                p.copy_(torch.rand(p.shape, generator=gen) * 0.5 + 0.75 if
+                        name.endswith(("weight", "layer_scale")) else
+                        torch.randn(p.shape, generator=gen) * 0.1)
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.75)
+
+
+def _pair(stem: str, in_size: int) -> tuple[torch.nn.Module, torch.nn.Module, object]:
+    """(reference, archspec's module with the reference's weights, graph IR)."""
+    builder, _ = ZOO[stem]
+    torch.manual_seed(0)
+    ref = builder().eval()
+    randomise(ref)
+    g = archspec.compile_graph(archspec.load_spec(str(SPECS / f"{stem}.yaml"),
+                                                  {"in_size": in_size}))
+    ours = build_module(g).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    return ref, ours, g
+
+
+@pytest.mark.parametrize("stem", sorted(ZOO))
+def test_params_equal_torchvision(stem: str) -> None:
+    builder, published = ZOO[stem]
+    g = archspec.compile_graph(archspec.load_spec(str(SPECS / f"{stem}.yaml")))
+    assert archspec.summarize(g).params == published
+    assert sum(p.numel() for p in builder().parameters()) == published
+
+
+def _assert_equal_outputs(stem: str, in_size: int) -> None:
+    ref, ours, _ = _pair(stem, in_size)
+    x = torch.randn(2, 3, in_size, in_size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want, got = ref(x), ours(x)
+    assert got.shape == want.shape == (2, 1000)
+    assert want.std() > 0.1      # the randomised reference does not collapse to ~0
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-5 * float(want.abs().max())), \
+        float((got - want).abs().max())
+
+
+@pytest.mark.parametrize("stem", sorted(ZOO))
+def test_eval_outputs_equal_torchvision_at_64(stem: str) -> None:
+    _assert_equal_outputs(stem, 64)
+
+
+@pytest.mark.parametrize("stem", sorted(ZOO))
+def test_emitted_source_equals_torchvision_at_64(stem: str) -> None:
+    """``archspec emit``'s standalone model.py takes torchvision's weights strictly too
+    (ConvNeXt's layer scales as bare parameters) and computes the same."""
+    from archspec.codegen import generate
+    ref, ours, g = _pair(stem, 64)
+    ns: dict = {"__name__": "generated"}
+    exec(compile(generate(g), "<generated>", "exec"), ns)   # noqa: S102 - archspec's own output
+    standalone = ns["Model"]().eval()
+    standalone.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want = ref(x)
+        assert torch.allclose(standalone(x), want, rtol=1e-4,
+                              atol=1e-5 * float(want.abs().max()))
+
+
+def test_convnext_stochastic_depth_rates_equal_torchvision() -> None:
+    """0.1 · index / 17 over the 18 blocks, each block's rate exactly torchvision's."""
+    ref = torchvision.models.convnext_tiny()
+    want = {n: m.p for n, m in ref.named_modules()
+            if isinstance(m, torchvision.ops.StochasticDepth)}
+    g = archspec.compile_graph(archspec.load_spec(str(SPECS / "convnext_tiny.yaml")))
+    got = {n: m.p for n, m in build_module(g).named_modules()
+           if isinstance(m, torchvision.ops.StochasticDepth)}
+    assert got == want and len(got) == 18 and max(got.values()) == 0.1
+
+
+@pytest.mark.parametrize("stem", sorted(ZOO))
+def test_eval_outputs_equal_torchvision_at_224(stem: str) -> None:
+    """The full size (under 2 s each here, so not marked slow)."""
+    _assert_equal_outputs(stem, 224)

@@ -147,7 +147,9 @@ class OpDef:
     ending in it holds (logits, probs, log_probs); ``shortcut_join``: a residual join,
     whose inputs other than the longest path the diagram draws as shortcuts.
     ``macs_doc`` states its MAC count for the docs table ("0" for the ops the convention
-    does not count; see the module docstring).
+    does not count; see the module docstring). ``batch_stats``: a predicate of its
+    arguments saying it normalises over the batch even in eval (a batchnorm without
+    running statistics), so a build's dummy batch must give it 2 values per channel.
     """
 
     name: str
@@ -167,6 +169,7 @@ class OpDef:
     head: str = "logits"
     shortcut_join: bool = False
     macs_doc: str = "0"
+    batch_stats: Callable[[dict], bool] | None = None
 
     def field(self, name: str) -> Field | None:
         for f in self.fields:
@@ -869,7 +872,8 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           lower=TorchModule("torch.nn.BatchNorm2d", _bn_kwargs,
                             by_rank=((1, "torch.nn.BatchNorm1d"),)),
           fresh_output=True, init="norm", kind="norm",
-          label=lambda a, i, o: f"batchnorm {label_channels(o)}"),
+          label=lambda a, i, o: f"batchnorm {label_channels(o)}",
+          batch_stats=lambda a: not a["track_running_stats"]),
     OpDef("groupnorm", (Field("groups", "pos_int", doc="groups the channels are split into; "
                               "divides them"),
                         Field("eps", "float", 1e-5, "added to the variance"),

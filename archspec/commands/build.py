@@ -66,20 +66,22 @@ def check_forward(module, g, batch: int) -> dict[str, tuple[int, ...]]:
 
 
 def check_batch_statistics(g, batch: int) -> None:
-    """Refuse a dummy batch that leaves a batchnorm without running statistics one value
-    per channel: torch normalises it over the batch even in eval mode, and raises
+    """Refuse a dummy batch that leaves an op normalising over the batch (a batchnorm
+    without running statistics: ``OpDef.batch_stats``) one value per channel: torch
+    normalises it over the batch even in eval mode, and raises
     ("Expected more than 1 value per channel when training") midway through the build."""
     import math
 
     from archspec.errors import SpecError
-    from archspec.ops import shape_str
+    from archspec.ops import OPS, shape_str
     for nid, d in g.nodes(data=True):
-        if d["op"] != "batchnorm" or d["args"]["track_running_stats"]:
+        batch_stats = OPS[d["op"]].batch_stats if d["op"] in OPS else None   # not the input
+        if batch_stats is None or not batch_stats(d["args"]):
             continue
         shape = g.nodes[d["inputs"][0]]["shape"]
         values = batch * math.prod(shape[1:])
         if values < 2:
-            raise SpecError(f"{nid}: a batchnorm without running statistics normalises over "
+            raise SpecError(f"{nid}: a {d['op']} without running statistics normalises over "
                             f"the batch, and --batch {batch} gives it {values} value per channel "
                             f"(input {shape_str(shape)})", d["loc"],
                             "use --batch 2 or more, or track_running_stats: true")

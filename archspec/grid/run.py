@@ -26,9 +26,9 @@ from archspec.spec.model import Spec
 
 #: Below this many cells a pool costs more to start than it saves.
 MIN_PARALLEL_CELLS = 16
-#: Ops that count towards ``depth`` (weighted layers on the longest path): those whose
-#: definition gives them the conv or linear init role.
-WEIGHTED_OPS = tuple(n for n, op in OPS.items() if op.init in ("conv", "linear"))
+#: Init roles of the ops that count towards ``depth`` (weighted layers on the longest
+#: path), read from each op's definition when counted, so ops registered later count too.
+WEIGHTED_ROLES = ("conv", "linear")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def weighted_depth(g: nx.DiGraph) -> int:
         d = nodes[n]
         if d.get("train_only"):
             continue
-        w = 1 if d["op"] in WEIGHTED_OPS else 0
+        w = 1 if d["op"] in OPS and OPS[d["op"]].init in WEIGHTED_ROLES else 0
         best[n] = w + max((best[p] for p in g.predecessors(n) if p in best), default=0)
     return max(best.values(), default=0)
 

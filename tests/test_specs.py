@@ -67,6 +67,8 @@ GOLDEN: dict[str, tuple[int, int, int, tuple, dict]] = {
     "shake-shake-26-2x32d": (2_923_162, 2_923_162, 426_689_792, (3, 32, 32), {"out": (10,)}),
     "shake-shake-26-2x96d": (26_192_922, 26_192_922, 3_776_892_672, (3, 32, 32),
                              {"out": (10,)}),
+    # torchvision's mobile / efficient nets (tests/test_zoo.py checks them against torch)
+    "mobilenet_v3_small": (2_542_856, 2_542_856, 56_510_400, (3, 224, 224), {"out": (1000,)}),
 }
 
 # torchvision.models.<Name>_Weights.IMAGENET1K_V1.meta["_ops"] (GFLOPS), torchvision 0.29.1.
@@ -79,6 +81,7 @@ TORCHVISION_GFLOPS = {
     "resnext50_32x4d": 4.23,
     "wide_resnet50_2": 11.398,
     "googlenet-torchvision": 1.498,
+    "mobilenet_v3_small": 0.057,
 }
 
 # WRN-d-k, pystyle.info's code (B(3,3), dropout 0.3, 10 classes): issue 2's exact counts.

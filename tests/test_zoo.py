@@ -19,6 +19,8 @@ import torch.nn as nn
 
 import archspec
 from archspec.torch_backend import build_module
+
+torchvision = pytest.importorskip("torchvision")     # imported at collection, not in a test
 from references.randomise import randomise_reference
 
 torch.set_num_threads(1)
@@ -26,12 +28,12 @@ torch.set_num_threads(1)
 # spec stem -> (torchvision builder, its weights enum, input size for the output check)
 ZOO = {
     "mobilenet_v3_small": ("mobilenet_v3_small", "MobileNet_V3_Small_Weights", 64),
+    "efficientnet_b0": ("efficientnet_b0", "EfficientNet_B0_Weights", 64),
 }
 TOL = 1e-5          # relative to the output's largest magnitude, float32
 
 
 def _reference(stem: str) -> nn.Module:
-    import torchvision
     torch.manual_seed(0)
     return randomise_reference(getattr(torchvision.models, ZOO[stem][0])(), seed=1).eval()
 
@@ -56,7 +58,6 @@ def _remove_se(ref: nn.Module) -> nn.Module:
 
 @pytest.mark.parametrize("stem", sorted(ZOO))
 def test_static_params_equal_torchvision(stem: str) -> None:
-    import torchvision
     s = archspec.summarize(archspec.compile_graph(archspec.load_spec(f"specs/{stem}.yaml")))
     with torch.device("meta"):
         ref = getattr(torchvision.models, ZOO[stem][0])()
@@ -81,3 +82,27 @@ def test_state_dict_loads_strictly_and_outputs_equal(stem: str) -> None:
     assert err <= TOL * scale, (err, scale)
     # dropping the SE gates moves the output far beyond the tolerance
     assert (no_se - b).abs().max().item() > 1000 * TOL * scale
+
+
+@pytest.mark.parametrize("stem", sorted(ZOO))
+def test_train_mode_loss_and_gradients_equal(stem: str) -> None:
+    """Training mode too: dropout and stochastic depth (p = 0.2 · block / 16 in
+    EfficientNet) draw in torchvision's order, so one seed gives the same loss and
+    gradients; BatchNorm uses batch statistics and the running ones update alike."""
+    ref, ours = _reference(stem), _ours(stem)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ours.train(), ref.train()
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    losses = []
+    for m in (ours, ref):
+        torch.manual_seed(4)
+        loss = m(x).square().mean()
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    grads = dict(ref.named_parameters())
+    for name, p in ours.named_parameters():
+        assert torch.allclose(p.grad, grads[name].grad, rtol=1e-3, atol=1e-6), name
+    buffers = dict(ref.named_buffers())
+    for name, b in ours.named_buffers():
+        assert torch.allclose(b.float(), buffers[name].float(), rtol=1e-5, atol=1e-6), name

@@ -70,6 +70,7 @@ GOLDEN: dict[str, tuple[int, int, int, tuple, dict]] = {
     # torchvision's mobile / efficient nets (tests/test_zoo.py checks them against torch)
     "mobilenet_v3_small": (2_542_856, 2_542_856, 56_510_400, (3, 224, 224), {"out": (1000,)}),
     "efficientnet_b0": (5_288_548, 5_288_548, 385_814_752, (3, 224, 224), {"out": (1000,)}),
+    "regnet_y_400mf": (4_344_144, 4_344_144, 401_842_848, (3, 224, 224), {"out": (1000,)}),
 }
 
 # torchvision.models.<Name>_Weights.IMAGENET1K_V1.meta["_ops"] (GFLOPS), torchvision 0.29.1.
@@ -84,6 +85,7 @@ TORCHVISION_GFLOPS = {
     "googlenet-torchvision": 1.498,
     "mobilenet_v3_small": 0.057,
     "efficientnet_b0": 0.386,
+    "regnet_y_400mf": 0.402,
 }
 
 # WRN-d-k, pystyle.info's code (B(3,3), dropout 0.3, 10 classes): issue 2's exact counts.

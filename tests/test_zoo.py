@@ -29,6 +29,7 @@ torch.set_num_threads(1)
 ZOO = {
     "mobilenet_v3_small": ("mobilenet_v3_small", "MobileNet_V3_Small_Weights", 64),
     "efficientnet_b0": ("efficientnet_b0", "EfficientNet_B0_Weights", 64),
+    "regnet_y_400mf": ("regnet_y_400mf", "RegNet_Y_400MF_Weights", 64),
 }
 TOL = 1e-5          # relative to the output's largest magnitude, float32
 
@@ -59,8 +60,7 @@ def _remove_se(ref: nn.Module) -> nn.Module:
 @pytest.mark.parametrize("stem", sorted(ZOO))
 def test_static_params_equal_torchvision(stem: str) -> None:
     s = archspec.summarize(archspec.compile_graph(archspec.load_spec(f"specs/{stem}.yaml")))
-    with torch.device("meta"):
-        ref = getattr(torchvision.models, ZOO[stem][0])()
+    ref = getattr(torchvision.models, ZOO[stem][0])()     # (RegNet's builder runs torch on CPU)
     meta = getattr(torchvision.models, ZOO[stem][1]).IMAGENET1K_V1.meta
     assert s.params == sum(p.numel() for p in ref.parameters()) == meta["num_params"]
 
@@ -106,3 +106,17 @@ def test_train_mode_loss_and_gradients_equal(stem: str) -> None:
     buffers = dict(ref.named_buffers())
     for name, b in ours.named_buffers():
         assert torch.allclose(b.float(), buffers[name].float(), rtol=1e-5, atol=1e-6), name
+
+
+def test_regnet_stage_table_is_torchvisions_quantised_linear_rule() -> None:
+    """The spec's written-out depths and widths are what torchvision derives from the
+    paper's (d, w_0, w_a, w_m) for RegNetY-400MF."""
+    from torchvision.models.regnet import BlockParams
+    bp = BlockParams.from_init_params(depth=16, w_0=48, w_a=27.89, w_m=2.09, group_width=8,
+                                      se_ratio=0.25)
+    params = {p.name: p.default for p in archspec.load_spec("specs/regnet_y_400mf.yaml").params}
+    assert params["depths"] == bp.depths
+    assert params["widths"] == bp.widths
+    assert [params["group_width"]] * 4 == bp.group_widths
+    assert [params["bottleneck_multiplier"]] * 4 == bp.bottleneck_multipliers
+    assert params["se_ratio"] == bp.se_ratio

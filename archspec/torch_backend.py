@@ -67,11 +67,21 @@ class ModuleDef:
 
 
 def _inplace(g: nx.DiGraph, nid: str, outputs: set[str]) -> bool:
-    """True when ``nid`` may overwrite its first input: the input is a fresh tensor used once."""
+    """True when ``nid`` may overwrite its first input: the input is a fresh tensor used
+    once, or the output of a ``passes_fresh`` op (which may hand on its own input) whose
+    input is, in turn, free to overwrite."""
     src = g.nodes[nid]["inputs"][0]
-    producer = OPS.get(g.nodes[src]["op"])
-    return (producer is not None and producer.fresh_output and g.out_degree(src) == 1
-            and src not in outputs and g.nodes[nid]["inputs"].count(src) == 1)
+    if g.nodes[nid]["inputs"].count(src) != 1:
+        return False
+    while True:
+        producer = OPS.get(g.nodes[src]["op"])
+        if producer is None or g.out_degree(src) != 1 or src in outputs:
+            return False
+        if producer.fresh_output:
+            return True
+        if not producer.passes_fresh or not g.nodes[src]["inputs"]:
+            return False
+        src = g.nodes[src]["inputs"][0]
 
 
 def _runs_inplace(g: nx.DiGraph, nid: str, outputs: set[str]) -> bool:

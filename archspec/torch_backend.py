@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import keyword
 import linecache
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -562,8 +563,40 @@ def init_weights(module: nn.Module, scheme: str) -> None:
                 if lin and m.bias is not None:
                     is_out = id(m) in out_linears if out_linears else m.out_features == 1000
                     nn.init.constant_(m.bias, 0.0 if is_out else 0.2)
+            elif scheme in _TV_MOBILE_INITS:
+                _torchvision_mobile_init(m, scheme, conv, lin, bn)
             else:
                 raise SpecError(f"unknown init scheme '{scheme}'", Location("<init>"))
+
+
+# torchvision's MobileNetV3, EfficientNet and RegNet inits (their __init__ loops)
+_TV_MOBILE_INITS = ("torchvision_mobilenet", "torchvision_efficientnet", "torchvision_regnet")
+
+
+def _torchvision_mobile_init(m: nn.Module, scheme: str, conv: bool, lin: bool, bn: bool
+                             ) -> None:
+    """One module as torchvision's mobilenetv3.py, efficientnet.py or regnet.py inits it:
+    convs kaiming fan_out (RegNet's N(0, sqrt(2 / (k·k·out))) is the same law) with zero
+    biases (RegNet keeps torch's conv biases), norms 1 and 0, linears N(0, 0.01) or
+    EfficientNet's U(±1/sqrt(out)), with zero biases. In module order, like torchvision,
+    so one seed gives torchvision's weights."""
+    if conv and scheme == "torchvision_regnet":
+        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+        nn.init.normal_(m.weight, mean=0.0, std=math.sqrt(2.0 / fan_out))
+    elif conv:
+        nn.init.kaiming_normal_(m.weight, mode="fan_out")
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif bn and m.weight is not None:
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+    elif lin:
+        if scheme == "torchvision_efficientnet":
+            r = 1.0 / math.sqrt(m.out_features)
+            nn.init.uniform_(m.weight, -r, r)
+        else:
+            nn.init.normal_(m.weight, 0.0, 0.01)
+        nn.init.zeros_(m.bias)
 
 
 # -------------------------------------------------------------------- entry

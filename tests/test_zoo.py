@@ -138,3 +138,15 @@ def test_emitted_source_equals_torchvision(stem: str) -> None:
     with torch.no_grad():
         a, b = model(x), ref(x)
     assert (a - b).abs().max().item() <= TOL * b.abs().max().item()
+
+
+@pytest.mark.parametrize("stem", sorted(ZOO))
+def test_init_scheme_gives_torchvisions_weights(stem: str) -> None:
+    """init: torchvision_mobilenet / _efficientnet / _regnet, with modules built in
+    torchvision's order: one seed gives torchvision's weights, bit for bit."""
+    torch.manual_seed(0)
+    ref = getattr(torchvision.models, ZOO[stem][0])().state_dict()
+    torch.manual_seed(0)
+    ours = build_module(f"specs/{stem}.yaml").state_dict()
+    assert list(ours) == list(ref)
+    assert [k for k in ref if not torch.equal(ours[k], ref[k])] == []

@@ -32,7 +32,8 @@ YAML_SUFFIXES = (".yaml", ".yml")
 STDLIB = os.path.join(os.path.dirname(__file__), "stdlib.yaml")
 
 #: Weight-initialisation schemes a spec may name (implemented by the torch backend).
-INIT_SCHEMES = ("torch", "wrn", "torchvision_resnet", "torchvision_googlenet", "pystyle_googlenet")
+INIT_SCHEMES = ("torch", "wrn", "torchvision_resnet", "torchvision_googlenet", "pystyle_googlenet",
+                "torchvision_mobilenet", "torchvision_efficientnet", "torchvision_regnet")
 
 TOP_KEYS = ("archspec", "name", "description", "extends", "include", "params", "let", "checks",
             "input", "init", "tables", "blocks", "layers", "outputs")

@@ -150,3 +150,43 @@ def test_init_scheme_gives_torchvisions_weights(stem: str) -> None:
     ours = build_module(f"specs/{stem}.yaml").state_dict()
     assert list(ours) == list(ref)
     assert [k for k in ref if not torch.equal(ours[k], ref[k])] == []
+
+
+def _static_params(stem: str, overrides: dict) -> int:
+    spec = archspec.load_spec(f"specs/{stem}.yaml", overrides)
+    return archspec.summarize(archspec.compile_graph(spec)).params
+
+
+@pytest.mark.parametrize("width", [0.35, 0.5, 0.75, 1.25])
+def test_mobilenet_width_multiplier_rounds_as_torchvision(width: float) -> None:
+    """The spec's _make_divisible expressions, away from width 1.0 where they matter."""
+    with torch.device("meta"):
+        ref = torchvision.models.mobilenet_v3_small(width_mult=width)
+    assert _static_params("mobilenet_v3_small", {"width_mult": width}) == \
+        sum(p.numel() for p in ref.parameters())
+
+
+@pytest.mark.parametrize("name,width,depth", [
+    ("efficientnet_b1", 1.0, 1.1), ("efficientnet_b2", 1.1, 1.2),
+    ("efficientnet_b3", 1.2, 1.4), ("efficientnet_b4", 1.4, 1.8),
+    ("efficientnet_b7", 2.0, 3.1)])
+def test_efficientnet_multipliers_give_b1_to_b7(name: str, width: float, depth: float) -> None:
+    """B1-B7's sizes from B0's table and torchvision's (width, depth) multipliers."""
+    with torch.device("meta"):
+        ref = getattr(torchvision.models, name)()
+    assert _static_params("efficientnet_b0", {"width_mult": width, "depth_mult": depth}) == \
+        sum(p.numel() for p in ref.parameters())
+
+
+@pytest.mark.parametrize("name,init", [
+    ("regnet_y_800mf", dict(depth=14, w_0=56, w_a=38.84, w_m=2.4, group_width=16,
+                            se_ratio=0.25)),
+    ("regnet_x_400mf", dict(depth=22, w_0=24, w_a=24.48, w_m=2.54, group_width=16))])
+def test_regnet_spec_takes_other_stage_tables(name: str, init: dict) -> None:
+    """Other RegNets are the spec with from_init_params' stage table (RegNetX: no SE)."""
+    from torchvision.models.regnet import BlockParams
+    bp = BlockParams.from_init_params(**init)
+    over = {"depths": bp.depths, "widths": bp.widths, "group_width": bp.group_widths[0],
+            "se_ratio": bp.se_ratio or 0.0}
+    ref = getattr(torchvision.models, name)()
+    assert _static_params("regnet_y_400mf", over) == sum(p.numel() for p in ref.parameters())

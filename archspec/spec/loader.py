@@ -561,7 +561,7 @@ def _is_named(m: YMap) -> bool:
     key, val = m.entries[0]
     if key not in KIND_KEYS + META_KEYS:
         return True
-    return isinstance(val, YMap) and any(k in val.keys() for k in KIND_KEYS)
+    return key in KIND_KEYS and isinstance(val, YMap) and any(k in val.keys() for k in KIND_KEYS)
 
 
 def _failed_item(node: YNode) -> Item:

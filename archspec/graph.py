@@ -108,6 +108,16 @@ class _Scope:
         return out
 
 
+def _arg_value(param: Any, node: YNode, env: dict) -> Any:
+    """A block argument's value: one of the parameter's listed string choices, written
+    bare, is that word (``act: hardswish``), as an op's choice field reads it; anything
+    else is an expression."""
+    words = [c for c in getattr(param, "choices", ()) if isinstance(c, str)]
+    if isinstance(node, YScalar) and isinstance(node.value, str) and node.value in words:
+        return node.value
+    return eval_node(node, env)
+
+
 def _declare(items: tuple[Item, ...], declared: dict[str, Location]) -> None:
     """Record the literal layer names of a scope, so a forward reference reads as a cycle."""
     for item in items:
@@ -479,14 +489,14 @@ class _Builder:
                 raise SpecError(f"block '{bdef.name}' has no parameter '{k}'", item.key_loc(k),
                                 did_you_mean(k, params) or
                                 "parameters: " + ", ".join(params))
-            args[k] = eval_node(node, env)
+            args[k] = _arg_value(params[k], node, env)
         for k, node in extra:
             arg_locs[k] = node.loc
             if k not in params:
                 raise SpecError(f"block '{bdef.name}' has no parameter '{k}' (in 'first:')",
                                 node.loc, did_you_mean(k, params) or
                                 "parameters: " + ", ".join(params))
-            args[k] = eval_node(node, env)
+            args[k] = _arg_value(params[k], node, env)
         for p in bdef.params:
             if p.name not in args:
                 if p.default is REQUIRED:

@@ -150,6 +150,10 @@ class OpDef:
     does not count; see the module docstring). ``batch_stats``: a predicate of its
     arguments saying it normalises over the batch even in eval (a batchnorm without
     running statistics), so a build's dummy batch must give it 2 values per channel.
+    ``passes_fresh``: its output is either its input itself (dropout and stochastic
+    depth in eval, or at p = 0) or a new tensor its backward does not read, so it is
+    free to overwrite when its input is (torchvision's ``result += input`` after
+    StochasticDepth).
     """
 
     name: str
@@ -170,6 +174,7 @@ class OpDef:
     shortcut_join: bool = False
     macs_doc: str = "0"
     batch_stats: Callable[[dict], bool] | None = None
+    passes_fresh: bool = False
 
     def field(self, name: str) -> Field | None:
         for f in self.fields:
@@ -934,17 +939,18 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           label=lambda a, i, o: f"adaptive_maxpool →{label_kernel(a['size'])}"),
     OpDef("dropout", (_P(),), _same("dropout"), "element-wise dropout",
           lower=TorchModule("torch.nn.Dropout", _args_as(p="p")), kind="regularise",
-          label=lambda a, i, o: f"dropout {a.get('p', 0.5):g}"),
+          passes_fresh=True, label=lambda a, i, o: f"dropout {a.get('p', 0.5):g}"),
     OpDef("dropout2d", (_P(),), _same("dropout2d", 3), "channel-wise dropout",
           lower=TorchModule("torch.nn.Dropout2d", _args_as(p="p")), kind="regularise",
-          label=lambda a, i, o: f"dropout2d {a.get('p', 0.5):g}"),
+          passes_fresh=True, label=lambda a, i, o: f"dropout2d {a.get('p', 0.5):g}"),
     OpDef("drop_path", (Field("p", "prob", doc="probability of dropping the branch; below 1"),
                         Field("mode", "choice", "row", "row drops per sample, batch the whole "
                               "batch at once", ("row", "batch"))),
           _drop_path, "stochastic depth on a residual branch (identity in eval), scaled by "
           "1 / (1 - p) in training",
           lower=TorchModule("torchvision.ops.StochasticDepth", _args_as(p="p", mode="mode")),
-          kind="regularise", label=lambda a, i, o: f"drop_path {a['p']:g}"),
+          kind="regularise", passes_fresh=True,
+          label=lambda a, i, o: f"drop_path {a['p']:g}"),
     OpDef("linear", (Field("out", "pos_int", doc="output features"),
                      Field("bias", "bool", True, "add a learnt bias")),
           _linear, "fully connected layer over the last axis (any rank, as nn.Linear)",

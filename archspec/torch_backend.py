@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import keyword
 import linecache
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -116,11 +117,21 @@ def param_defs(g: nx.DiGraph) -> dict[str, ParamDef]:
 
 
 def _inplace(g: nx.DiGraph, nid: str, outputs: set[str]) -> bool:
-    """True when ``nid`` may overwrite its first input: the input is a fresh tensor used once."""
+    """True when ``nid`` may overwrite its first input: the input is a fresh tensor used
+    once, or the output of a ``passes_fresh`` op (which may hand on its own input) whose
+    input is, in turn, free to overwrite."""
     src = g.nodes[nid]["inputs"][0]
-    producer = OPS.get(g.nodes[src]["op"])
-    return (producer is not None and producer.fresh_output and g.out_degree(src) == 1
-            and src not in outputs and g.nodes[nid]["inputs"].count(src) == 1)
+    if g.nodes[nid]["inputs"].count(src) != 1:
+        return False
+    while True:
+        producer = OPS.get(g.nodes[src]["op"])
+        if producer is None or g.out_degree(src) != 1 or src in outputs:
+            return False
+        if producer.fresh_output:
+            return True
+        if not producer.passes_fresh or not g.nodes[src]["inputs"]:
+            return False
+        src = g.nodes[src]["inputs"][0]
 
 
 def _runs_inplace(g: nx.DiGraph, nid: str, outputs: set[str]) -> bool:
@@ -615,8 +626,40 @@ def init_weights(module: nn.Module, scheme: str) -> None:
                 if lin and m.bias is not None:
                     is_out = id(m) in out_linears if out_linears else m.out_features == 1000
                     nn.init.constant_(m.bias, 0.0 if is_out else 0.2)
+            elif scheme in _TV_MOBILE_INITS:
+                _torchvision_mobile_init(m, scheme, conv, lin, bn)
             else:
                 raise SpecError(f"unknown init scheme '{scheme}'", Location("<init>"))
+
+
+# torchvision's MobileNetV3, EfficientNet and RegNet inits (their __init__ loops)
+_TV_MOBILE_INITS = ("torchvision_mobilenet", "torchvision_efficientnet", "torchvision_regnet")
+
+
+def _torchvision_mobile_init(m: nn.Module, scheme: str, conv: bool, lin: bool, bn: bool
+                             ) -> None:
+    """One module as torchvision's mobilenetv3.py, efficientnet.py or regnet.py inits it:
+    convs kaiming fan_out (RegNet's N(0, sqrt(2 / (k·k·out))) is the same law) with zero
+    biases (RegNet keeps torch's conv biases), norms 1 and 0, linears N(0, 0.01) or
+    EfficientNet's U(±1/sqrt(out)), with zero biases. In module order, like torchvision,
+    so one seed gives torchvision's weights."""
+    if conv and scheme == "torchvision_regnet":
+        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+        nn.init.normal_(m.weight, mean=0.0, std=math.sqrt(2.0 / fan_out))
+    elif conv:
+        nn.init.kaiming_normal_(m.weight, mode="fan_out")
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif bn and m.weight is not None:
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+    elif lin:
+        if scheme == "torchvision_efficientnet":
+            r = 1.0 / math.sqrt(m.out_features)
+            nn.init.uniform_(m.weight, -r, r)
+        else:
+            nn.init.normal_(m.weight, 0.0, 0.01)
+        nn.init.zeros_(m.bias)
 
 
 # -------------------------------------------------------------------- entry

@@ -47,7 +47,7 @@ def test_names_resolve_to_the_shipped_files() -> None:
     assert library.resolve("wrn-table1", "grid") == str(ROOT / "specs" / "grids" / "wrn-table1.yaml")
     assert library.resolve("wrn", "recipe") == str(ROOT / "recipes" / "wrn.yaml")
     assert library.names("recipe") == ["cifar10-adam", "resnet-cifar", "shake-shake", "wrn"]
-    assert len(library.names("spec")) == N_SPECS >= 23
+    assert len(library.names("spec")) == N_SPECS >= 26
 
 
 def test_an_existing_path_wins_over_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -610,3 +610,28 @@ def test_choice_field_takes_its_words_literally(compile_text) -> None:
     g = compile_text(env_head + "  - d: {op: drop_path, p: 0.2, mode: m}\n")
     assert g.nodes["d"]["args"]["mode"] == "batch"   # a name in scope is still read as one
     assert ":5:" in str(info.value)
+
+
+def test_block_choice_words_and_keyword_named_layers(compile_text) -> None:
+    """A block parameter's string choice is read as a word; a layer may be named
+    ``block`` when its body is a layer (torchvision's MBConv.block)."""
+    g = compile_text("""
+        input: {shape: [8, 8, 8]}
+        blocks:
+          unit:
+            params:
+              act: {default: relu, choices: [relu, silu]}
+            layers:
+              - block:
+                  seq:
+                    - {op: conv, out: 8, kernel: 1}
+                    - {op: relu, when: act == 'relu'}
+                    - {op: silu, when: act == 'silu'}
+              - {op: add, from: [block, input]}
+        layers:
+          - u: {block: unit, act: silu}
+          - v: {block: unit}
+    """)
+    assert g.nodes["u.block.1"]["op"] == "silu"
+    assert g.nodes["v.block.1"]["op"] == "relu"
+    assert list(g.nodes["u.add"]["inputs"]) == ["u.block.1", "input"]

@@ -71,6 +71,10 @@ GOLDEN: dict[str, tuple[int, int, int, tuple, dict]] = {
     "shufflenet_v2_x1_0": (2_278_604, 2_278_604, 144_907_992, (3, 224, 224), {"out": (1000,)}),
     # torchvision's ConvNeXt-Tiny (layout ops: permute, layernorm, linear over channels, scale)
     "convnext_tiny": (28_589_128, 28_589_128, 4_455_531_264, (3, 224, 224), {"out": (1000,)}),
+    # torchvision's mobile / efficient nets (tests/test_zoo.py checks them against torch)
+    "mobilenet_v3_small": (2_542_856, 2_542_856, 56_510_400, (3, 224, 224), {"out": (1000,)}),
+    "efficientnet_b0": (5_288_548, 5_288_548, 385_814_752, (3, 224, 224), {"out": (1000,)}),
+    "regnet_y_400mf": (4_344_144, 4_344_144, 401_842_848, (3, 224, 224), {"out": (1000,)}),
 }
 
 # torchvision.models.<Name>_Weights.IMAGENET1K_V1.meta["_ops"] (GFLOPS), torchvision 0.29.1.
@@ -85,6 +89,9 @@ TORCHVISION_GFLOPS = {
     "googlenet-torchvision": 1.498,
     "shufflenet_v2_x1_0": 0.145,
     "convnext_tiny": 4.456,
+    "mobilenet_v3_small": 0.057,
+    "efficientnet_b0": 0.386,
+    "regnet_y_400mf": 0.402,
 }
 
 # WRN-d-k, pystyle.info's code (B(3,3), dropout 0.3, 10 classes): issue 2's exact counts.

@@ -615,3 +615,39 @@ def test_interrupted_build_keeps_the_previous_directory(tmp_path: Path, monkeypa
     assert [p.name for p in tmp_path.iterdir()] == ["b"]
     assert [p.name for p in out.iterdir()] == ["model.py"]
     assert (out / "model.py").read_text() == "previous build"
+
+
+def test_add_after_drop_path_runs_in_place_and_keeps_gradients(spec_file) -> None:
+    """torchvision's ``result = stochastic_depth(result); result += input``: a tensor a
+    drop_path (or dropout) hands on is free when its own input is, so the add runs in
+    place; when that input is read elsewhere it does not, and gradients stay exact."""
+    p = spec_file("""
+        input: {shape: [4, 6, 6]}
+        layers:
+          - conv: {op: conv, out: 4, kernel: 3, padding: 1}
+          - dp: {op: drop_path, p: 0.3}
+          - sum: {op: add, from: [dp, input]}
+          - conv2: {op: conv, out: 4, kernel: 1}
+          - dp2: {op: dropout, p: 0.3}
+          - sum2: {op: add, from: [dp2, conv2]}
+          - flat: {op: flatten}
+    """)
+    m = build_module(p)
+    code = m.code.split("def forward_train")[0]
+    assert "dp.add_(" in code and "sum2 = dp2 +" in code, code
+    ref = build_module(p)
+    ref.load_state_dict(m.state_dict())
+    x = torch.randn(3, 4, 6, 6)
+    m.train(), ref.train()
+    torch.manual_seed(0)
+    m(x).square().sum().backward()
+    torch.manual_seed(0)
+    # the same computation, out of place: (drop_path(conv(x)) + x) etc., by hand
+    import torchvision
+    c = ref.conv(x)
+    s = torchvision.ops.stochastic_depth(c, 0.3, "row", True) + x
+    c2 = ref.conv2(s)
+    s2 = torch.nn.functional.dropout(c2, 0.3, True) + c2
+    s2.flatten(1).square().sum().backward()
+    for (name, a), b in zip(m.named_parameters(), ref.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-6), name

@@ -16,6 +16,7 @@ torchvision = pytest.importorskip("torchvision")
 
 import archspec  # noqa: E402
 from archspec.torch_backend import build_module  # noqa: E402
+from references.randomise import randomise_reference  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -27,29 +28,12 @@ ZOO = {"shufflenet_v2_x1_0": (torchvision.models.shufflenet_v2_x1_0, 2_278_604),
        "convnext_tiny": (torchvision.models.convnext_tiny, 28_589_128)}
 
 
-def randomise(model: torch.nn.Module, seed: int = 0) -> None:
-    """Make every parameter and buffer that torchvision initialises to a constant random:
-    BatchNorm running mean / var, norm weights and biases, conv and linear biases, layer
-    scales (ConvNeXt's 1e-6 would make each block almost the identity)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 1 or name.endswith("layer_scale"):    # biases, affines, scales
-                p.copy_(torch.rand(p.shape, generator=gen) * 0.5 + 0.75 if
-                        name.endswith(("weight", "layer_scale")) else
-                        torch.randn(p.shape, generator=gen) * 0.1)
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.75)
-
-
 def _pair(stem: str, in_size: int) -> tuple[torch.nn.Module, torch.nn.Module, object]:
     """(reference, archspec's module with the reference's weights, graph IR)."""
     builder, _ = ZOO[stem]
     torch.manual_seed(0)
     ref = builder().eval()
-    randomise(ref)
+    randomise_reference(ref)
     g = archspec.compile_graph(archspec.load_spec(str(SPECS / f"{stem}.yaml"),
                                                   {"in_size": in_size}))
     ours = build_module(g).eval()

@@ -32,7 +32,8 @@ YAML_SUFFIXES = (".yaml", ".yml")
 STDLIB = os.path.join(os.path.dirname(__file__), "stdlib.yaml")
 
 #: Weight-initialisation schemes a spec may name (implemented by the torch backend).
-INIT_SCHEMES = ("torch", "wrn", "torchvision_resnet", "torchvision_googlenet", "pystyle_googlenet")
+INIT_SCHEMES = ("torch", "wrn", "torchvision_resnet", "torchvision_googlenet", "pystyle_googlenet",
+                "torchvision_mobilenet", "torchvision_efficientnet", "torchvision_regnet")
 
 TOP_KEYS = ("archspec", "name", "description", "extends", "include", "params", "let", "checks",
             "input", "init", "tables", "blocks", "layers", "outputs")
@@ -549,10 +550,24 @@ def parse_items(node: YNode | None, where: str, errors: list[SpecError]) -> tupl
     return tuple(out)
 
 
+def _is_named(m: YMap) -> bool:
+    """Whether a one-key layer mapping is ``name: body``. A key that is a layer keyword
+    (``block``, ``op``, …) is still a name when its value is a mapping that is itself a
+    layer (has ``op:``, ``block:``, ``seq:`` or ``for:``): torchvision names modules
+    ``block`` (MBConv.block), and ``block: {seq: [...]}`` cannot mean a block reference,
+    which is a string."""
+    if len(m) != 1:
+        return False
+    key, val = m.entries[0]
+    if key not in KIND_KEYS + META_KEYS:
+        return True
+    return key in KIND_KEYS and isinstance(val, YMap) and any(k in val.keys() for k in KIND_KEYS)
+
+
 def _failed_item(node: YNode) -> Item:
     """A stand-in for a layer that did not parse, so the rest of the spec is still checked."""
     name = None
-    if isinstance(node, YMap) and len(node) == 1 and node.keys()[0] not in KIND_KEYS + META_KEYS:
+    if isinstance(node, YMap) and _is_named(node):
         key = node.keys()[0]
         name = YScalar(key, node.key_loc(key))
     return Item("failed", loc=name.loc if name is not None else node.loc, name=name)
@@ -566,10 +581,7 @@ def parse_item(node: YNode, errors: list[SpecError]) -> Item:
     m = _expect_map(node, "a layer")
     name: YNode | None = None
     body = m
-    # a single key names the layer; a kind word names one too when its value is a layer
-    # mapping (ConvNeXt's ``block: {seq: ...}``), which no op, block reference or loop is
-    if len(m) == 1 and (m.keys()[0] not in KIND_KEYS + META_KEYS or
-                        m.keys()[0] in KIND_KEYS and isinstance(m.entries[0][1], YMap)):
+    if _is_named(m):
         key, val = m.entries[0]
         if not isinstance(val, YMap):
             raise _err(f"layer '{key}' must be a mapping such as {{op: relu}}, got {_kind(val)}",

@@ -1,0 +1,217 @@
+"""torchvision's MobileNetV3-Small, EfficientNet-B0 and RegNetY-400MF as specs, exactly.
+
+For each spec: its static parameter count (archspec's summary, no torch) equals the
+torchvision builder's numel and its weights' published ``num_params``; torchvision's
+state_dict loads with ``strict=True``; and after ``randomise_reference`` (non-trivial
+BatchNorm statistics, affines and biases: with torchvision's init EfficientNet's eval
+output is ~1e-14, which any spec would "match") the eval outputs are equal to float
+rounding at a small input. The comparison is shown to be sensitive: the output is far
+from constant, and the reference with its SE gates removed differs from it by orders
+of magnitude more than the tolerance.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+
+import archspec
+from archspec.torch_backend import build_module
+
+torchvision = pytest.importorskip("torchvision")     # imported at collection, not in a test
+from references.randomise import randomise_reference
+
+torch.set_num_threads(1)
+
+# spec stem -> (torchvision builder, its weights enum, input size for the output check)
+ZOO = {
+    "mobilenet_v3_small": ("mobilenet_v3_small", "MobileNet_V3_Small_Weights", 64),
+    "efficientnet_b0": ("efficientnet_b0", "EfficientNet_B0_Weights", 64),
+    "regnet_y_400mf": ("regnet_y_400mf", "RegNet_Y_400MF_Weights", 64),
+}
+TOL = 1e-5          # relative to the output's largest magnitude, float32
+
+
+def _reference(stem: str) -> nn.Module:
+    torch.manual_seed(0)
+    return randomise_reference(getattr(torchvision.models, ZOO[stem][0])(), seed=1).eval()
+
+
+def _ours(stem: str) -> nn.Module:
+    """Our module without its init: the weights come from the reference."""
+    with torch.device("meta"):
+        m = build_module(f"specs/{stem}.yaml")
+    return m.to_empty(device="cpu")
+
+
+def _remove_se(ref: nn.Module) -> nn.Module:
+    """The reference with every SqueezeExcitation replaced by the identity."""
+    from torchvision.ops.misc import SqueezeExcitation
+    m = copy.deepcopy(ref)
+    for mod in list(m.modules()):
+        for child, sub in list(mod.named_children()):
+            if isinstance(sub, SqueezeExcitation):
+                setattr(mod, child, nn.Identity())
+    return m
+
+
+@pytest.mark.parametrize("stem", sorted(ZOO))
+def test_static_params_equal_torchvision(stem: str) -> None:
+    s = archspec.summarize(archspec.compile_graph(archspec.load_spec(f"specs/{stem}.yaml")))
+    ref = getattr(torchvision.models, ZOO[stem][0])()     # (RegNet's builder runs torch on CPU)
+    meta = getattr(torchvision.models, ZOO[stem][1]).IMAGENET1K_V1.meta
+    assert s.params == sum(p.numel() for p in ref.parameters()) == meta["num_params"]
+
+
+@pytest.mark.parametrize("stem", sorted(ZOO))
+def test_state_dict_loads_strictly_and_outputs_equal(stem: str) -> None:
+    ref, ours = _reference(stem), _ours(stem)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ours.eval()
+    size = ZOO[stem][2]
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        a, b = ours(x), ref(x)
+        no_se = _remove_se(ref)(x)
+    assert a.shape == b.shape == (2, 1000)
+    scale = b.abs().max().item()
+    assert b.std().item() > 0.05 * scale > 0          # not a constant, not ~0
+    err = (a - b).abs().max().item()
+    assert err <= TOL * scale, (err, scale)
+    # dropping the SE gates moves the output far beyond the tolerance
+    assert (no_se - b).abs().max().item() > 1000 * TOL * scale
+
+
+@pytest.mark.parametrize("stem", sorted(ZOO))
+def test_train_mode_loss_and_gradients_equal(stem: str) -> None:
+    """Training mode too: dropout and stochastic depth (p = 0.2 · block / 16 in
+    EfficientNet) draw in torchvision's order, so one seed gives the same loss and
+    gradients; BatchNorm uses batch statistics and the running ones update alike."""
+    ref, ours = _reference(stem), _ours(stem)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ours.train(), ref.train()
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    losses = []
+    for m in (ours, ref):
+        torch.manual_seed(4)
+        loss = m(x).square().mean()
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    grads = dict(ref.named_parameters())
+    for name, p in ours.named_parameters():
+        assert torch.allclose(p.grad, grads[name].grad, rtol=1e-3, atol=1e-6), name
+    buffers = dict(ref.named_buffers())
+    for name, b in ours.named_buffers():
+        assert torch.allclose(b.float(), buffers[name].float(), rtol=1e-5, atol=1e-6), name
+
+
+def test_regnet_stage_table_is_torchvisions_quantised_linear_rule() -> None:
+    """The spec's written-out depths and widths are what torchvision derives from the
+    paper's (d, w_0, w_a, w_m) for RegNetY-400MF."""
+    from torchvision.models.regnet import BlockParams
+    bp = BlockParams.from_init_params(depth=16, w_0=48, w_a=27.89, w_m=2.09, group_width=8,
+                                      se_ratio=0.25)
+    params = {p.name: p.default for p in archspec.load_spec("specs/regnet_y_400mf.yaml").params}
+    assert params["depths"] == bp.depths
+    assert params["widths"] == bp.widths
+    assert [params["group_width"]] * 4 == bp.group_widths
+    assert [params["bottleneck_multiplier"]] * 4 == bp.bottleneck_multipliers
+    assert params["se_ratio"] == bp.se_ratio
+
+
+@pytest.mark.parametrize("stem", sorted(ZOO))
+def test_emitted_source_equals_torchvision(stem: str) -> None:
+    """``archspec emit``'s standalone source (no archspec import) is torchvision's model too."""
+    from archspec.codegen import generate
+    ns: dict = {"__name__": "generated"}
+    exec(compile(generate(f"specs/{stem}.yaml"), "<generated>", "exec"), ns)
+    with torch.device("meta"):
+        model = ns["Model"]()
+    model = model.to_empty(device="cpu")
+    ref = _reference(stem)
+    model.load_state_dict(ref.state_dict(), strict=True)
+    model.eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        a, b = model(x), ref(x)
+    assert (a - b).abs().max().item() <= TOL * b.abs().max().item()
+
+
+@pytest.mark.parametrize("stem", sorted(ZOO))
+def test_init_scheme_gives_torchvisions_weights(stem: str) -> None:
+    """init: torchvision_mobilenet / _efficientnet / _regnet, with modules built in
+    torchvision's order: one seed gives torchvision's weights, bit for bit."""
+    torch.manual_seed(0)
+    ref = getattr(torchvision.models, ZOO[stem][0])().state_dict()
+    torch.manual_seed(0)
+    ours = build_module(f"specs/{stem}.yaml").state_dict()
+    assert list(ours) == list(ref)
+    assert [k for k in ref if not torch.equal(ours[k], ref[k])] == []
+
+
+def _static_params(stem: str, overrides: dict) -> int:
+    spec = archspec.load_spec(f"specs/{stem}.yaml", overrides)
+    return archspec.summarize(archspec.compile_graph(spec)).params
+
+
+@pytest.mark.parametrize("width", [0.35, 0.5, 0.75, 1.25])
+def test_mobilenet_width_multiplier_rounds_as_torchvision(width: float) -> None:
+    """The spec's _make_divisible expressions, away from width 1.0 where they matter."""
+    with torch.device("meta"):
+        ref = torchvision.models.mobilenet_v3_small(width_mult=width)
+    assert _static_params("mobilenet_v3_small", {"width_mult": width}) == \
+        sum(p.numel() for p in ref.parameters())
+
+
+@pytest.mark.parametrize("name,width,depth", [
+    ("efficientnet_b1", 1.0, 1.1), ("efficientnet_b2", 1.1, 1.2),
+    ("efficientnet_b3", 1.2, 1.4), ("efficientnet_b4", 1.4, 1.8),
+    ("efficientnet_b7", 2.0, 3.1)])
+def test_efficientnet_multipliers_give_b1_to_b7(name: str, width: float, depth: float) -> None:
+    """B1-B7's sizes from B0's table and torchvision's (width, depth) multipliers."""
+    with torch.device("meta"):
+        ref = getattr(torchvision.models, name)()
+    assert _static_params("efficientnet_b0", {"width_mult": width, "depth_mult": depth}) == \
+        sum(p.numel() for p in ref.parameters())
+
+
+@pytest.mark.parametrize("name,init", [
+    ("regnet_y_800mf", dict(depth=14, w_0=56, w_a=38.84, w_m=2.4, group_width=16,
+                            se_ratio=0.25)),
+    ("regnet_x_400mf", dict(depth=22, w_0=24, w_a=24.48, w_m=2.54, group_width=16))])
+def test_regnet_spec_takes_other_stage_tables(name: str, init: dict) -> None:
+    """Other RegNets are the spec with from_init_params' stage table (RegNetX: no SE)."""
+    from torchvision.models.regnet import BlockParams
+    bp = BlockParams.from_init_params(**init)
+    over = {"depths": bp.depths, "widths": bp.widths, "group_width": bp.group_widths[0],
+            "se_ratio": bp.se_ratio or 0.0}
+    ref = getattr(torchvision.models, name)()
+    assert _static_params("regnet_y_400mf", over) == sum(p.numel() for p in ref.parameters())
+
+
+def test_efficientnet_b5_is_the_spec_with_its_settings() -> None:
+    """efficientnet_b5 = B0's spec with width 1.6, depth 2.2, dropout 0.4 and BatchNorm
+    eps 0.001, momentum 0.01: the same BN settings, dropout, stochastic depth rates
+    (torchvision also builds them, unused, on the 7 blocks without a residual) and
+    state_dict keys."""
+    over = {"width_mult": 1.6, "depth_mult": 2.2, "dropout": 0.4, "bn_eps": 0.001,
+            "bn_momentum": 0.01}
+    with torch.device("meta"):
+        ref = torchvision.models.efficientnet_b5()
+        ours = build_module("specs/efficientnet_b0.yaml", over)
+
+    def settings(m: nn.Module) -> list:
+        return [(n, type(x).__name__, getattr(x, "eps", None), getattr(x, "momentum", None),
+                 getattr(x, "p", None)) for n, x in m.named_modules()
+                if isinstance(x, (nn.BatchNorm2d, nn.Dropout))]
+
+    def rates(m: nn.Module) -> set:
+        return {(n, x.p, x.mode) for n, x in m.named_modules()
+                if isinstance(x, torchvision.ops.StochasticDepth)}
+    assert settings(ours) == settings(ref)
+    assert len(rates(ours)) == 32 and rates(ours) <= rates(ref)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == \
+        {k: v.shape for k, v in ref.state_dict().items()}

@@ -4,7 +4,9 @@ Each command lives in :mod:`archspec.commands` (one module per command, with
 ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``) and must
 import nothing heavy at module level, so ``archspec check`` never imports torch.
 Only this module formats errors: one ``path:line:col: error: message`` line each,
-the source line with a caret, and exit status 2, never a traceback.
+the source line with a caret, and exit status 2, never a traceback. Warnings
+(``g.graph["warnings"]``) print the same way with ``warning:`` and exit 0; ``--strict``
+makes them errors.
 """
 from __future__ import annotations
 
@@ -32,6 +34,23 @@ def add_set_argument(p: argparse.ArgumentParser) -> None:
     """The ``--set key=value`` option every spec-reading command takes."""
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a spec parameter, e.g. --set k=8 (repeatable)")
+
+
+def add_strict_argument(p: argparse.ArgumentParser) -> None:
+    """The ``--strict`` option of the commands that report warnings (check, summary, build)."""
+    p.add_argument("--strict", action="store_true",
+                   help="treat warnings (e.g. an op whose output is never used) as errors")
+
+
+def report_warnings(g: Any, strict: bool) -> None:
+    """Print the graph's located warnings on stderr (``path:line:col: warning: ...``, with
+    the source line and a caret); with ``strict``, raise them as errors instead (exit 2)."""
+    from archspec.errors import SpecErrors
+    warnings = g.graph.get("warnings", [])
+    if strict and warnings:
+        raise SpecErrors(w.as_error() for w in warnings)
+    for w in warnings:
+        print(format_error(w), file=sys.stderr)
 
 
 def load(path: str, overrides: Sequence[str] | None = None) -> Any:

@@ -33,6 +33,9 @@ class Location:
 class SpecError(Exception):
     """A user error located in a spec, a grid, a recipe or on the command line."""
 
+    #: The word after the location in :meth:`line` (``error``; ``warning`` for a warning).
+    severity = "error"
+
     def __init__(self, message: str, loc: Location | None = None, hint: str | None = None):
         super().__init__(message)
         self.message = message
@@ -46,13 +49,28 @@ class SpecError(Exception):
     def line(self) -> str:
         """The one-line form: ``path:line:col: error: message; hint``, with control and
         bidi characters escaped (a spec's text must not drive the terminal)."""
-        text = f"{self.loc}: error: {_clip(self.message)}"
+        text = f"{self.loc}: {self.severity}: {_clip(self.message)}"
         if self.hint:
             text += f"; {_clip(self.hint)}"
         return printable(text)
 
     def __str__(self) -> str:
         return self.line()
+
+
+class SpecWarning(SpecError):
+    """A located problem that does not stop a build (an op whose output is never used).
+
+    The graph stage records warnings in ``g.graph["warnings"]`` (never raises them); the
+    CLI prints them as ``path:line:col: warning: message`` on stderr, exit 0, and with
+    ``--strict`` turns each into the error of :meth:`as_error` (exit 2). It is a
+    SpecError only so that one formatter, :func:`format_error`, serves both."""
+
+    severity = "warning"
+
+    def as_error(self) -> SpecError:
+        """The same message and location as an error (for ``--strict``)."""
+        return SpecError(self.message, self.loc, self.hint)
 
 
 #: Longest message or hint shown: a value quoted in full (a 100,000-item list) is no help.

@@ -28,7 +28,9 @@ Graph attributes (``graph.graph``): ``name``, ``path``, ``description``,
 (list of dicts: ``name``, ``node``, ``loss_weight``, ``train_only``), ``scopes``
 (dict path → dict with ``kind`` = block | seq | repeat | container, ``label``
 such as ``B(3,3)``, ``block`` name, ``args``, ``loc``, ``train_only``) and
-``params`` (the spec's resolved parameters and ``let`` values).
+``params`` (the spec's resolved parameters and ``let`` values) and ``warnings`` (a
+list of located :class:`~archspec.errors.SpecWarning`: ops whose output reaches no
+output; the CLI prints them, ``--strict`` makes them errors).
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from typing import Any
 
 import networkx as nx
 
-from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
+from archspec.errors import Location, SpecError, SpecErrors, SpecWarning, did_you_mean
 from archspec.ops import MAX_INT, OPS, OpError, normalise_args, shape_str
 from archspec.spec import expr as ex
 from archspec.spec.loader import (MAX_LABEL_CHARS, REQUIRED, check_length, check_type,
@@ -347,10 +349,15 @@ class _Builder:
             if not isinstance(values, (list, tuple)):
                 raise SpecError(f"'in' of a for loop must be a list, got {values!r}",
                                 item.loop_in.loc, "for example in: range(3)")
+            start, tagged = len(self.errors), []
             for v in values:
                 if self.too_big:
                     break
+                before = len(self.errors)
                 cursor = self.expand(item.seq, scope, {**env, item.loop_var: v}, cursor)
+                tagged.extend((v, e) for e in self.errors[before:])
+            del self.errors[start:]
+            self.errors.extend(merge_iterations(item.loop_var, tagged))
             return cursor
         if item.when is not None:
             cond = eval_node(item.when, env)
@@ -358,13 +365,7 @@ class _Builder:
                 raise SpecError(f"'when' must be true or false, got {cond!r}", item.when.loc,
                                 "write a condition, such as when: stride != 1")
             if not cond:
-                ins = self.inputs_of(item, scope, env, cursor)
-                if item.name is not None:
-                    name = interpolate(item.name, env)
-                    scope.names[name] = ins[0]
-                    if item.train_only:     # an output reading it is left out too
-                        scope.left_out_heads.add(name)
-                return ins[0] if not item.train_only else cursor
+                return self.left_out(item, scope, env, cursor)
         ins = self.inputs_of(item, scope, env, cursor)
         if item.kind == "op":
             out = self.expand_op(item, scope, env, ins)
@@ -373,6 +374,42 @@ class _Builder:
         else:
             out = self.expand_seq(item, scope, env, ins)
         return cursor if item.train_only else out
+
+    def left_out(self, item: Item, scope: _Scope, env: dict, cursor: str | None
+                 ) -> str | None:
+        """What a layer that ``when`` leaves out stands for: the layer its ``else:`` names,
+        or its one input. A layer of several inputs (``add``, ``concat``, ...) has no one
+        input to stand for: taking the first silently dropped a MobileNetV2 block's conv
+        branch, so without ``else:`` it is an error."""
+        ins = self.inputs_of(item, scope, env, cursor)
+        if item.otherwise is not None:
+            try:
+                stands = self.refs(item.otherwise, scope, env, item)
+            except SpecError as e:
+                raise SpecError(f"'else': {e.message}", e.loc, e.hint) from None
+            if len(stands) != 1:
+                raise SpecError(f"'else' must name one layer, got {len(stands)}",
+                                item.otherwise.loc, "for example else: conv")
+            target = stands[0]
+        elif len(ins) > 1 or (item.kind == "op" and OPS[item.op].min_inputs > 1):
+            label = interpolate(item.name, env) if item.name is not None else item.op or item.kind
+            written = [n.value for n in (item.source.items if isinstance(item.source, YSeq)
+                                         else (item.source,)) if isinstance(n, YScalar)] \
+                if item.source is not None else []
+            example = next((w for w in reversed(written) if w != "input"), "conv")
+            raise SpecError(f"layer '{label}' ({item.op or item.kind} of {len(ins)} inputs) is "
+                            "left out by 'when' and does not say what it stands for",
+                            item.loc, f"add 'else: <layer>', the layer it stands for when left "
+                            f"out (for example else: {example}); only a layer of one input "
+                            "stands for its input")
+        else:
+            target = ins[0]
+        if item.name is not None:
+            name = interpolate(item.name, env)
+            scope.names[name] = target
+            if item.train_only:     # an output reading it is left out too
+                scope.left_out_heads.add(name)
+        return target if not item.train_only else cursor
 
     def _shape_of(self, nid: str | None) -> tuple | None:
         return None if nid is None else self.g.nodes[nid]["shape"]
@@ -668,7 +705,70 @@ class _Builder:
         self.g.graph.update(name=spec.name, path=spec.path, description=spec.description,
                             init=spec.init, input=in_id, outputs=outputs, scopes=self.scopes,
                             params={k: v for k, v in spec.env})
+        self.g.graph["warnings"] = dead_op_warnings(self.g)
         return self.g
+
+
+def merge_iterations(var: str, tagged: list[tuple[Any, SpecError]]) -> list[SpecError]:
+    """The errors of a loop's iterations, one per source location: a bad line inside
+    ``for: i, in: range(16)`` is one error listing the iterations (``in iterations
+    i = 0, 1, 2 … 15``), not sixteen. When the iterations' messages differ (they name
+    ``conv40``, ``conv41``...), the first is shown and says which iteration it is."""
+    groups: dict[Location, list[tuple[Any, SpecError]]] = {}
+    for v, e in tagged:
+        groups.setdefault(e.loc, []).append((v, e))
+    out = []
+    for loc, hits in groups.items():
+        if len(hits) == 1:
+            out.append(hits[0][1])
+            continue
+        values = list(dict.fromkeys(repr(v) for v, _ in hits))
+        shown = ", ".join(values) if len(values) <= 5 else \
+            f"{', '.join(values[:3])} … {values[-1]}"
+        first = hits[0][1]
+        same = all(e.message == first.message for _, e in hits)
+        note = f"in iterations {var} = {shown}" + ("" if same else f"; shown for {var} = "
+                                                     f"{values[0]}")
+        out.append(SpecError(f"{first.message} ({note})", loc, first.hint))
+    return out
+
+
+def dead_op_warnings(g: nx.DiGraph) -> list[SpecWarning]:
+    """Warnings for ops whose output reaches no output of the network (train-only outputs
+    count as outputs). Such an op still has its modules, parameters and MACs in the build
+    and in every count, so a dropped branch is easy to miss: each warning says how much it
+    holds. One warning per spec line, at the last op of each unused chain (its sink), with
+    the ops that feed only it; instances of the same line (a block used 16 times) merge."""
+    live: set[str] = {g.graph["input"]}
+    for o in g.graph["outputs"]:
+        live.add(o["node"])
+        live |= nx.ancestors(g, o["node"])
+    dead = [n for n in g if n not in live]
+    if not dead:
+        return []
+    claimed: set[str] = set()
+    by_loc: dict[Location, list[tuple[str, int, int, int]]] = {}
+    for n in dead:
+        if g.out_degree(n):
+            continue     # a sink's ancestors are reported with it
+        region = [m for m in nx.ancestors(g, n) if m not in live and m not in claimed] + [n]
+        claimed.update(region)
+        params = sum(g.nodes[m]["params"] for m in region)
+        macs = sum(g.nodes[m]["macs"] for m in region)
+        by_loc.setdefault(g.nodes[n]["loc"], []).append((n, len(region), params, macs))
+    out = []
+    for loc, sinks in by_loc.items():
+        first = sinks[0][0]
+        more = f" (and {len(sinks) - 1} more instance{'s' if len(sinks) > 2 else ''} of this "\
+               "line)" if len(sinks) > 1 else ""
+        ops, params, macs = (sum(x[i] for x in sinks) for i in (1, 2, 3))
+        out.append(SpecWarning(
+            f"the output of '{first}'{more} reaches no output of the network: {ops} op"
+            f"{'s' if ops != 1 else ''} ({params:,} params, {macs:,} MACs) computed for "
+            "nothing, still built and counted", loc,
+            "read it from a later layer (from:), list it under 'outputs:', or remove it; "
+            "a layer left out by 'when' stands for its input or its 'else:'"))
+    return out
 
 
 def _literal_int(node: YNode | None) -> int:

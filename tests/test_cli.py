@@ -196,3 +196,58 @@ def test_core_suite_is_torch_free() -> None:
     r = subprocess.run([sys.executable, "-c", code, *CORE_TESTS], cwd=ROOT, capture_output=True,
                        text=True, timeout=300)
     assert r.stdout.strip().splitlines()[-1] == "RESULT 0 False", r.stdout[-3000:]
+
+
+UNUSED = """input: {shape: [8, 16, 16]}
+layers:
+  - conv: {op: conv, out: 8, kernel: 1, bias: false}
+  - branch: {op: conv, out: 8, kernel: 1, bias: false, from: input}
+  - {op: relu, from: conv}
+"""
+UNUSED_WARNING = ("s.yaml:4:5: warning: the output of 'branch' reaches no output of the "
+                  "network: 1 op (64 params, 16,384 MACs) computed for nothing, still built "
+                  "and counted; read it from a later layer")
+
+
+@pytest.mark.parametrize("command", [["check"], ["summary", "--format", "json"]])
+def test_an_unused_op_is_a_located_warning_and_exit_0(tmp_path: Path, command: list[str]
+                                                      ) -> None:
+    (tmp_path / "s.yaml").write_text(UNUSED, encoding="utf-8")
+    r = archspec(*command, "s.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 3 and lines[0].startswith(UNUSED_WARNING), r.stderr
+    assert lines[1] == "      - branch: {op: conv, out: 8, kernel: 1, bias: false, from: input}"
+    assert lines[2] == "    " + " " * 4 + "^"
+    if command[0] == "check":   # still counted: 64 + 64 params
+        assert r.stdout == "s.yaml: ok (3 ops, 128 params, 32.77 kMACs)\n"
+    else:
+        assert json.loads(r.stdout)["params"] == 128
+
+
+@pytest.mark.parametrize("command", [["check"], ["summary"]])
+def test_strict_makes_warnings_errors(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "s.yaml").write_text(UNUSED, encoding="utf-8")
+    r = archspec(*command, "--strict", "s.yaml", cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines()[0].startswith(UNUSED_WARNING.replace("warning:", "error:"))
+    assert "warning:" not in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow   # two builds, each loading torch: about 10 s
+def test_build_warns_and_strict_builds_nothing(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(UNUSED, encoding="utf-8")
+    r = archspec("build", "--strict", "s.yaml", "-o", "out", cwd=tmp_path)
+    assert r.returncode == 2 and "s.yaml:4:5: error: the output of 'branch'" in r.stderr
+    assert not (tmp_path / "out").exists()
+    r = archspec("build", "s.yaml", "-o", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith(UNUSED_WARNING) and (tmp_path / "out" / "model.py").exists()
+    assert "128 params" in r.stdout
+
+
+def test_shipped_specs_check_strict() -> None:
+    specs = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("specs/*.yaml")) + \
+        sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("examples/specs/*.yaml"))
+    r = archspec("check", "--strict", "-q", *specs)
+    assert r.returncode == 0 and r.stderr == "" and r.stdout == "", r.stderr

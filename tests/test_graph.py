@@ -230,3 +230,97 @@ def test_block_errors_name_the_instance(compile_text) -> None:
         """)
     e = info.value
     assert e.message.startswith("s: BasicBlock only supports groups=1") and e.loc.line == 3
+
+
+# ------------------------------------------- when/else, unused ops, loop errors (issue 15)
+def test_else_names_what_a_left_out_join_stands_for(compile_text) -> None:
+    text = """
+        params: {res: false}
+        input: {shape: [8, 8, 8]}
+        layers:
+          - conv: {op: conv, out: 8, kernel: 3, padding: 1}
+          - sum: {op: add, from: [input, conv], when: res, else: conv}
+          - out: {op: relu, from: sum}
+    """
+    g = compile_text(text)
+    assert "sum" not in g and g.nodes["out"]["inputs"] == ("conv",)
+    assert g.graph["warnings"] == []         # conv is used: through `else`
+    g = compile_text(text, {"res": True})
+    assert g.nodes["sum"]["inputs"] == ("input", "conv") and g.nodes["out"]["inputs"] == ("sum",)
+
+
+def test_a_left_out_join_without_else_is_an_error_at_its_line(compile_text) -> None:
+    with pytest.raises(SpecError) as e:
+        compile_text("""
+            input: {shape: [8, 8, 8]}
+            layers:
+              - conv: {op: conv, out: 8, kernel: 3, padding: 1}
+              - cat: {op: concat, from: [input, conv], when: false}
+        """)
+    (err,) = e.value.errors
+    assert err.loc.line == 4 and "layer 'cat' (concat of 2 inputs) is left out" in err.message
+    assert "else: conv" in err.hint
+
+
+def test_an_unused_op_is_a_located_warning_with_its_size(compile_text) -> None:
+    g = compile_text("""
+        input: {shape: [4, 8, 8]}
+        blocks:
+          dead_branch:
+            layers:
+              - a: {op: conv, out: 4, kernel: 1, bias: false}
+              - b: {op: relu}
+              - {op: relu, from: input}
+        layers:
+          - stage: {block: dead_branch, repeat: 3}
+    """)
+    (w,) = g.graph["warnings"]
+    assert w.severity == "warning" and w.loc.line == 6
+    assert w.message == ("the output of 'stage.0.b' (and 2 more instances of this line) reaches "
+                         "no output of the network: 6 ops (48 params, 3,072 MACs) computed for "
+                         "nothing, still built and counted")
+    # still built and counted: the totals include them
+    assert sum(d["params"] for _, d in g.nodes(data=True)) == 48
+
+
+def test_a_train_only_output_keeps_its_head_alive(compile_text) -> None:
+    g = compile_text("""
+        input: {shape: [4, 8, 8]}
+        layers:
+          - conv: {op: conv, out: 4, kernel: 1}
+          - aux: {op: conv, out: 2, kernel: 1, train_only: true}
+          - main: {op: relu, from: conv}
+        outputs:
+          - main: {from: main}
+          - aux: {from: aux, loss_weight: 0.3}
+    """)
+    assert g.graph["warnings"] == []
+
+
+def test_shipped_specs_have_no_warnings() -> None:
+    specs = sorted(ROOT.glob("specs/*.yaml")) + sorted(ROOT.glob("examples/specs/*.yaml"))
+    assert len(specs) >= 25
+    for p in specs:
+        g = archspec.compile_graph(archspec.load_spec(p))
+        assert g.graph["warnings"] == [], (p.name, [str(w) for w in g.graph["warnings"]])
+
+
+def test_a_repeated_error_in_a_loop_is_reported_once(compile_text) -> None:
+    with pytest.raises(SpecError) as e:
+        compile_text("""
+            input: {shape: [8, 8, 8]}
+            layers:
+              - for: i
+                in: range(4)
+                layers:
+                  - "c{i}": {op: conv, out: 8, kernel: 1, stride: 0}
+                  - for: j
+                    in: [0, 1]
+                    layers:
+                      - "x{i}_{j}": {op: relu, from: nothing}
+        """)
+    msgs = [x.message for x in e.value.errors]
+    assert len(msgs) == 2, msgs
+    assert msgs[0].endswith("(in iterations i = 0, 1, 2, 3; shown for i = 0)"), msgs
+    assert msgs[1] == ("undefined input 'nothing' (in iterations j = 0, 1) "
+                       "(in iterations i = 0, 1, 2, 3)"), msgs

@@ -20,13 +20,14 @@ HELP = "build the torch module, check its shapes, write model.py, weights, summa
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archspec.cli import add_set_argument
+    from archspec.cli import add_set_argument, add_strict_argument
     p.add_argument("spec", metavar="SPEC", help="spec file (YAML)")
     p.add_argument("-o", "--out", metavar="DIR", default=None,
                    help="build directory (default: build/<spec name>)")
     p.add_argument("--batch", type=int, default=2, metavar="N",
                    help="batch size of the dummy forward pass (default 2)")
     add_set_argument(p)
+    add_strict_argument(p)
 
 
 def check_forward(module, g, batch: int) -> dict[str, tuple[int, ...]]:
@@ -151,7 +152,7 @@ def check_out_dir(out_dir: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from safetensors.torch import save
 
-    from archspec.cli import load
+    from archspec.cli import load, report_warnings
     from archspec.codegen import generate
     from archspec.errors import Location, SpecError
     from archspec.fsio import safe_name
@@ -163,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError(f"--batch must be at least 1, got {args.batch}", Location("--batch"))
     t0 = time.perf_counter()
     g = load(args.spec, args.overrides)
+    report_warnings(g, args.strict)
     # the spec's name is data: never a path (an absolute name or '../..' went outside build/)
     out_dir = args.out or os.path.join("build", safe_name(g.graph["name"], "model"))
     check_out_dir(out_dir)

@@ -38,7 +38,7 @@ INIT_SCHEMES = ("torch", "wrn", "torchvision_resnet", "torchvision_googlenet", "
 TOP_KEYS = ("archspec", "name", "description", "extends", "include", "params", "let", "checks",
             "input", "init", "tables", "blocks", "layers", "outputs")
 BLOCK_KEYS = ("doc", "params", "varargs", "let", "checks", "label", "layers")
-META_KEYS = ("from", "with", "when", "repeat", "first", "row", "train_only")
+META_KEYS = ("from", "with", "when", "else", "repeat", "first", "row", "train_only")
 KIND_KEYS = ("op", "block", "seq", "for")
 PARAM_TYPES = ("int", "float", "bool", "str", "list", "block", "any")
 _RESERVED = {"input", "in_channels", "in_shape"}
@@ -611,9 +611,14 @@ def parse_item(node: YNode, errors: list[SpecError]) -> Item:
             raise _err(f"'train_only' must be true or false, got {plain(tv)!r}", tv,
                        "write train_only: true for a head that runs only in training")
         meta["train_only"] = tv.value
+    if "else" in meta and "when" not in meta and kind != "for":
+        raise _err("'else' names what a layer left out by 'when' stands for, and this layer "
+                   "has no 'when'", body.key_loc("else"),
+                   "add a condition (when: use_res) or remove 'else:'")
     rest = [(k, v) for k, v in body.entries if k not in META_KEYS and k != kind]
     common = dict(loc=loc, name=name, source=meta.get("from"), extra=meta.get("with"),
-                  when=meta.get("when"), train_only=meta.get("train_only", False),
+                  when=meta.get("when"), otherwise=meta.get("else"),
+                  train_only=meta.get("train_only", False),
                   key_locs=tuple((k, body.key_loc(k)) for k in body.keys()))
     if kind == "op":
         opname = _expect_str(body.get("op"), "'op'")

@@ -67,6 +67,7 @@ class Item:
     source: YNode | None = None     # `from`: primary input(s)
     extra: YNode | None = None      # `with`: inputs appended after the primary one
     when: YNode | None = None
+    otherwise: YNode | None = None  # `else`: the layer it stands for when `when` is false
     repeat: YNode | None = None
     first: tuple[tuple[str, YNode], ...] = ()  # argument overrides for repeat index 0
     row: tuple[str, str, Location] | None = None  # (table, row) supplying block arguments

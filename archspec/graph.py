@@ -468,7 +468,10 @@ class _Builder:
         if isinstance(node, YScalar) and isinstance(node.value, ex.BlockRef):
             ref = node.value
         elif not (isinstance(node, YScalar) and isinstance(node.value, str)):
-            raise SpecError("'block' must be a block reference such as B(3,3)", node.loc)
+            raise SpecError("'block' must be a block reference such as B(3,3)", node.loc,
+                            "a block reference is a string (block: basic, block: B(3,3)); a "
+                            "layer named 'block' needs a layer as its value, with op:, block:, "
+                            "seq: or for: (block: {seq: [...]})")
         else:
             text = node.value.strip()
             val = env.get(text) if text.isidentifier() and text not in self.blocks else None

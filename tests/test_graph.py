@@ -324,3 +324,23 @@ def test_a_repeated_error_in_a_loop_is_reported_once(compile_text) -> None:
     assert msgs[0].endswith("(in iterations i = 0, 1, 2, 3; shown for i = 0)"), msgs
     assert msgs[1] == ("undefined input 'nothing' (in iterations j = 0, 1) "
                        "(in iterations i = 0, 1, 2, 3)"), msgs
+
+
+def test_else_on_a_single_input_seq_and_in_a_loop(compile_text) -> None:
+    g = compile_text("""
+        input: {shape: [4, 8, 8]}
+        layers:
+          - stem: {op: conv, out: 4, kernel: 1}
+          - for: i
+            in: range(3)
+            layers:
+              - "s{i}":
+                  when: i != 1
+                  else: stem
+                  seq:
+                    - {op: relu}
+              - "j{i}": {op: add, from: ["s{i}", stem], when: i == 2, else: "s{i}"}
+    """)
+    assert "s1.0" not in g and g.nodes["s2.0"]["inputs"] == ("stem",)
+    assert g.nodes["j2"]["inputs"] == ("s2.0", "stem")
+    assert g.graph["warnings"][0].message.startswith("the output of 's0.0' reaches no output")

@@ -155,9 +155,11 @@ def _opdef(g: nx.DiGraph, nid: str) -> OpDef:
     return op
 
 
-def module_defs(g: nx.DiGraph) -> dict[str, ModuleDef]:
-    """The leaf module of every IR node that becomes one (functional ops get none)."""
-    outputs = {o["node"] for o in g.graph["outputs"]}
+def module_defs(g: nx.DiGraph, keep: set[str] | None = None) -> dict[str, ModuleDef]:
+    """The leaf module of every IR node that becomes one (functional ops get none).
+    ``keep``: tensors never overwritten in place beside the network's outputs (the
+    tensors entering and leaving the module tree's scopes, :func:`kept_tensors`)."""
+    outputs = {o["node"] for o in g.graph["outputs"]} | (keep or set())
     inp = g.graph["input"]
     defs: dict[str, ModuleDef] = {}
     for nid, d in g.nodes(data=True):
@@ -458,6 +460,16 @@ def _chains(g: nx.DiGraph, plans: Mapping[str, TreePlan], path: str,
     return bool(items) and cur == plans[path].output
 
 
+def kept_tensors(g: nx.DiGraph, plans: Mapping[str, TreePlan]) -> set[str]:
+    """The tensors no op overwrites in place: the network's outputs and every tensor
+    entering or leaving a scope module, which a hook on that module may hold (a forward
+    hook would see it change, a full backward hook refuses it)."""
+    keep = {o["node"] for o in g.graph["outputs"]}
+    for p in plans.values():
+        keep |= {p.input, p.output}
+    return keep
+
+
 def _rel(path: str, nid: str) -> str:
     return nid[len(path) + 1:] if path else nid
 
@@ -492,7 +504,7 @@ def region_graph(g: nx.DiGraph, plans: Mapping[str, TreePlan], path: str, inp: s
     made); targets and node names are relative to the scope, so every instance of a
     block writes the same code. Returns the graph and its nodes' spec locations."""
     need = _needed(g, path, outputs)
-    out_nodes = {o["node"] for o in g.graph["outputs"]}
+    out_nodes = kept_tensors(g, plans)
     graph, locs = fx.Graph(), {}
     env: dict[str, fx.Node] = {inp: graph.placeholder("x")}
     for nid in order:
@@ -686,8 +698,9 @@ class ArchModule(nn.Module):
         self.train_only: frozenset[str] = frozenset(o["name"] for o in outs if o["train_only"])
         self.head_kinds: dict[str, str] = {o["name"]: head_kind(g, o["node"]) for o in outs}
         labels = {p: s.get("label", "") for p, s in g.graph["scopes"].items()}
-        leaves: dict[str, ModuleDef | ParamDef] = {**module_defs(g), **param_defs(g)}
         plans = tree_plans(g)
+        leaves: dict[str, ModuleDef | ParamDef] = {**module_defs(g, kept_tensors(g, plans)),
+                                                   **param_defs(g)}
         make = functools.partial(_container, plans, labels)
         for nid, d in g.nodes(data=True):     # graph order, as the standalone source
             if nid == g.graph["input"] or d["op"] == "input":

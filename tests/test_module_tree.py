@@ -190,3 +190,19 @@ def test_tree_modules_are_tree_modules() -> None:
     with torch.device("meta"):
         m = build_module("specs/resnet18.yaml")
     assert isinstance(m.layer1[0], TreeModule) and "def forward(self, x):" in m.code
+
+
+@pytest.mark.parametrize("spec", ["mobilenet_v3_small", "shake-shake"])
+def test_backward_hooks_on_every_scope_module(spec: str) -> None:
+    """No op overwrites a tensor entering or leaving a scope module, so full backward
+    hooks work on all of them (torchvision's MobileNetV3 refuses them on its blocks:
+    ``result += input`` overwrites a block's output)."""
+    with torch.device("meta"):
+        m = build_module(f"specs/{spec}.yaml")
+    hooked = [mod.register_full_backward_hook(lambda *a: None) for mod in m.modules()
+              if isinstance(mod, (TreeModule, nn.Sequential))]
+    assert len(hooked) > 10
+    shape = m.graph_ir.nodes[m.graph_ir.graph["input"]]["shape"]
+    x = torch.empty(2, *shape, device="meta", requires_grad=True)
+    m.train()(x).sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape

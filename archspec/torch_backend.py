@@ -260,12 +260,15 @@ def _call(graph: fx.Graph, low: TorchCall, args: list[fx.Node], a: Mapping[str, 
 
 def loc_text(loc: Location) -> str:
     """``path:line:col`` with the path relative to the working directory when inside it."""
-    path = loc.path
-    if os.path.isabs(path):
-        rel = os.path.relpath(path)
-        if not rel.startswith(".."):
-            path = rel
+    path = _shown_path(loc.path, os.getcwd()) if os.path.isabs(loc.path) else loc.path
     return str(Location(path, loc.line, loc.col))
+
+
+@functools.lru_cache(maxsize=1024)
+def _shown_path(path: str, cwd: str) -> str:
+    """``path`` relative to ``cwd`` when inside it (cached: every op of a block asks)."""
+    rel = os.path.relpath(path, cwd)
+    return path if rel.startswith("..") else rel
 
 
 def _fx_format_target(base: str, target: str) -> str:
@@ -385,7 +388,7 @@ def _boundaries(g: nx.DiGraph) -> tuple[dict[str, set[str]], dict[str, set[str]]
     return ins, outs
 
 
-def tree_plans(g: nx.DiGraph) -> dict[str, TreePlan]:
+def tree_plans(g: nx.DiGraph, order: list[str] | None = None) -> dict[str, TreePlan]:
     """The scopes that become modules with a forward: those with exactly one tensor
     entering and one leaving (over the train graph, so aux heads count). A scope with
     several (a block whose middle tensor an aux head also reads, a scope with no input)
@@ -401,9 +404,9 @@ def tree_plans(g: nx.DiGraph) -> dict[str, TreePlan]:
             name = block_class_name(s["block"], s.get("ref_args", ())) if kind == "block" \
                 else "Seq"
             plans[path] = TreePlan(path, kind, name, next(iter(i)), next(iter(o)))
-    order = {n: k for k, n in enumerate(_order(g))}
+    index = {n: k for k, n in enumerate(order or _order(g))}
     for path, p in list(plans.items()):
-        if p.kind == "seq" and _chains(g, plans, path, order):
+        if p.kind == "seq" and _chains(g, plans, path, index):
             plans[path] = TreePlan(path, "sequential", "Sequential", p.input, p.output)
     return plans
 
@@ -698,7 +701,8 @@ class ArchModule(nn.Module):
         self.train_only: frozenset[str] = frozenset(o["name"] for o in outs if o["train_only"])
         self.head_kinds: dict[str, str] = {o["name"]: head_kind(g, o["node"]) for o in outs}
         labels = {p: s.get("label", "") for p, s in g.graph["scopes"].items()}
-        plans = tree_plans(g)
+        order = _order(g)
+        plans = tree_plans(g, order)
         leaves: dict[str, ModuleDef | ParamDef] = {**module_defs(g, kept_tensors(g, plans)),
                                                    **param_defs(g)}
         make = functools.partial(_container, plans, labels)
@@ -708,7 +712,6 @@ class ArchModule(nn.Module):
             leaf = leaves.get(nid)
             _attach(self, nid, leaf.make() if leaf is not None else None, make,
                     leaf.loc if leaf is not None else d["loc"])
-        order = _order(g)
         self._root_forwards(plans, order)
         self.code += _set_tree_forwards(self, g, plans, order)
 
@@ -758,14 +761,35 @@ def _set_tree_forwards(root: nn.Module, g: nx.DiGraph, plans: Mapping[str, TreeP
     """Give every scope module of ``root`` its generated forward; returns their sources
     (each distinct one once, headed by the scopes that run it) for ``root.code``."""
     users: dict[str, list[str]] = {}
+    sources: dict[tuple, tuple[str, dict[str, Any]]] = {}
     for path, p in plans.items():
         mod = root.get_submodule(path)
         if not isinstance(mod, TreeModule):
             continue
-        src, glb = forward_source(*region_graph(g, plans, path, p.input, [p.output], order))
+        graph, locs = region_graph(g, plans, path, p.input, [p.output], order)
+        key = _graph_key(graph, locs)
+        if key not in sources:
+            sources[key] = forward_source(graph, locs)
+        src, glb = sources[key]
         mod._set_forward(src, glb, f"{g.graph['name']} {p.cls_name}")
         users.setdefault(src, []).append(f"{path} ({p.cls_name})")
     return "".join(f"\n# {', '.join(u)}\n{src}" for src, u in users.items())
+
+
+def _graph_key(graph: fx.Graph, locs: Mapping[str, str]) -> tuple:
+    """What the source fx writes for ``graph`` depends on (each node's name, opcode,
+    target and arguments) with the comments: equal keys, equal source, so the instances
+    of a block that differ only in their modules' arguments are written once."""
+    def arg(a: Any) -> Any:
+        if isinstance(a, fx.Node):
+            return ("node", a.name)
+        if isinstance(a, (list, tuple)):
+            return (type(a).__name__, *map(arg, a))
+        if isinstance(a, dict):
+            return ("dict", *((k, arg(v)) for k, v in a.items()))
+        return (type(a).__name__, repr(a))
+    return tuple((n.name, n.op, n.target if isinstance(n.target, str) else id(n.target),
+                  arg(n.args), arg(n.kwargs), locs.get(n.name)) for n in graph.nodes)
 
 
 # ------------------------------------------------------------------ memory guard

@@ -547,18 +547,20 @@ def _op_node(g: nx.DiGraph, nid: str, rel: str, env: Mapping[str, fx.Node],
     return n
 
 
-_FN_CACHE: dict[tuple, Callable] = {}
+_FN_CACHE: dict[tuple, tuple[Callable, dict[str, Any]]] = {}
 
 
 def _cached_compile(src: str, globals_: dict[str, Any], name: str, label: str) -> Callable:
-    """:func:`_compile`, once per distinct source: every instance of a block (and every
-    rebuild after unpickling) shares one function."""
+    """:func:`_compile`, once per distinct source and globals: every instance of a block
+    (and every rebuild after unpickling) shares one function."""
     key = (src, name, tuple(sorted((k, id(v)) for k, v in globals_.items())))
-    fn = _FN_CACHE.get(key)
-    if fn is None:
-        if len(_FN_CACHE) > 4096:
-            _FN_CACHE.clear()
-        fn = _FN_CACHE[key] = _compile(src, globals_, name, label)
+    hit = _FN_CACHE.get(key)
+    if hit is not None and all(hit[1].get(k) is v for k, v in globals_.items()):
+        return hit[0]                     # (the ids are of the very objects still held)
+    if len(_FN_CACHE) > 4096:
+        _FN_CACHE.clear()
+    fn = _compile(src, globals_, name, label)
+    _FN_CACHE[key] = (fn, dict(globals_))
     return fn
 
 

@@ -75,6 +75,10 @@ def test_replacing_a_stage_or_block(pair) -> None:
     m.layer4 = nn.Identity()                             # 256 channels reach fc(512, 7)
     with pytest.raises(RuntimeError, match="mat1 and mat2 shapes cannot be multiplied"):
         m(_x())
+    m = copy.deepcopy(ours)
+    m.layer2[0] = nn.Conv2d(64, 32, 1)                   # layer2.1 expects 128 channels
+    with pytest.raises(RuntimeError, match="expected input.* to have 128 channels"):
+        m(_x())
 
 
 def test_one_class_per_block_definition() -> None:

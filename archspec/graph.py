@@ -591,7 +591,8 @@ class _Builder:
         shape = self._shape_of(inp)
         label = str(ref) if (ref.args or ref.kwargs) else bdef.name
         self.scopes[path] = {"kind": "block", "label": label, "block": bdef.name, "args": args,
-                             "loc": item.loc, "train_only": train_only}
+                             "loc": item.loc, "train_only": train_only,
+                             "ref_args": tuple(ref.args)}
         if inp is None or shape is None:
             return None
         base = {**self.env0, **args, "in_channels": shape[0], "in_shape": list(shape)}

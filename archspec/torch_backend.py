@@ -1,11 +1,15 @@
-"""Stage 4: the graph IR → an exact ``torch.nn.Module`` with straight-line forward code.
+"""Stage 4: the graph IR → an exact ``torch.nn.Module`` tree with straight-line forward code.
 
-The module tree mirrors the IR's node names (``layer2.0.conv1``; intermediate
-scopes become :class:`Scope` containers), so ``state_dict()`` keys equal those of
-the hand-written references and pretrained weights load unchanged. The forward
-pass is a torch.fx ``Graph`` turned into Python source (one line per op, each
-ending in a ``# spec:line:col`` comment) and compiled once: no interpreter loop,
-readable (``module.code``), traceable by torch.compile / torch.export.
+The module tree mirrors the IR's node names (``layer2.0.conv1``), so ``state_dict()``
+keys equal those of the hand-written references and pretrained weights load
+unchanged. Every scope with one tensor entering and one leaving is a module with its
+own forward (:func:`tree_plans`): a block instance is an instance of its block's class
+(``Bottleneck``, one class per block definition), a stage whose items chain is an
+``nn.Sequential``, so ``m.layer3(x)``, hooks on blocks and swapping a stage work.
+Each forward is a torch.fx ``Graph`` over the scope's own ops and child modules,
+turned into Python source (one line per op, each ending in a ``# spec:line:col``
+comment) and compiled once per distinct source: no interpreter loop, readable
+(``module.code`` holds them all), traceable by torch.compile / torch.export.
 
 Training-only heads (GoogLeNet's aux classifiers) get a second generated forward
 used only in ``train()`` mode, which returns every output in the spec's
@@ -13,6 +17,7 @@ used only in ``train()`` mode, which returns every output in the spec's
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import keyword
 import linecache
@@ -150,9 +155,11 @@ def _opdef(g: nx.DiGraph, nid: str) -> OpDef:
     return op
 
 
-def module_defs(g: nx.DiGraph) -> dict[str, ModuleDef]:
-    """The leaf module of every IR node that becomes one (functional ops get none)."""
-    outputs = {o["node"] for o in g.graph["outputs"]}
+def module_defs(g: nx.DiGraph, keep: set[str] | None = None) -> dict[str, ModuleDef]:
+    """The leaf module of every IR node that becomes one (functional ops get none).
+    ``keep``: tensors never overwritten in place beside the network's outputs (the
+    tensors entering and leaving the module tree's scopes, :func:`kept_tensors`)."""
+    outputs = {o["node"] for o in g.graph["outputs"]} | (keep or set())
     inp = g.graph["input"]
     defs: dict[str, ModuleDef] = {}
     for nid, d in g.nodes(data=True):
@@ -253,12 +260,15 @@ def _call(graph: fx.Graph, low: TorchCall, args: list[fx.Node], a: Mapping[str, 
 
 def loc_text(loc: Location) -> str:
     """``path:line:col`` with the path relative to the working directory when inside it."""
-    path = loc.path
-    if os.path.isabs(path):
-        rel = os.path.relpath(path)
-        if not rel.startswith(".."):
-            path = rel
+    path = _shown_path(loc.path, os.getcwd()) if os.path.isabs(loc.path) else loc.path
     return str(Location(path, loc.line, loc.col))
+
+
+@functools.lru_cache(maxsize=1024)
+def _shown_path(path: str, cwd: str) -> str:
+    """``path`` relative to ``cwd`` when inside it (cached: every op of a block asks)."""
+    rel = os.path.relpath(path, cwd)
+    return path if rel.startswith("..") else rel
 
 
 def _fx_format_target(base: str, target: str) -> str:
@@ -320,7 +330,9 @@ def _compile(src: str, globals_: dict[str, Any], name: str, label: str) -> Calla
 
 
 class Scope(nn.Module):
-    """A container for the modules of one spec scope (a block instance, a repeat, a seq)."""
+    """A container for the modules of a spec scope that is no module of its own (see
+    :func:`tree_plans`): several tensors enter or leave it, so its ops run in the
+    enclosing module's forward."""
 
     def __init__(self, label: str = ""):
         super().__init__()
@@ -333,6 +345,311 @@ class Scope(nn.Module):
         """``layer1[0]`` as on an ``nn.Sequential`` (repeat scopes name their children 0, 1, ...)."""
         return self._modules[str(key)]
 
+    def forward(self, *args: Any) -> Any:
+        raise NotImplementedError(
+            f"scope '{self._label}' has no forward of its own: several tensors enter or "
+            "leave it, so its ops run in the enclosing module's forward (call that one)")
+
+
+# ------------------------------------------------------------------ module tree
+@dataclass(frozen=True)
+class TreePlan:
+    """How one spec scope becomes a module with its own forward: ``kind`` is ``block``
+    (a class per block definition, named ``cls_name``), ``sequential`` (an
+    ``nn.Sequential``: its items chain one into the next, as torchvision's stages do) or
+    ``seq`` (a :class:`Seq` with a generated forward); ``input`` and ``output`` are the
+    one IR node entering it and the one leaving it."""
+
+    path: str
+    kind: str
+    cls_name: str
+    input: str
+    output: str
+
+
+def _boundaries(g: nx.DiGraph) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Per scope, the IR nodes entering it (read inside, made outside) and leaving it
+    (made inside, read outside or a network output, train-only ones included)."""
+    ins: dict[str, set[str]] = {}
+    outs: dict[str, set[str]] = {}
+    for v, d in g.nodes(data=True):
+        sv = set(d["scope"])
+        for u in set(d["inputs"]):
+            su = g.nodes[u]["scope"]
+            for s in d["scope"]:
+                if s not in su:
+                    ins.setdefault(s, set()).add(u)
+            for s in su:
+                if s not in sv:
+                    outs.setdefault(s, set()).add(u)
+    for o in g.graph["outputs"]:
+        for s in g.nodes[o["node"]]["scope"]:
+            outs.setdefault(s, set()).add(o["node"])
+    return ins, outs
+
+
+def tree_plans(g: nx.DiGraph, order: list[str] | None = None) -> dict[str, TreePlan]:
+    """The scopes that become modules with a forward: those with exactly one tensor
+    entering and one leaving (over the train graph, so aux heads count). A scope with
+    several (a block whose middle tensor an aux head also reads, a scope with no input)
+    has no single ``forward(x)`` to give it: its ops are inlined into the nearest
+    enclosing module's forward and it stays a :class:`Scope` container, so its
+    state_dict keys do not move."""
+    ins, outs = _boundaries(g)
+    plans: dict[str, TreePlan] = {}
+    for path, s in g.graph.get("scopes", {}).items():
+        i, o = ins.get(path, set()), outs.get(path, set())
+        if len(i) == 1 and len(o) == 1:
+            kind = "block" if s.get("kind") == "block" and s.get("block") else "seq"
+            name = block_class_name(s["block"], s.get("ref_args", ())) if kind == "block" \
+                else "Seq"
+            plans[path] = TreePlan(path, kind, name, next(iter(i)), next(iter(o)))
+    index = {n: k for k, n in enumerate(order or _order(g))}
+    for path, p in list(plans.items()):
+        if p.kind == "seq" and _chains(g, plans, path, index):
+            plans[path] = TreePlan(path, "sequential", "Sequential", p.input, p.output)
+    return plans
+
+
+def block_class_name(block: str, args: tuple = ()) -> str:
+    """``bottleneck`` → ``Bottleneck``, ``basic_block`` → ``BasicBlock``; a block called
+    with positional arguments adds them, ``B(3,3)`` → ``B_3_3``."""
+    camel = "".join(p[:1].upper() + p[1:] for p in block.split("_") if p) or "Block"
+    for a in args:
+        flat = a if isinstance(a, (list, tuple)) else [a]
+        camel += "".join("_" + re.sub(r"\W", "_", str(v)) for v in flat)
+    return camel if camel.isidentifier() and not keyword.iskeyword(camel) else f"B_{camel}"
+
+
+def _items(g: nx.DiGraph, plans: Mapping[str, TreePlan], path: str, order: Mapping[str, int]
+           ) -> list[tuple[str, bool, str, tuple[str, ...]]]:
+    """The direct items of scope ``path`` in graph order: (name, whether it is a node,
+    output node, inputs), a direct node or a child module scope; empty when a child
+    scope is no module."""
+    depth = len(path.split(".")) if path else 0
+    first: dict[str, tuple[int, str, bool, str, tuple[str, ...]]] = {}
+    for nid, d in g.nodes(data=True):
+        if d["op"] == "input" or (path and path not in d["scope"]):
+            continue
+        if len(d["scope"]) == depth:
+            first.setdefault(nid, (order[nid], nid[len(path) + 1:] if path else nid, True, nid,
+                                      d["inputs"]))
+            continue
+        child = d["scope"][depth]
+        p = plans.get(child)
+        if p is None:
+            return []
+        if child not in first or order[nid] < first[child][0]:
+            first[child] = (order[nid], child[len(path) + 1:] if path else child, False,
+                            p.output, (p.input,))
+    return [item[1:] for item in sorted(first.values())]
+
+
+def _chains(g: nx.DiGraph, plans: Mapping[str, TreePlan], path: str,
+            order: Mapping[str, int]) -> bool:
+    """True when scope ``path`` is an ``nn.Sequential``: its items are leaf modules and
+    child module scopes, each reading only the one before (the first the scope's input)
+    and the last giving its output, with no name an ``nn.Sequential`` attribute and
+    every digit name its position (``seq[1]`` indexes by position)."""
+    items = _items(g, plans, path, order)
+    cur = plans[path].input
+    for k, (name, is_node, out, inputs) in enumerate(items):
+        if is_node and not isinstance(_opdef(g, out).lower, TorchModule):
+            return False
+        if tuple(inputs) != (cur,) or hasattr(nn.Sequential, name) or \
+                (name.isdigit() and name != str(k)):
+            return False
+        cur = out
+    return bool(items) and cur == plans[path].output
+
+
+def kept_tensors(g: nx.DiGraph, plans: Mapping[str, TreePlan]) -> set[str]:
+    """The tensors no op overwrites in place: the network's outputs and every tensor
+    entering or leaving a scope module, which a hook on that module may hold (a forward
+    hook would see it change, a full backward hook refuses it)."""
+    keep = {o["node"] for o in g.graph["outputs"]}
+    for p in plans.values():
+        keep |= {p.input, p.output}
+    return keep
+
+
+def _rel(path: str, nid: str) -> str:
+    return nid[len(path) + 1:] if path else nid
+
+
+def _owner(g: nx.DiGraph, plans: Mapping[str, TreePlan], path: str, nid: str) -> str | None:
+    """The outermost module scope below ``path`` holding ``nid`` (None: ``path`` runs it)."""
+    scopes = g.nodes[nid]["scope"]
+    start = scopes.index(path) + 1 if path else 0
+    for s in scopes[start:]:
+        if s in plans:
+            return s
+    return None
+
+
+def _needed(g: nx.DiGraph, path: str, outputs: list[str]) -> set[str]:
+    """The nodes inside ``path`` (all, for the root) that its outputs need."""
+    need: set[str] = set()
+    todo = list(outputs)
+    while todo:
+        n = todo.pop()
+        if n in need or (path and path not in g.nodes[n]["scope"]):
+            continue
+        need.add(n)
+        todo.extend(g.nodes[n]["inputs"])
+    return need
+
+
+def region_graph(g: nx.DiGraph, plans: Mapping[str, TreePlan], path: str, inp: str,
+                 outputs: list[str], order: list[str]) -> tuple[fx.Graph, dict[str, str]]:
+    """The forward of scope ``path`` (``""``: the root) as an fx Graph over its own ops
+    and its child module scopes (``call_module``, placed where the child's output is
+    made); targets and node names are relative to the scope, so every instance of a
+    block writes the same code. Returns the graph and its nodes' spec locations."""
+    need = _needed(g, path, outputs)
+    out_nodes = kept_tensors(g, plans)
+    graph, locs = fx.Graph(), {}
+    env: dict[str, fx.Node] = {inp: graph.placeholder("x")}
+    for nid in order:
+        if nid not in need or nid in env:
+            continue
+        owner = _owner(g, plans, path, nid)
+        if owner is not None:
+            if nid == plans[owner].output:
+                rel = _rel(path, owner)
+                env[nid] = graph.create_node("call_module", rel, (env[plans[owner].input],),
+                                             {}, name=re.sub(r"\W", "_", rel))
+                locs[env[nid].name] = loc_text(g.graph["scopes"][owner]["loc"])
+            continue
+        env[nid] = _op_node(g, nid, _rel(path, nid), env, out_nodes, graph, locs)
+    results = [env[o] for o in outputs]
+    graph.output(results[0] if len(results) == 1 else tuple(results))
+    return graph, locs
+
+
+def _op_node(g: nx.DiGraph, nid: str, rel: str, env: Mapping[str, fx.Node],
+             out_nodes: set[str], graph: fx.Graph, locs: dict[str, str]) -> fx.Node:
+    """The fx node of one IR op, its module or parameter reached at ``rel``."""
+    d = g.nodes[nid]
+    a, loc = d["args"], node_where(g, nid)
+    args = [env[i] for i in d["inputs"]]
+    name = re.sub(r"\W", "_", rel)
+    low = _opdef(g, nid).lower
+    if isinstance(low, TorchCall):
+        n = _call(graph, low, args, a, [g.nodes[i]["shape"] for i in d["inputs"]], name,
+                  _runs_inplace(g, nid, out_nodes), locs, loc)
+    elif isinstance(low, TorchParameter):
+        p = graph.create_node("get_attr", rel, name=f"{name}_param")
+        n = graph.create_node("call_function", resolve(low.fn), (p, *args), {}, name=name)
+    else:
+        n = graph.create_node("call_module", rel, tuple(args), {}, name=name)
+    locs[n.name] = loc
+    return n
+
+
+_FN_CACHE: dict[tuple, tuple[Callable, dict[str, Any]]] = {}
+
+
+def _cached_compile(src: str, globals_: dict[str, Any], name: str, label: str) -> Callable:
+    """:func:`_compile`, once per distinct source and globals: every instance of a block
+    (and every rebuild after unpickling) shares one function."""
+    key = (src, name, tuple(sorted((k, id(v)) for k, v in globals_.items())))
+    hit = _FN_CACHE.get(key)
+    if hit is not None and all(hit[1].get(k) is v for k, v in globals_.items()):
+        return hit[0]                     # (the ids are of the very objects still held)
+    if len(_FN_CACHE) > 4096:
+        _FN_CACHE.clear()
+    fn = _compile(src, globals_, name, label)
+    _FN_CACHE[key] = (fn, dict(globals_))
+    return fn
+
+
+def _portable(globals_: Mapping[str, Any]) -> dict[str, Any]:
+    """Generated code's globals in a picklable form: modules by name."""
+    return {k: ("module", v.__name__) if isinstance(v, type(os)) else ("object", v)
+            for k, v in globals_.items()}
+
+
+def _restored(globals_: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: importlib.import_module(v) if kind == "module" else v
+            for k, (kind, v) in globals_.items()}
+
+
+class TreeModule(nn.Module):
+    """A spec scope with its own forward: generated from the scope's fx graph
+    (:func:`region_graph`) and kept as source, so the module pickles and deep-copies
+    (the function is recompiled, once per distinct source)."""
+
+    def _set_forward(self, src: str, globals_: dict[str, Any], label: str) -> None:
+        self._arch_src = src
+        self._arch_glb = _portable(globals_)
+        self._arch_fn = _cached_compile(src, globals_, "forward", label)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self._arch_fn(self, x)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_arch_fn"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if self.__dict__.get("_arch_src"):
+            self._arch_fn = _cached_compile(self._arch_src, _restored(self._arch_glb),
+                                            "forward", type(self).__name__)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # block classes are made at build time: rebuilt by name, not looked up by path
+        return (_new_tree_module, (type(self).__name__, type(self) is Seq), self.__getstate__())
+
+
+class Seq(TreeModule):
+    """A named seq (or repeat) that is not a plain chain: a generated forward."""
+
+    def __init__(self, label: str = ""):
+        super().__init__()
+        self._label = label
+
+    def extra_repr(self) -> str:
+        return self._label
+
+    def __getitem__(self, key: int | str) -> nn.Module:
+        """``features[1]`` by name, as on a :class:`Scope`."""
+        return self._modules[str(key)]
+
+
+_BLOCK_CLASSES: dict[str, type] = {}
+
+
+def block_class(name: str) -> type:
+    """The module class of block definition ``name`` (one per name, reused by every
+    instance and every build)."""
+    cls = _BLOCK_CLASSES.get(name)
+    if cls is None:
+        cls = _BLOCK_CLASSES[name] = type(name, (TreeModule,), {
+            "__module__": __name__,
+            "__doc__": f"Block ``{name}`` of a spec; forward generated from its IR."})
+    return cls
+
+
+def _new_tree_module(name: str, is_seq: bool) -> nn.Module:
+    cls = Seq if is_seq else block_class(name)
+    return cls.__new__(cls)
+
+
+def _container(plans: Mapping[str, TreePlan], labels: Mapping[str, str], path: str
+               ) -> nn.Module:
+    """The module made for scope ``path``: its plan's class, else a :class:`Scope`."""
+    p = plans.get(path)
+    if p is None:
+        return Scope(labels.get(path, ""))
+    if p.kind == "sequential":
+        return nn.Sequential()
+    if p.kind == "seq":
+        return Seq(labels.get(path, ""))
+    return block_class(p.cls_name)()
+
 
 def head_kind(g: nx.DiGraph, node: str) -> str:
     """``log_probs`` / ``probs`` when the head ends in (log_)softmax, else ``logits``."""
@@ -340,9 +657,10 @@ def head_kind(g: nx.DiGraph, node: str) -> str:
     return op.head if op is not None else "logits"
 
 
-def _attach(root: nn.Module, path: str, mod: nn.Module | nn.Parameter,
-            labels: Mapping[str, str], loc: Location) -> None:
-    """Put a leaf module (or a bare parameter) at ``path``, making the Scopes above it."""
+def _attach(root: nn.Module, path: str, mod: nn.Module | nn.Parameter | None,
+            make: Callable[[str], nn.Module], loc: Location) -> None:
+    """Put a leaf module (or a bare parameter; None: nothing) at ``path``, making the
+    scope modules above it (``make(prefix)``) where they do not exist yet."""
     parent, prefix = root, ""
     parts = path.split(".")
     for part in parts[:-1]:
@@ -350,9 +668,11 @@ def _attach(root: nn.Module, path: str, mod: nn.Module | nn.Parameter,
         child = parent._modules.get(part)
         if child is None:
             _check_name(parent, part, prefix, loc)
-            child = Scope(labels.get(prefix, ""))
+            child = make(prefix)
             parent.add_module(part, child)
         parent = child
+    if mod is None:
+        return
     _check_name(parent, parts[-1], path, loc)
     if isinstance(mod, nn.Parameter):
         parent.register_parameter(parts[-1], mod)
@@ -383,16 +703,32 @@ class ArchModule(nn.Module):
         self.train_only: frozenset[str] = frozenset(o["name"] for o in outs if o["train_only"])
         self.head_kinds: dict[str, str] = {o["name"]: head_kind(g, o["node"]) for o in outs}
         labels = {p: s.get("label", "") for p, s in g.graph["scopes"].items()}
-        leaves: dict[str, ModuleDef | ParamDef] = {**module_defs(g), **param_defs(g)}
-        for nid in g.nodes:                   # graph order, as the standalone source
-            if nid in leaves:
-                _attach(self, nid, leaves[nid].make(), labels, leaves[nid].loc)
-        src, glb = forward_source(*fx_graph(g, train=False), name="forward_eval")
+        order = _order(g)
+        plans = tree_plans(g, order)
+        leaves: dict[str, ModuleDef | ParamDef] = {**module_defs(g, kept_tensors(g, plans)),
+                                                   **param_defs(g)}
+        make = functools.partial(_container, plans, labels)
+        for nid, d in g.nodes(data=True):     # graph order, as the standalone source
+            if nid == g.graph["input"] or d["op"] == "input":
+                continue
+            leaf = leaves.get(nid)
+            _attach(self, nid, leaf.make() if leaf is not None else None, make,
+                    leaf.loc if leaf is not None else d["loc"])
+        self._root_forwards(plans, order)
+        self.code += _set_tree_forwards(self, g, plans, order)
+
+    def _root_forwards(self, plans: Mapping[str, TreePlan], order: list[str]) -> None:
+        """The root's eval forward and, with train-only outputs, its train forward: each
+        over the top-level ops and module scopes (:func:`region_graph`)."""
+        g = self.graph_ir
+        src, glb = forward_source(*_root_graph(g, plans, order, train=False),
+                                  name="forward_eval")
         self._forward_eval = _compile(src, glb, "forward_eval", f"{self.spec_name} eval")
         self.code = src
         self._forward_train: Callable | None = None
         if self.train_only:
-            tsrc, tglb = forward_source(*fx_graph(g, train=True), name="forward_train")
+            tsrc, tglb = forward_source(*_root_graph(g, plans, order, train=True),
+                                        name="forward_train")
             self._forward_train = _compile(tsrc, tglb, "forward_train",
                                            f"{self.spec_name} train")
             self.code += "\n" + tsrc
@@ -410,13 +746,52 @@ class ArchModule(nn.Module):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        g = self.graph_ir
-        src, glb = forward_source(*fx_graph(g, train=False), name="forward_eval")
-        self._forward_eval = _compile(src, glb, "forward_eval", f"{self.spec_name} eval")
-        if self.train_only:
-            tsrc, tglb = forward_source(*fx_graph(g, train=True), name="forward_train")
-            self._forward_train = _compile(tsrc, tglb, "forward_train",
-                                           f"{self.spec_name} train")
+        code = self.code
+        self._root_forwards(tree_plans(self.graph_ir), _order(self.graph_ir))
+        self.code = code
+
+
+def _root_graph(g: nx.DiGraph, plans: Mapping[str, TreePlan], order: list[str], train: bool
+                ) -> tuple[fx.Graph, dict[str, str]]:
+    """The root forward: the evaluation outputs, or (``train``) every output in spec order."""
+    outs = [o["node"] for o in g.graph["outputs"] if train or not o["train_only"]]
+    return region_graph(g, plans, "", g.graph["input"], outs, order)
+
+
+def _set_tree_forwards(root: nn.Module, g: nx.DiGraph, plans: Mapping[str, TreePlan],
+                       order: list[str]) -> str:
+    """Give every scope module of ``root`` its generated forward; returns their sources
+    (each distinct one once, headed by the scopes that run it) for ``root.code``."""
+    users: dict[str, list[str]] = {}
+    sources: dict[tuple, tuple[str, dict[str, Any]]] = {}
+    for path, p in plans.items():
+        mod = root.get_submodule(path)
+        if not isinstance(mod, TreeModule):
+            continue
+        graph, locs = region_graph(g, plans, path, p.input, [p.output], order)
+        key = _graph_key(graph, locs)
+        if key not in sources:
+            sources[key] = forward_source(graph, locs)
+        src, glb = sources[key]
+        mod._set_forward(src, glb, f"{g.graph['name']} {p.cls_name}")
+        users.setdefault(src, []).append(f"{path} ({p.cls_name})")
+    return "".join(f"\n# {', '.join(u)}\n{src}" for src, u in users.items())
+
+
+def _graph_key(graph: fx.Graph, locs: Mapping[str, str]) -> tuple:
+    """What the source fx writes for ``graph`` depends on (each node's name, opcode,
+    target and arguments) with the comments: equal keys, equal source, so the instances
+    of a block that differ only in their modules' arguments are written once."""
+    def arg(a: Any) -> Any:
+        if isinstance(a, fx.Node):
+            return ("node", a.name)
+        if isinstance(a, (list, tuple)):
+            return (type(a).__name__, *map(arg, a))
+        if isinstance(a, dict):
+            return ("dict", *((k, arg(v)) for k, v in a.items()))
+        return (type(a).__name__, repr(a))
+    return tuple((n.name, n.op, n.target if isinstance(n.target, str) else id(n.target),
+                  arg(n.args), arg(n.kwargs), locs.get(n.name)) for n in graph.nodes)
 
 
 # ------------------------------------------------------------------ memory guard

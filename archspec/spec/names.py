@@ -49,6 +49,7 @@ MODULE_ATTRS: tuple[str, ...] = (
     # archspec's own: ArchModule, the generated model class and Scope
     "graph_ir", "spec_name", "output_names", "loss_weights", "train_only", "head_kinds",
     "code", "forward_eval", "forward_train", "_forward_eval", "_forward_train", "_label",
+    "_root_forwards", "_set_forward", "_arch_src", "_arch_glb", "_arch_fn",
 )
 _RESERVED = frozenset(MODULE_ATTRS)
 #: Longest name (spec, block, parameter, layer, output): a name is also a diagram label,

@@ -121,6 +121,25 @@ def _arg_value(param: Any, node: YNode, env: dict) -> Any:
     return eval_node(node, env)
 
 
+_NORMALISED: dict[tuple, tuple[Any, dict[str, Any]]] = {}
+
+
+def _normalised(op: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """``normalise_args(op, given)``, remembered for hashable arguments: every instance of
+    a block gives its ops the same few argument sets. Keys carry each value's type, so
+    ``1``, ``1.0`` and ``True`` stay apart; a failure is never remembered."""
+    try:
+        key = (op.name, tuple((k, type(v), v) for k, v in given.items()))
+        hit = _NORMALISED.get(key)
+    except TypeError:        # a list argument: not hashable
+        return normalise_args(op, given)
+    if hit is None or hit[0] is not op:     # an op registered again under its name
+        hit = (op, normalise_args(op, given))
+        if len(_NORMALISED) < 65536:
+            _NORMALISED[key] = hit
+    return dict(hit[1])
+
+
 def _repeat_env(env: dict, j: int, n: int) -> dict:
     """The scope of a repeat's ``j``-th of ``n`` copies: ``index`` and ``count`` are bound
     (they shadow outer names), so stochastic depth reads ``0.2 * index / (count - 1)``."""
@@ -411,7 +430,7 @@ class _Builder:
             else:
                 given[k] = eval_node(node, env)
         try:
-            args = normalise_args(op, given)
+            args = _normalised(op, given)
         except OpError as e:
             f = op.field(e.field or "")
             raise SpecError(f"{nid}: {e.message}", field_locs.get(e.field or "", item.loc),

@@ -761,3 +761,19 @@ def test_repeat_index_and_count_and_spec_let_in_blocks(compile_text) -> None:
     assert [g.nodes[f"t.{j}.conv"]["shape"][0] for j in range(2)] == [4, 5]
     assert [g.nodes[f"u.{j}.c"]["shape"][0] for j in range(2)] == [16, 24]
     assert g.nodes["v"]["shape"][0] == 5 and g.nodes["s.0.conv"]["shape"][0] == 10
+
+
+def test_loss_weight_is_an_expression(spec_file) -> None:
+    text = """
+        params: {aux: 0.25}
+        functions: {half: {args: [x], body: "x / 2.0"}}
+        input: {shape: [8]}
+        layers:
+          - fc: {op: linear, out: 10}
+        outputs:
+          - logits: {from: fc, loss_weight: "half(1.0 - aux)"}
+        """
+    assert load_spec(spec_file(text)).outputs[0].loss_weight == 0.375
+    e = error_of(load_spec, spec_file(text.replace("half(1.0 - aux)", "1 - aux_w")))
+    assert e.errors[0].message == "undefined name 'aux_w'"
+    assert (e.errors[0].loc.line, e.errors[0].loc.col) == (7, 42)

@@ -129,6 +129,8 @@ _INTERP = re.compile(r"\{([^{}]*)\}")
 def interpolate(node: YScalar, env: Mapping[str, Any]) -> str:
     """Fill ``{expr}`` holes in a name or a message: ``"conv{i+1}"`` → ``"conv2"``."""
     text = str(node.value)
+    if "{" not in text:     # most names have no holes
+        return text
 
     def sub(m: re.Match) -> str:
         try:
@@ -468,7 +470,8 @@ def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterab
     let_errors: list[SpecError] = []
     failed: set[str] = set()
     for let in lets:
-        if ex.names_in(str(let.expr.value) if isinstance(let.expr, YScalar) else "") & failed:
+        if failed and ex.names_in(str(let.expr.value) if isinstance(let.expr, YScalar)
+                                  else "") & failed:
             failed.add(let.name)
             continue
         try:
@@ -486,9 +489,6 @@ def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterab
     check_errors = []
     for c in checks:
         text = c.expr.value if isinstance(c.expr, YScalar) else ""
-        if isinstance(text, str) and ex.names_in(text) & failed:
-            # the check reads a value that failed; evaluate what we can without it
-            pass
         try:
             ok = eval_node(c.expr, env)
         except SpecError as e:
@@ -839,7 +839,9 @@ def parse_table(name: str, node: YNode) -> Table:
     return Table(name, cols, headers, tuple(rows), m.loc)
 
 
-def parse_outputs(node: YNode | None) -> list[Output]:
+def parse_outputs(node: YNode | None, env: Mapping[str, Any] | None = None) -> list[Output]:
+    """The spec's outputs; a ``loss_weight`` written as an expression is evaluated in
+    ``env`` (the spec's parameters, lets and functions), or left at 1.0 without one."""
     if node is None:
         return []
     out: list[Output] = []
@@ -862,7 +864,10 @@ def parse_outputs(node: YNode | None) -> list[Output]:
         src = _expect_str(body.get("from"), "'from'") if "from" in body else None
         if src is None:
             raise _err(f"output '{name}' needs 'from: <layer>'", body)
-        w = plain(body.get("loss_weight")) if "loss_weight" in body else 1.0
+        wnode = body.get("loss_weight")
+        w = plain(wnode) if wnode is not None else 1.0
+        if isinstance(wnode, YScalar) and isinstance(w, str):   # loss_weight: "0.3 * aux"
+            w = eval_node(wnode, env) if env is not None else 1.0
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf:
             raise _err(f"'loss_weight' must be a non-negative number, got {w!r}",
                        body.get("loss_weight"), "for example loss_weight: 0.3")
@@ -981,11 +986,6 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
     if "layers" in root and isinstance(root.get("layers"), YSeq) and not items:
         errors.append(_err("'layers' is empty", root.get("layers"),
                            "a network needs at least one layer, e.g. '- fc: {op: linear, out: 10}'"))
-    try:
-        outputs = parse_outputs(root.get("outputs"))
-    except SpecError as e:
-        errors.extend(e.errors)
-        outputs = []
     overridden = dict(applied)
     for p in params:   # a block-typed parameter must name a block that exists
         if p.type != "block" or not isinstance(p.default, (str, ex.BlockRef)):
@@ -1006,13 +1006,18 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
         funcs = parse_functions(root.get("functions"), names)
     except SpecError as e:
         errors.extend(e.errors)
-    env: dict[str, Any] = {}
+    env: dict[str, Any] | None = None
     if not errors:
         try:
             env = evaluate_env(params, lets, checks, funcs)
         except SpecError as e:
             errors.extend(e.errors)
-        env = {k: v for k, v in env.items() if k not in funcs}
+    try:   # after the env, so that a loss_weight may be an expression
+        outputs = parse_outputs(root.get("outputs"), env)
+    except SpecError as e:
+        errors.extend(e.errors)
+        outputs = []
+    env = {k: v for k, v in (env or {}).items() if k not in funcs}
     if errors or (item_errors and not partial):
         raise SpecErrors(errors + item_errors)
     return Spec(name=name, path=path, description=desc, params=tuple(params), lets=tuple(lets),

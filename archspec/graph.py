@@ -178,7 +178,8 @@ class _Builder:
         self.too_big = False    # past MAX_NODES or MAX_STEPS: stop expanding
         self.steps = 0          # expand_item calls, against MAX_STEPS
         self._enclosing: dict[str, tuple[str, ...]] = {}   # parent path -> scope paths
-        self.env0 = {**dict(spec.functions), **dict(spec.env)}
+        self.env0 = {**{n: ex.TableRef(n, tuple(r for r, _, _ in t.rows), t.columns)
+                        for n, t in spec.tables}, **dict(spec.functions), **dict(spec.env)}
 
     # ------------------------------------------------------------ errors
     def error(self, e: SpecError) -> None:
@@ -505,6 +506,9 @@ class _Builder:
             args[k] = v
         if item.row is not None:
             tname, rname, rloc = item.row
+            if "{" in tname + rname:    # row: "bneck.{r}" in a loop over rows(bneck)
+                rname = interpolate(YScalar(rname, rloc.shifted(len(tname) + 1)), env)
+                tname = interpolate(YScalar(tname, rloc), env)
             table = self.spec.table(tname)
             if table is None:
                 raise SpecError(f"undefined table '{tname}'", rloc,

@@ -777,3 +777,31 @@ def test_loss_weight_is_an_expression(spec_file) -> None:
     e = error_of(load_spec, spec_file(text.replace("half(1.0 - aux)", "1 - aux_w")))
     assert e.errors[0].message == "undefined name 'aux_w'"
     assert (e.errors[0].loc.line, e.errors[0].loc.col) == (7, 42)
+
+
+def test_loop_over_table_rows_and_columns(compile_text) -> None:
+    text = """
+        input: {shape: [8, 16, 16]}
+        tables:
+          stages:
+            columns: [out, stride]
+            rows: {a: [16, 1], b: [32, 2], c: [64, 2]}
+        blocks:
+          cb:
+            params: {out: int, stride: int}
+            layers:
+              - conv: {op: conv, out: out, kernel: 3, stride: stride, padding: 1}
+        layers:
+          - f: {seq: [{for: r, in: rows(stages), layers: [{block: cb, row: "stages.{r}"}]}]}
+          - for: c
+            in: columns(stages)
+            layers: [{"id_{c}": {op: identity}}]
+        """
+    g = compile_text(text)
+    assert [g.nodes[f"f.{j}.conv"]["shape"] for j in range(3)] == [
+        (16, 16, 16), (32, 8, 8), (64, 4, 4)]
+    assert "id_out" in g and "id_stride" in g
+    e = error_of(compile_text, text.replace("rows(stages)", "rows(3)"))
+    assert e.errors[0].message == "rows(): rows() takes a table, got int 3"
+    e = error_of(compile_text, text.replace('"stages.{r}"', '"stages.{r}x"'))
+    assert e.errors[0].message == "table 'stages' has no row 'ax'"

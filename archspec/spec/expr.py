@@ -187,6 +187,28 @@ def _range(*args: int) -> list[int]:
     return list(r)
 
 
+@dataclass(frozen=True)
+class TableRef:
+    """A spec's table named in an expression (in layers and blocks): ``rows(t)`` and
+    ``columns(t)`` list its row and column names, so a loop can walk a table:
+    ``for: r, in: rows(bneck)`` with ``row: "bneck.{r}"``."""
+
+    name: str
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"table {self.name}"
+
+
+def _table_names(what: str) -> Callable[[Any], list[str]]:
+    def names(t: Any) -> list[str]:
+        if not isinstance(t, TableRef):
+            raise TypeError(f"{what}() takes a table, got {_type_name(t)} {t!r}")
+        return list(getattr(t, what))
+    return names
+
+
 def _real(x: Any, fn: str) -> float:
     """``x`` as a number for a math function, or a clear error naming the function."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
@@ -243,6 +265,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "ceil": _rounding("ceil", math.ceil), "floor": _rounding("floor", math.floor),
     "sqrt": _sqrt, "list": list, "str": _str, "bool": bool,
     "log": _log, "exp": _exp, "pow": _powfn,
+    "rows": _table_names("rows"), "columns": _table_names("columns"),
 }
 CONSTANTS = _CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False,
               "None": None}

@@ -146,12 +146,19 @@ def _repeat_env(env: dict, j: int, n: int) -> dict:
     return {**env, "index": j, "count": n}
 
 
+#: Words YAML 1.1 read as booleans: always words here, never a misspelt name.
+_YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
+
+
 def _is_bare_word(value: Any, env: dict) -> bool:
     """Whether ``value`` is a plain word that names nothing: a string or boolean field or
     parameter takes it as the text itself (``act: hs``; ``bias: "no"`` then fails as
-    "must be true or false") rather than "undefined name"."""
-    return isinstance(value, str) and value.isidentifier() and value not in env and \
-        value not in ex.CONSTANTS
+    "must be true or false") rather than "undefined name". A word close to a name in
+    scope (``use_bais`` for ``use_bias``) stays a name, so its typo is told as one."""
+    if not (isinstance(value, str) and value.isidentifier() and value not in env and
+            value not in ex.CONSTANTS):
+        return False
+    return value.lower() in _YAML11_BOOLS or did_you_mean(value, env) is None
 
 
 def _declare(items: tuple[Item, ...], declared: dict[str, Location]) -> None:

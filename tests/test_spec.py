@@ -805,3 +805,17 @@ def test_loop_over_table_rows_and_columns(compile_text) -> None:
     assert e.errors[0].message == "rows(): rows() takes a table, got int 3"
     e = error_of(compile_text, text.replace('"stages.{r}"', '"stages.{r}x"'))
     assert e.errors[0].message == "table 'stages' has no row 'ax'"
+
+
+def test_a_misspelt_name_in_a_bool_field_is_still_a_name(compile_text) -> None:
+    text = """
+        params: {use_bias: false, n: 2}
+        input: {shape: [3, 8, 8]}
+        layers:
+          - conv: {op: conv, out: 8, kernel: 3, bias: use_bais}
+        """
+    e = error_of(compile_text, text)
+    assert e.errors[0].message == "undefined name 'use_bais'"
+    assert "did you mean 'use_bias'" in e.errors[0].hint
+    e = error_of(compile_text, text.replace("use_bais", "no"))    # close to n, still a word
+    assert e.errors[0].message == "conv: 'bias' must be true or false, got 'no'"

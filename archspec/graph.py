@@ -117,7 +117,50 @@ def _arg_value(param: Any, node: YNode, env: dict) -> Any:
     words = [c for c in getattr(param, "choices", ()) if isinstance(c, str)]
     if isinstance(node, YScalar) and isinstance(node.value, str) and node.value in words:
         return node.value
+    if isinstance(node, YScalar) and getattr(param, "type", None) in ("str", "bool") and \
+            _is_bare_word(node.value, env):
+        return node.value    # `act: hs` is the word; `bias: no` is told "true or false"
     return eval_node(node, env)
+
+
+_NORMALISED: dict[tuple, tuple[Any, dict[str, Any]]] = {}
+
+
+def _normalised(op: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """``normalise_args(op, given)``, remembered for hashable arguments: every instance of
+    a block gives its ops the same few argument sets. Keys carry each value's type, so
+    ``1``, ``1.0`` and ``True`` stay apart; a failure is never remembered."""
+    try:
+        key = (op.name, tuple((k, type(v), v) for k, v in given.items()))
+        hit = _NORMALISED.get(key)
+    except TypeError:        # a list argument: not hashable
+        return normalise_args(op, given)
+    if hit is None or hit[0] is not op:     # an op registered again under its name
+        hit = (op, normalise_args(op, given))
+        if len(_NORMALISED) < 65536:
+            _NORMALISED[key] = hit
+    return dict(hit[1])
+
+
+def _repeat_env(env: dict, j: int, n: int) -> dict:
+    """The scope of a repeat's ``j``-th of ``n`` copies: ``index`` and ``count`` are bound
+    (they shadow outer names), so stochastic depth reads ``0.2 * index / (count - 1)``."""
+    return {**env, "index": j, "count": n}
+
+
+#: Words YAML 1.1 read as booleans: always words here, never a misspelt name.
+_YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
+
+
+def _is_bare_word(value: Any, env: dict) -> bool:
+    """Whether ``value`` is a plain word that names nothing: a string or boolean field or
+    parameter takes it as the text itself (``act: hs``; ``bias: "no"`` then fails as
+    "must be true or false") rather than "undefined name". A word close to a name in
+    scope (``use_bais`` for ``use_bias``) stays a name, so its typo is told as one."""
+    if not (isinstance(value, str) and value.isidentifier() and value not in env and
+            value not in ex.CONSTANTS):
+        return False
+    return value.lower() in _YAML11_BOOLS or did_you_mean(value, env) is None
 
 
 def _declare(items: tuple[Item, ...], declared: dict[str, Location]) -> None:
@@ -144,7 +187,8 @@ class _Builder:
         self.too_big = False    # past MAX_NODES or MAX_STEPS: stop expanding
         self.steps = 0          # expand_item calls, against MAX_STEPS
         self._enclosing: dict[str, tuple[str, ...]] = {}   # parent path -> scope paths
-        self.env0 = dict(spec.env)
+        self.env0 = {**{n: ex.TableRef(n, tuple(r for r, _, _ in t.rows), t.columns)
+                        for n, t in spec.tables}, **dict(spec.functions), **dict(spec.env)}
 
     # ------------------------------------------------------------ errors
     def error(self, e: SpecError) -> None:
@@ -424,12 +468,14 @@ class _Builder:
             f = op.field(k)
             field_locs[k] = node.loc
             words = (("same", "valid") if f.type == "padding" else f.choices) if f else ()
-            if isinstance(node, YScalar) and _is_word(node.value, words, env):
+            if isinstance(node, YScalar) and (_is_word(node.value, words, env) or (
+                    f is not None and f.type in ("bool", "str") and
+                    _is_bare_word(node.value, env))):
                 given[k] = node.value        # a word, not a name: coerce names the choices
             else:
                 given[k] = eval_node(node, env)
         try:
-            args = normalise_args(op, given)
+            args = _normalised(op, given)
         except OpError as e:
             f = op.field(e.field or "")
             raise SpecError(f"{nid}: {e.message}", field_locs.get(e.field or "", item.loc),
@@ -507,6 +553,9 @@ class _Builder:
             args[k] = v
         if item.row is not None:
             tname, rname, rloc = item.row
+            if "{" in tname + rname:    # row: "bneck.{r}" in a loop over rows(bneck)
+                rname = interpolate(YScalar(rname, rloc.shifted(len(tname) + 1)), env)
+                tname = interpolate(YScalar(tname, rloc), env)
             table = self.spec.table(tname)
             if table is None:
                 raise SpecError(f"undefined table '{tname}'", rloc,
@@ -550,7 +599,9 @@ class _Builder:
 
     def expand_block_item(self, item: Item, scope: _Scope, env: dict, ins: list[str | None]
                           ) -> str | None:
-        ref, bdef = self.resolve_block(item, env)
+        # a repeated reference may read `index`/`count`: resolved again per copy below
+        ref, bdef = self.resolve_block(item, env if item.repeat is None else
+                                       _repeat_env(env, 0, 1))
         default = bdef.name if bdef.name.islower() else "block"
         name = self.node_name(item, scope, env, default)
         path = scope.full(name)
@@ -569,9 +620,12 @@ class _Builder:
             for j in range(n):
                 if self.too_big:
                     break
-                args = self.bind(ref, bdef, item, env, item.first if j == 0 else ())
+                jenv = _repeat_env(env, j, n)
+                ref, bdef = self.resolve_block(item, jenv)   # "B(p=0.1 * index)"
+                args = self.bind(ref, bdef, item, jenv, item.first if j == 0 else ())
                 if j == 0:
                     self.scopes[path]["args"] = args
+                    self.scopes[path]["label"] = f"{ref} ×{n}"
                 cur = self.instantiate(bdef, ref, args, f"{path}.{j}", cur, scope, item)
             out = cur
         else:
@@ -639,14 +693,15 @@ class _Builder:
                 break
             p = f"{path}.{j}" if item.repeat is not None else path
             inner = _Scope(p, {"input": cur}, scope, True, 0, set(), train_only, scope.blocks)
-            cur = self.expand(item.seq, inner, env, cur)
+            cur = self.expand(item.seq, inner, _repeat_env(env, j, n) if item.repeat is not None
+                              else env, cur)
         scope.names[name] = cur
         return cur
 
     # ------------------------------------------------------------- root
     def build(self) -> nx.DiGraph:
         spec = self.spec
-        env = dict(spec.env)
+        env = dict(self.env0)
         shape = []
         for n in spec.input_shape:
             try:

@@ -156,3 +156,54 @@ def test_block_ref_refused(text: str, message: str) -> None:
     with pytest.raises(ex.ExprError) as info:
         ex.parse_block_ref(text)
     assert message in info.value.message
+
+
+@pytest.mark.parametrize("text, value", [
+    ("log(8, 2)", 3.0), ("exp(0)", 1.0), ("pow(2, 10)", 1024), ("sqrt(16)", 4.0),
+    ("round(2.567, 2)", 2.57), ("floor(7.9)", 7), ("ceil(7.1)", 8),
+    ("round(log(368 / 24.0) / log(2.52))", 3), ("min(3, 4) + max([1, 5]) + sum([1, 2])", 11),
+])
+def test_math_functions(text: str, value: object) -> None:
+    assert ev(text) == value
+
+
+@pytest.mark.parametrize("text, offset, message", [
+    ("1 + log(0)", 4, "log(): the argument must be positive, got 0"),
+    ("log(8, 1)", 0, "log(): the base must be positive and not 1, got 1"),
+    ("sqrt(-1)", 0, "sqrt(): the argument must not be negative, got -1"),
+    ("exp(1000)", 0, "exp(): the argument must be at most 709 (a float overflows), got 1000"),
+    ("pow(2, 1000)", 0, "pow(): exponent 1000 is too large (at most 64)"),
+    ("pow(0, -1)", 0, "pow(): 0 to a negative power divides by zero"),
+    ("floor(1e308 * 10)", 0, "floor(): inf has no integer value"),
+    ("log('a')", 0, "log(): log() takes a number, got string 'a'"),
+])
+def test_math_domain_errors_are_located(text: str, offset: int, message: str) -> None:
+    e = fails(text)
+    assert (e.offset, e.message) == (offset, message)
+
+
+def _fn(name: str, args: tuple, body: str, **lets: str) -> ex.UserFunction:
+    from archspec.errors import Location
+    f = ex.UserFunction(name, args, tuple((k, ex.parse(v)) for k, v in lets.items()),
+                        ex.parse(body), lambda part, off: Location("f.yaml", 1, off + 1))
+    f.scope[name] = f
+    return f
+
+
+def test_user_function_binding_and_bounds() -> None:
+    from archspec.errors import SpecError
+    md = _fn("md", (("v", ex._NO_DEFAULT), ("d", 8), ("lo", None)),
+             "n + d if n < 0.9 * v else n", m="d if lo is None else lo",
+             n="max(m, int(v + d / 2.0) // d * d)")
+    assert ev("md(30)", md=md) == 32 and ev("md(3, lo=16)", md=md) == 16
+    assert ev("md(v=60, d=32)", md=md) == 64
+    assert "has no argument 'x'" in fails("md(3, x=1)", md=md).message
+    assert "missing argument 'v'" in fails("md(d=3)", md=md).message
+    loop = _fn("loop", (("n", ex._NO_DEFAULT),), "loop(n + 1)")
+    with pytest.raises(SpecError, match="nests more than 32 calls deep"):
+        ev("loop(0)", loop=loop)
+    fib = _fn("fib", (("n", ex._NO_DEFAULT),), "n if n < 2 else fib(n - 1) + fib(n - 2)")
+    assert ev("fib(10)", fib=fib) == 55
+    with pytest.raises(SpecError, match="more than 10,000 function calls"):
+        ev("fib(25)", fib=fib)
+    assert ev("fib(10)", fib=fib) == 55    # the budget is per top-level expression

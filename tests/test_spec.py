@@ -635,3 +635,187 @@ def test_block_choice_words_and_keyword_named_layers(compile_text) -> None:
     assert g.nodes["u.block.1"]["op"] == "silu"
     assert g.nodes["v.block.1"]["op"] == "relu"
     assert list(g.nodes["u.add"]["inputs"]) == ["u.block.1", "input"]
+
+
+# ------------------------------------------------------ values: YAML 1.2 scalars, words
+def test_yaml_12_core_scalars() -> None:
+    """1e-6, 1E6 and .5 are numbers, 010 is ten, and only true/false are booleans."""
+    doc = "a: [1e-6, 1E6, .5, -2.5e+3, 010, 0x1F, 0o17, yes, no, on, off, True, false, 1:30]"
+    assert plain(parse_yaml(doc, "f.yaml"))["a"] == [
+        1e-6, 1e6, 0.5, -2500.0, 10, 31, 15, "yes", "no", "on", "off", True, False, "1:30"]
+
+
+def test_numbers_are_numbers_everywhere(compile_text) -> None:
+    g = compile_text("""
+        archspec: 1
+        params: {eps: 1e-6, w: 1E1}
+        let: {half: "w * .5"}
+        input: {shape: [3, 8, 8]}
+        blocks:
+          CB:
+            params: {out: int}
+            layers:
+              - conv: {op: conv, out: out, kernel: 3}
+              - bn: {op: batchnorm, eps: eps, momentum: 1e-2}
+        layers:
+          - c: {block: CB, out: "int(half)"}
+        """)
+    bn = g.nodes["c.bn"]
+    assert bn["args"]["eps"] == 1e-6 and bn["args"]["momentum"] == 0.01
+    assert g.nodes["c.conv"]["shape"][0] == 5
+
+
+def test_override_reads_yaml_12() -> None:
+    assert parse_override("eps=1e-6")[1] == 1e-6
+    assert parse_override("pre=no")[1] == "no"
+
+
+def test_plain_words_for_string_and_bool(compile_text) -> None:
+    """A str-typed block parameter takes a bare word; a name in scope is still a name."""
+    text = """
+        archspec: 1
+        params: {mine: relu}
+        input: {shape: [3, 8, 8]}
+        blocks:
+          A:
+            params: {act: {default: relu, type: str}, pre: {default: true, type: bool}}
+            layers:
+              - r: {op: relu, when: "act == 'relu'"}
+              - s: {op: sigmoid, when: "act == 'hs'"}
+        layers:
+          - a: {block: A, act: hs}
+          - b: {block: A, act: mine}
+        """
+    g = compile_text(text)
+    assert "a.s" in g and "a.r" not in g and "b.r" in g
+    e = error_of(compile_text, text.replace("act: mine}", "act: mine, pre: \"no\"}"))
+    assert e.errors[0].message == "parameter 'pre' must be true or false, got 'no'"
+
+
+# ----------------------------------------------------------------- user functions
+FUNCS = """
+    archspec: 1
+    params: {width_mult: 0.75}
+    functions:
+      make_divisible:
+        args: [v, divisor=8, min_value=null]
+        let:
+          m: "divisor if min_value is None else min_value"
+          n: "max(m, int(v + divisor / 2.0) // divisor * divisor)"
+        body: "n + divisor if n < 0.9 * v else n"
+      fact: {args: [n], body: "1 if n < 2 else n * fact(n - 1)"}
+    let: {stem: "make_divisible(16 * width_mult)", f5: "fact(5)"}
+    input: {shape: [3, 8, 8]}
+    blocks:
+      CB:
+        params: {out: int}
+        layers:
+          - conv: {op: conv, out: "make_divisible(out * width_mult, min_value=16)", kernel: 1}
+    layers:
+      - stem: {op: conv, out: stem, kernel: 3}
+      - b: {block: CB, out: "f5 // 3"}
+      - c: {op: conv, out: "make_divisible(3)", kernel: 1}
+    """
+
+
+def test_functions_in_let_blocks_and_layers(compile_text) -> None:
+    g = compile_text(FUNCS)
+    assert [g.nodes[n]["shape"][0] for n in ("stem", "b.conv", "c")] == [16, 32, 8]
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("fact: {args: [n]", "min: {args: [n]", "function 'min' shadows the built-in function min()"),
+    ("fact: {args: [n]", "width_mult: {args: [n]",
+     "function 'width_mult' has the name of a parameter or let value"),
+    ("args: [n]", "args: [k=1, n]", "function 'fact': argument 'n' without a default follows"),
+    ("args: [n]", "args: [n, n]", "function 'fact': argument 'n' is given twice"),
+    ("args: [n]", "args: [\"n-1\"]", "function 'fact': argument 'n-1' is not 'name' or"),
+    ("divisor=8", "divisor=width_mult", "undefined name 'width_mult'"),
+    ('body: "1 if', 'bodi: "1 if', "unknown key 'bodi' in function 'fact'"),
+    ("fact(5)", "fact(5, 6)", "fact() takes 1 argument(s), got 2"),
+])
+def test_function_errors(compile_text, old: str, new: str, message: str) -> None:
+    e = error_of(compile_text, FUNCS.replace(old, new, 1))
+    assert e.errors[0].message.startswith(message), e.errors[0].message
+
+
+def test_repeat_index_and_count_and_spec_let_in_blocks(compile_text) -> None:
+    g = compile_text("""
+        archspec: 1
+        params: {index: 5}
+        let: {base: "index * 2"}
+        input: {shape: [3, 8, 8]}
+        blocks:
+          DP:
+            params: {p: float, w: int}
+            layers:
+              - conv: {op: conv, out: "w + base - 10", kernel: 1}
+              - drop: {op: dropout, p: p}
+        layers:
+          - s: {block: DP, repeat: 3, p: "0.2 * index / (count - 1)", w: base}
+          - t: {block: "DP(p=0.1 * index, w=4 + index)", repeat: 2}
+          - u: {seq: [{c: {op: conv, out: "8 * (index + count)", kernel: 1}}], repeat: 2}
+          - v: {op: conv, out: index, kernel: 1}
+        """)
+    assert [g.nodes[f"s.{j}.drop"]["args"]["p"] for j in range(3)] == [0.0, 0.1, 0.2]
+    assert [g.nodes[f"t.{j}.conv"]["shape"][0] for j in range(2)] == [4, 5]
+    assert [g.nodes[f"u.{j}.c"]["shape"][0] for j in range(2)] == [16, 24]
+    assert g.nodes["v"]["shape"][0] == 5 and g.nodes["s.0.conv"]["shape"][0] == 10
+
+
+def test_loss_weight_is_an_expression(spec_file) -> None:
+    text = """
+        params: {aux: 0.25}
+        functions: {half: {args: [x], body: "x / 2.0"}}
+        input: {shape: [8]}
+        layers:
+          - fc: {op: linear, out: 10}
+        outputs:
+          - logits: {from: fc, loss_weight: "half(1.0 - aux)"}
+        """
+    assert load_spec(spec_file(text)).outputs[0].loss_weight == 0.375
+    e = error_of(load_spec, spec_file(text.replace("half(1.0 - aux)", "1 - aux_w")))
+    assert e.errors[0].message == "undefined name 'aux_w'"
+    assert (e.errors[0].loc.line, e.errors[0].loc.col) == (7, 42)
+
+
+def test_loop_over_table_rows_and_columns(compile_text) -> None:
+    text = """
+        input: {shape: [8, 16, 16]}
+        tables:
+          stages:
+            columns: [out, stride]
+            rows: {a: [16, 1], b: [32, 2], c: [64, 2]}
+        blocks:
+          cb:
+            params: {out: int, stride: int}
+            layers:
+              - conv: {op: conv, out: out, kernel: 3, stride: stride, padding: 1}
+        layers:
+          - f: {seq: [{for: r, in: rows(stages), layers: [{block: cb, row: "stages.{r}"}]}]}
+          - for: c
+            in: columns(stages)
+            layers: [{"id_{c}": {op: identity}}]
+        """
+    g = compile_text(text)
+    assert [g.nodes[f"f.{j}.conv"]["shape"] for j in range(3)] == [
+        (16, 16, 16), (32, 8, 8), (64, 4, 4)]
+    assert "id_out" in g and "id_stride" in g
+    e = error_of(compile_text, text.replace("rows(stages)", "rows(3)"))
+    assert e.errors[0].message == "rows(): rows() takes a table, got int 3"
+    e = error_of(compile_text, text.replace('"stages.{r}"', '"stages.{r}x"'))
+    assert e.errors[0].message == "table 'stages' has no row 'ax'"
+
+
+def test_a_misspelt_name_in_a_bool_field_is_still_a_name(compile_text) -> None:
+    text = """
+        params: {use_bias: false, n: 2}
+        input: {shape: [3, 8, 8]}
+        layers:
+          - conv: {op: conv, out: 8, kernel: 3, bias: use_bais}
+        """
+    e = error_of(compile_text, text)
+    assert e.errors[0].message == "undefined name 'use_bais'"
+    assert "did you mean 'use_bias'" in e.errors[0].hint
+    e = error_of(compile_text, text.replace("use_bais", "no"))    # close to n, still a word
+    assert e.errors[0].message == "conv: 'bias' must be true or false, got 'no'"

@@ -18,8 +18,9 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
@@ -186,13 +187,87 @@ def _range(*args: int) -> list[int]:
     return list(r)
 
 
-#: The functions an expression may call: a closed, side-effect-free set.
+@dataclass(frozen=True)
+class TableRef:
+    """A spec's table named in an expression (in layers and blocks): ``rows(t)`` and
+    ``columns(t)`` list its row and column names, so a loop can walk a table:
+    ``for: r, in: rows(bneck)`` with ``row: "bneck.{r}"``."""
+
+    name: str
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"table {self.name}"
+
+
+def _table_names(what: str) -> Callable[[Any], list[str]]:
+    def names(t: Any) -> list[str]:
+        if not isinstance(t, TableRef):
+            raise TypeError(f"{what}() takes a table, got {_type_name(t)} {t!r}")
+        return list(getattr(t, what))
+    return names
+
+
+def _real(x: Any, fn: str) -> float:
+    """``x`` as a number for a math function, or a clear error naming the function."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise TypeError(f"{fn}() takes a number, got {_type_name(x)} {x!r}")
+    return x
+
+
+def _log(x: Any, base: Any = None) -> float:
+    """Natural log, or log to ``base``: RegNet's width quantisation is log(w / w0) / log(wm)."""
+    if _real(x, "log") <= 0:
+        raise ValueError(f"the argument must be positive, got {x!r}")
+    if base is None:
+        return math.log(x)
+    if _real(base, "log") <= 0 or base == 1:
+        raise ValueError(f"the base must be positive and not 1, got {base!r}")
+    return math.log(x, base)
+
+
+def _exp(x: Any) -> float:
+    if _real(x, "exp") > 709:
+        raise ValueError(f"the argument must be at most 709 (a float overflows), got {x!r}")
+    return math.exp(x)
+
+
+def _sqrt(x: Any) -> float:
+    if _real(x, "sqrt") < 0:
+        raise ValueError(f"the argument must not be negative, got {x!r}")
+    return math.sqrt(x)
+
+
+def _rounding(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``round``/``floor``/``ceil`` refusing infinity and NaN with a message, not a crash."""
+    def run(x: Any, *rest: Any) -> Any:
+        if isinstance(_real(x, name), float) and not math.isfinite(x):
+            raise ValueError(f"{x!r} has no integer value")
+        return fn(x, *rest)
+    return run
+
+
+def _powfn(a: Any, b: Any) -> Any:
+    _real(a, "pow"), _real(b, "pow")
+    if a == 0 and b < 0:
+        raise ZeroDivisionError("0 to a negative power divides by zero")
+    if isinstance(a, float) and a < 0 and not float(b).is_integer():
+        raise ValueError(f"a negative number to a fractional power is not real: {a!r} ** {b!r}")
+    return _pow(a, b)
+
+
+#: The functions an expression may call: a closed, side-effect-free set. Math functions
+#: check their domain (log(0) is a located error, not a crash) and their range.
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": min, "max": max, "abs": abs, "len": len, "int": int, "float": float,
-    "round": round, "sum": sum, "range": _range, "ceil": math.ceil, "floor": math.floor,
-    "sqrt": math.sqrt, "list": list, "str": _str, "bool": bool,
+    "round": _rounding("round", round), "sum": sum, "range": _range,
+    "ceil": _rounding("ceil", math.ceil), "floor": _rounding("floor", math.floor),
+    "sqrt": _sqrt, "list": list, "str": _str, "bool": bool,
+    "log": _log, "exp": _exp, "pow": _powfn,
+    "rows": _table_names("rows"), "columns": _table_names("columns"),
 }
-_CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False,
+CONSTANTS = _CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False,
               "None": None}
 
 
@@ -216,18 +291,30 @@ def parse(text: str) -> ast.expression:
     return tree
 
 
-def names_in(text: str) -> set[str]:
-    """The free names an expression reads (for dependency and typo checks)."""
+@lru_cache(maxsize=8192)
+def names_in(text: str) -> frozenset[str]:
+    """The free names an expression reads (for dependency and typo checks).
+
+    Cached by the text: a block's expressions are the same for every instance of it,
+    and walking their trees again per instance cost a fifth of compiling a deep net."""
     try:
         tree = parse(text)
     except ExprError:
-        return set()
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(FUNCTIONS) - set(_CONSTANTS)
+        return frozenset()
+    return frozenset({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+                     - set(FUNCTIONS) - set(_CONSTANTS))
 
 
 def evaluate(tree: ast.expression, env: Mapping[str, Any]) -> Any:
     """Evaluate a parsed expression in ``env`` (a mapping of names to values)."""
-    return _guarded(_Eval(env).run, tree.body)
+    body = tree.body
+    if type(body) is ast.Name and body.id in env:   # `out: out`: most fields name a value
+        return env[body.id]
+    if type(body) is ast.Constant and type(body.value) in (int, float):
+        return body.value
+    if _STATE.depth == 0:
+        _STATE.calls = 0    # a fresh budget of user-function calls per top-level expression
+    return _guarded(_Eval(env).run, body)
 
 
 def _guarded(run: Callable[[ast.AST], Any], node: ast.AST) -> Any:
@@ -260,12 +347,32 @@ class _Eval:
         return ExprError(message, getattr(node, "col_offset", 0), hint)
 
     def run(self, node: ast.AST) -> Any:
-        m = getattr(self, "_" + type(node).__name__, None)
+        t = type(node)
+        if t is ast.Name and node.id in self.env:    # the commonest node, looked up at once
+            return self.env[node.id]
+        m = _DISPATCH.get(t)
+        if m is not None:
+            return m(self, node)
+        m = getattr(self, "_" + t.__name__, None)
         if m is None:
             raise self.fail(node, f"'{type(node).__name__}' is not allowed in a spec expression",
                             "expressions may use numbers, names, + - * / // % **, comparisons, "
                             "and/or/not, 'a if c else b', lists and " + ", ".join(sorted(FUNCTIONS)))
         return m(node)
+
+    def _call_user(self, fn: UserFunction, node: ast.Call) -> Any:
+        args: list = []
+        for a in node.args:
+            if isinstance(a, ast.Starred):
+                args.extend(_starred(self.run(a.value), a))
+            else:
+                args.append(self.run(a))
+        kwargs: dict = {}
+        for k in node.keywords:
+            if k.arg is None:
+                raise self.fail(node, "'**' is not allowed in a function call")
+            kwargs[k.arg] = self.run(k.value)
+        return _check_size(fn.call(args, kwargs, node))
 
     def _Constant(self, node: ast.Constant) -> Any:
         if isinstance(node.value, (int, float, str, bool)) or node.value is None:
@@ -376,6 +483,9 @@ class _Eval:
                         "only a block reference has attributes (.name, .args)")
 
     def _Call(self, node: ast.Call) -> Any:
+        fn = self.env.get(node.func.id) if isinstance(node.func, ast.Name) else None
+        if isinstance(fn, UserFunction):
+            return self._call_user(fn, node)
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
             raise self.fail(node, f"function '{name}' is not available in expressions",
@@ -391,8 +501,98 @@ class _Eval:
             raise self.fail(node, "keyword arguments are not allowed in function calls")
         try:
             return _check_size(FUNCTIONS[node.func.id](*args))
-        except (TypeError, ValueError, OverflowError) as e:
+        except (TypeError, ValueError, ArithmeticError) as e:
             raise self.fail(node, f"{node.func.id}(): {e}") from None
+
+
+# ------------------------------------------------------------ user functions
+#: Deepest chain of user-function calls (a recursive function must stop before it), and
+#: the most calls one top-level expression may make (``f(n-1) + f(n-1)`` doubles them).
+MAX_CALL_DEPTH = 32
+MAX_CALLS = 10_000
+_NO_DEFAULT = object()
+
+
+class _CallState(threading.local):
+    depth = 0
+    calls = 0
+
+
+_STATE = _CallState()
+
+
+@dataclass(frozen=True, eq=False)
+class UserFunction:
+    """A function a spec defines under ``functions:``: named arguments (with defaults),
+    ``let`` bindings evaluated in order, and a body expression. It sees its arguments,
+    its lets and the spec's other functions: nothing else, so a call means the same
+    wherever it is written. ``at`` locates each expression's text for errors."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...]           # (name, default or _NO_DEFAULT)
+    lets: tuple[tuple[str, ast.expression], ...]
+    body: ast.expression
+    at: Callable[[str, int], Location]            # (part, offset) -> location
+    scope: dict = field(default_factory=dict, compare=False)   # the spec's functions
+
+    def __repr__(self) -> str:
+        return f"<function {self.name}>"
+
+    def bind(self, args: list, kwargs: dict, node: ast.AST) -> dict[str, Any]:
+        """Arguments by position then by name, defaults for the rest."""
+        names = [n for n, _ in self.params]
+        if len(args) > len(names):
+            raise ExprError(f"{self.name}() takes {len(names)} argument(s), got {len(args)}",
+                            node.col_offset, f"{self.name}({', '.join(names)})")
+        out = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k not in names:
+                raise ExprError(f"{self.name}() has no argument '{k}'", node.col_offset,
+                                did_you_mean(k, names) or f"{self.name}({', '.join(names)})")
+            if k in out:
+                raise ExprError(f"{self.name}() got argument '{k}' twice", node.col_offset)
+            out[k] = v
+        for n, d in self.params:
+            if n not in out:
+                if d is _NO_DEFAULT:
+                    raise ExprError(f"{self.name}() is missing argument '{n}'", node.col_offset,
+                                    f"{self.name}({', '.join(names)})")
+                out[n] = d
+        return out
+
+    def call(self, args: list, kwargs: dict, node: ast.AST) -> Any:
+        """Run the body, bounded: too deep or too many calls is an error at the call."""
+        bound = self.bind(args, kwargs, node)
+        if _STATE.depth >= MAX_CALL_DEPTH:
+            raise ExprError(f"function '{self.name}' nests more than {MAX_CALL_DEPTH} calls "
+                            "deep", node.col_offset, "a recursive function needs a condition "
+                            "that stops it: 'n if n < 2 else f(n - 1)'")
+        _STATE.calls += 1
+        if _STATE.calls > MAX_CALLS:
+            raise ExprError(f"the expression makes more than {MAX_CALLS:,} function calls",
+                            node.col_offset, "a function that calls itself twice per step "
+                            "grows exponentially")
+        _STATE.depth += 1
+        try:
+            env = {**self.scope, **bound}
+            for lname, tree in self.lets:
+                env[lname] = self._run(tree, env, lname)
+            return self._run(self.body, env, "body")
+        finally:
+            _STATE.depth -= 1
+
+    def _run(self, tree: ast.expression, env: dict, part: str) -> Any:
+        try:
+            return evaluate(tree, env)
+        except ExprError as e:
+            raise SpecError(f"in function '{self.name}': {e.message}", self.at(part, e.offset),
+                            e.hint) from None
+
+
+#: The evaluator's method per node type, looked up once per node instead of by name.
+_DISPATCH: dict[type, Callable[[_Eval, Any], Any]] = {
+    getattr(ast, name[1:]): fn for name, fn in vars(_Eval).items()
+    if name.startswith("_") and name[1:2].isupper() and hasattr(ast, name[1:])}
 
 
 def parse_block_ref(text: str) -> tuple[str, list[ast.AST], list[tuple[str, ast.AST]]]:

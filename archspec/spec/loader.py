@@ -14,8 +14,6 @@ import re
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
-import yaml
-
 from archspec.errors import Location, SpecError, SpecErrors, did_you_mean, register_source
 from archspec.fsio import read_text
 from archspec.ops import OPS
@@ -36,7 +34,7 @@ INIT_SCHEMES = ("torch", "wrn", "torchvision_resnet", "torchvision_googlenet", "
                 "torchvision_mobilenet", "torchvision_efficientnet", "torchvision_regnet")
 
 TOP_KEYS = ("archspec", "name", "description", "extends", "include", "params", "let", "checks",
-            "input", "init", "tables", "blocks", "layers", "outputs")
+            "functions", "input", "init", "tables", "blocks", "layers", "outputs")
 BLOCK_KEYS = ("doc", "params", "varargs", "let", "checks", "label", "layers")
 META_KEYS = ("from", "with", "when", "else", "repeat", "first", "row", "train_only")
 KIND_KEYS = ("op", "block", "seq", "for")
@@ -131,6 +129,8 @@ _INTERP = re.compile(r"\{([^{}]*)\}")
 def interpolate(node: YScalar, env: Mapping[str, Any]) -> str:
     """Fill ``{expr}`` holes in a name or a message: ``"conv{i+1}"`` → ``"conv2"``."""
     text = str(node.value)
+    if "{" not in text:     # most names have no holes
+        return text
 
     def sub(m: re.Match) -> str:
         try:
@@ -169,7 +169,7 @@ def _merge(base: YMap, child: YMap) -> YMap:
     entries = dict(base.entries)
     key_locs = dict(base.key_locs)
     for k, v in child.entries:
-        if k in ("params", "let", "blocks", "tables") and isinstance(v, YMap) and \
+        if k in ("params", "let", "functions", "blocks", "tables") and isinstance(v, YMap) and \
                 isinstance(entries.get(k), YMap):
             merged = dict(entries[k].entries)
             for name, node in v.entries:
@@ -255,7 +255,8 @@ def _resolve(path: str, sources: dict[str, str], chain: tuple[str, ...],
         for n in (inc.items if isinstance(inc, YSeq) else (inc,)):
             lib = _resolve(_target(here, n, "include"), sources, chain + (real,), n.loc,
                            via="include")
-            parts.append(YMap(tuple((k, v) for k, v in lib.entries if k in ("blocks", "tables")),
+            parts.append(YMap(tuple((k, v) for k, v in lib.entries if k in ("blocks", "tables",
+                                                                         "functions")),
                               lib.loc, lib.key_locs))
     ext = root.get("extends")
     if ext is not None:
@@ -368,9 +369,9 @@ def parse_override(text: str) -> tuple[str, Any, Location]:
                         "for example --set k=8")
     key, raw = text.split("=", 1)
     key = key.strip()
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except (yaml.YAMLError, ValueError):   # ValueError: an integer of over 4,300 digits
+    try:   # YAML 1.2 scalars, as in a spec file: --set eps=1e-6 is a number
+        value = plain(parse_yaml(raw, loc.path)) if raw.strip() else ""
+    except (SpecError, ValueError):   # malformed YAML, a huge integer, a lone surrogate
         value = raw
     if isinstance(value, dict):
         value = raw
@@ -469,7 +470,8 @@ def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterab
     let_errors: list[SpecError] = []
     failed: set[str] = set()
     for let in lets:
-        if ex.names_in(str(let.expr.value) if isinstance(let.expr, YScalar) else "") & failed:
+        if failed and ex.names_in(str(let.expr.value) if isinstance(let.expr, YScalar)
+                                  else "") & failed:
             failed.add(let.name)
             continue
         try:
@@ -487,9 +489,6 @@ def evaluate_env(params: Iterable[ParamDef], lets: Iterable[Let], checks: Iterab
     check_errors = []
     for c in checks:
         text = c.expr.value if isinstance(c.expr, YScalar) else ""
-        if isinstance(text, str) and ex.names_in(text) & failed:
-            # the check reads a value that failed; evaluate what we can without it
-            pass
         try:
             ok = eval_node(c.expr, env)
         except SpecError as e:
@@ -533,6 +532,91 @@ def parse_block_value(text: str, loc: Location, env: Mapping[str, Any] | None = 
     except ex.ExprError as e:
         raise SpecError(e.message, node.expr_loc(e.offset), e.hint) from None
     return ex.BlockRef(name, tuple(vals), kw)
+
+
+# ---------------------------------------------------------------- functions
+_ARG = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:=(.*))?$", re.S)
+
+
+def _expr_tree(node: YNode, what: str, offset: int = 0, text: str | None = None
+               ) -> ex.ast.expression:
+    """The parsed expression of a located scalar (a number is an expression too)."""
+    if not isinstance(node, YScalar) or isinstance(node.value, bool) or \
+            not isinstance(node.value, (str, int, float)):
+        raise _err(f"{what} must be an expression, got {_kind(node)}", node,
+                   "for example body: \"max(m, int(v + d / 2.0) // d * d)\"")
+    try:
+        return ex.parse(str(node.value) if text is None else text)
+    except ex.ExprError as e:
+        raise SpecError(e.message, node.expr_loc(offset + e.offset), e.hint) from None
+
+
+def _function_args(node: YNode | None, fname: str) -> tuple[tuple[str, Any], ...]:
+    """``args: [v, divisor=8, min_value=null]``: names, each with an optional default
+    (a constant expression, evaluated once)."""
+    out: list[tuple[str, Any]] = []
+    for a in (_expect_seq(node, "'args'") if node is not None else ()):
+        text = _expect_str(a, "an argument")
+        m = _ARG.match(text)
+        if m is None:
+            raise _err(f"function '{fname}': argument {text!r} is not 'name' or 'name=default'",
+                       a, "for example args: [v, divisor=8, min_value=null]")
+        name, dtext = m.group(1), m.group(2)
+        if any(n == name for n, _ in out):
+            raise _err(f"function '{fname}': argument '{name}' is given twice", a)
+        if dtext is None:
+            if any(d is not ex._NO_DEFAULT for _, d in out):
+                raise _err(f"function '{fname}': argument '{name}' without a default follows "
+                           "one with a default", a, "put the arguments with defaults last")
+            out.append((name, ex._NO_DEFAULT))
+            continue
+        start = m.start(2)
+        tree = _expr_tree(a, "a default", start + len(dtext) - len(dtext.lstrip()), dtext)
+        try:
+            out.append((name, ex.evaluate(tree, {})))
+        except ex.ExprError as e:
+            raise SpecError(e.message, a.expr_loc(start + e.offset), e.hint or
+                            "a default is a constant: it cannot read parameters") from None
+    return tuple(out)
+
+
+def parse_functions(node: YNode | None, taken: Iterable[str]) -> dict[str, ex.UserFunction]:
+    """The spec's ``functions:``; each sees the others (so they may call each other)."""
+    if node is None:
+        return {}
+    m = _expect_map(node, "'functions'")
+    taken = set(taken)
+    funcs: dict[str, ex.UserFunction] = {}
+    for name, body in m.entries:
+        loc = m.key_loc(name)
+        _check_name(name, loc, "function")
+        if name in ex.FUNCTIONS or name in ex.CONSTANTS:
+            what = f"the built-in function {name}()" if name in ex.FUNCTIONS else \
+                f"the constant {name}"
+            raise SpecError(f"function '{name}' shadows {what}", loc,
+                            "choose another name; built-ins: " + ", ".join(sorted(ex.FUNCTIONS)))
+        if name in taken:
+            raise SpecError(f"function '{name}' has the name of a parameter or let value", loc,
+                            "rename one of them")
+        f = _expect_map(body, f"function '{name}'")
+        errs = _check_keys(f, ("args", "let", "body", "doc"), f"function '{name}'")
+        if errs:
+            raise SpecErrors(errs)
+        if "body" not in f:
+            raise _err(f"function '{name}' has no 'body'", f,
+                       "body: \"<expression>\", e.g. body: \"v if v > 0 else 0\"")
+        _text(f.get("doc"), "'doc'")
+        lets = parse_lets(f.get("let"), f"function '{name}'")
+        nodes = {lt.name: lt.expr for lt in lets}
+        nodes["body"] = f.get("body")
+        funcs[name] = ex.UserFunction(
+            name, _function_args(f.get("args"), name),
+            tuple((lt.name, _expr_tree(lt.expr, "a let value")) for lt in lets),
+            _expr_tree(f.get("body"), "'body'"),
+            lambda part, off, nodes=nodes: nodes[part].expr_loc(off))
+    for fn in funcs.values():
+        fn.scope.update(funcs)
+    return funcs
 
 
 # ------------------------------------------------------------------- layers
@@ -760,7 +844,9 @@ def parse_table(name: str, node: YNode) -> Table:
     return Table(name, cols, headers, tuple(rows), m.loc)
 
 
-def parse_outputs(node: YNode | None) -> list[Output]:
+def parse_outputs(node: YNode | None, env: Mapping[str, Any] | None = None) -> list[Output]:
+    """The spec's outputs; a ``loss_weight`` written as an expression is evaluated in
+    ``env`` (the spec's parameters, lets and functions), or left at 1.0 without one."""
     if node is None:
         return []
     out: list[Output] = []
@@ -783,7 +869,10 @@ def parse_outputs(node: YNode | None) -> list[Output]:
         src = _expect_str(body.get("from"), "'from'") if "from" in body else None
         if src is None:
             raise _err(f"output '{name}' needs 'from: <layer>'", body)
-        w = plain(body.get("loss_weight")) if "loss_weight" in body else 1.0
+        wnode = body.get("loss_weight")
+        w = plain(wnode) if wnode is not None else 1.0
+        if isinstance(wnode, YScalar) and isinstance(w, str):   # loss_weight: "0.3 * aux"
+            w = eval_node(wnode, env) if env is not None else 1.0
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf:
             raise _err(f"'loss_weight' must be a non-negative number, got {w!r}",
                        body.get("loss_weight"), "for example loss_weight: 0.3")
@@ -826,8 +915,8 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
     hard = []
     for e in _check_keys(root, TOP_KEYS, "the spec"):
         cascades = any(f"'{k}'" in (e.hint or "") for k in
-                       ("params", "let", "blocks", "tables", "include", "extends", "layers",
-                        "input"))
+                       ("params", "let", "functions", "blocks", "tables", "include", "extends",
+                        "layers", "input"))
         (hard if cascades else item_errors).append(e)
     if hard:
         raise SpecErrors(hard + item_errors)
@@ -902,11 +991,6 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
     if "layers" in root and isinstance(root.get("layers"), YSeq) and not items:
         errors.append(_err("'layers' is empty", root.get("layers"),
                            "a network needs at least one layer, e.g. '- fc: {op: linear, out: 10}'"))
-    try:
-        outputs = parse_outputs(root.get("outputs"))
-    except SpecError as e:
-        errors.extend(e.errors)
-        outputs = []
     overridden = dict(applied)
     for p in params:   # a block-typed parameter must name a block that exists
         if p.type != "block" or not isinstance(p.default, (str, ex.BlockRef)):
@@ -922,12 +1006,23 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
             errors.append(SpecError(f"parameter '{p.name}': undefined block '{ref.name}'", at,
                                     did_you_mean(ref.name, blocks) or
                                     "blocks: " + ", ".join(sorted(blocks))))
-    env: dict[str, Any] = {}
+    funcs: dict[str, ex.UserFunction] = {}
+    try:
+        funcs = parse_functions(root.get("functions"), names)
+    except SpecError as e:
+        errors.extend(e.errors)
+    env: dict[str, Any] | None = None
     if not errors:
         try:
-            env = evaluate_env(params, lets, checks)
+            env = evaluate_env(params, lets, checks, funcs)
         except SpecError as e:
             errors.extend(e.errors)
+    try:   # after the env, so that a loss_weight may be an expression
+        outputs = parse_outputs(root.get("outputs"), env)
+    except SpecError as e:
+        errors.extend(e.errors)
+        outputs = []
+    env = {k: v for k, v in (env or {}).items() if k not in funcs}
     if errors or (item_errors and not partial):
         raise SpecErrors(errors + item_errors)
     return Spec(name=name, path=path, description=desc, params=tuple(params), lets=tuple(lets),
@@ -935,4 +1030,4 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
                 input_loc=shape_node.loc, init=init, blocks=tuple(blocks.items()),
                 tables=tuple(tables.items()), items=items, outputs=tuple(outputs),
                 env=tuple(env.items()), sources=tuple(sources.items()), overrides=applied,
-                errors=tuple(item_errors))
+                errors=tuple(item_errors), functions=tuple(funcs.items()))

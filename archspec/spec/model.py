@@ -143,6 +143,7 @@ class Spec:
     sources: tuple[tuple[str, str], ...]    # every file read: path -> text (for error carets)
     overrides: tuple[tuple[str, Any], ...] = ()
     errors: tuple = ()    # layers that did not parse, when loaded with partial=True
+    functions: tuple = ()  # (name, expr.UserFunction): the spec's `functions:`, in scope everywhere
 
     def block(self, name: str) -> BlockDef | None:
         for n, b in self.blocks:

@@ -7,6 +7,7 @@ expansions that blow up. Raw dicts do not leave this module.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -105,8 +106,62 @@ def located(value: Any, loc: Location) -> YNode:
     return YScalar(value, loc)
 
 
+# ------------------------------------------------------------ YAML 1.2 core scalars
+#: YAML 1.2's core schema for plain scalars. PyYAML resolves YAML 1.1, where ``1e-6`` is
+#: a string (its floats need a dot and a signed exponent), ``010`` is 8, ``1:30`` is 90
+#: and ``yes``/``no``/``on``/``off`` are booleans: ``params: {eps: 1e-6}`` became the text
+#: '1e-6', an error far from where it was written. Under 1.2 ``1e-6``, ``1E6`` and ``.5``
+#: are numbers, ``010`` is 10, and only ``true``/``false`` are booleans: ``yes``, ``no``,
+#: ``on`` and ``off`` are plain words, which a field that wants true or false refuses.
+_BOOL_TAG, _INT_TAG, _FLOAT_TAG = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int",
+                                   "tag:yaml.org,2002:float")
+_CORE_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_CORE_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_CORE_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                         r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+
+
+def _core_resolvers(base: dict) -> dict:
+    """PyYAML's implicit resolvers with its 1.1 bool, int and float rules replaced by 1.2's."""
+    out = {k: [(t, r) for t, r in v if t not in (_BOOL_TAG, _INT_TAG, _FLOAT_TAG)]
+           for k, v in base.items()}
+    for tag, rx, first in ((_BOOL_TAG, _CORE_BOOL, "tTfF"),
+                           (_INT_TAG, _CORE_INT, "-+0123456789"),
+                           (_FLOAT_TAG, _CORE_FLOAT, "-+0123456789.")):
+        for ch in first:
+            out.setdefault(ch, []).append((tag, rx))
+    return out
+
+
+def core_scalar(tag: str, text: str) -> Any:
+    """The value of a scalar resolved as ``tag`` under YAML 1.2's core schema.
+
+    >>> core_scalar(_FLOAT_TAG, "1e-6"), core_scalar(_INT_TAG, "010")
+    (1e-06, 10)
+    """
+    if tag == _BOOL_TAG:
+        if not _CORE_BOOL.match(text):
+            raise ValueError(f"'{text}' is not true or false")
+        return text.lower() == "true"
+    if tag == _INT_TAG:
+        if not _CORE_INT.match(text):
+            raise ValueError(f"'{text}' is not an integer")
+        base = 8 if text.startswith("0o") else 16 if text.startswith("0x") else 10
+        return int(text[2:] if base != 10 else text, base)
+    if not _CORE_FLOAT.match(text) and not _CORE_INT.match(text):
+        raise ValueError(f"'{text}' is not a number")
+    low = text.lower()
+    return float(low.replace(".inf", "inf").replace(".nan", "nan"))
+
+
+def _core_loader(base: type) -> type:
+    """``base`` (a PyYAML loader class) resolving plain scalars by YAML 1.2's core schema."""
+    return type("Core" + base.__name__, (base,),
+                {"yaml_implicit_resolvers": _core_resolvers(base.yaml_implicit_resolvers)})
+
+
 try:  # libyaml's parser is several times faster and keeps the same marks
-    _Loader: type = yaml.CSafeLoader  # type: ignore[attr-defined]
+    _Loader: type = _core_loader(yaml.CSafeLoader)  # type: ignore[attr-defined]
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = None  # set to _DepthLoader below
 
@@ -142,7 +197,7 @@ class _DepthLoader(yaml.SafeLoader):
 
 
 if _Loader is None:  # pragma: no cover
-    _Loader = _DepthLoader
+    _Loader = _core_loader(_DepthLoader)
 
 
 def _too_deep(mark: yaml.Mark, path: str) -> SpecError:
@@ -259,8 +314,14 @@ class _Builder:
                 self.loc(node), "a spec is data: use plain values, lists and mappings")
         if isinstance(node, yaml.ScalarNode):
             try:
-                value = self._constructor.construct_object(node, deep=True)
-            except ValueError:   # e.g. an integer of more than 4,300 digits
+                value = core_scalar(node.tag, node.value) if node.tag in (
+                    _BOOL_TAG, _INT_TAG, _FLOAT_TAG) else \
+                    self._constructor.construct_object(node, deep=True)
+            except ValueError as e:
+                if str(e).startswith("'"):   # an explicit !!int or !!float on other text
+                    raise SpecError(f"{e} (YAML 1.2 core schema)", self.loc(node),
+                                    "write the number plainly, e.g. 1e-6, 0x1F, 10") from None
+                # e.g. an integer of more than 4,300 digits
                 raise SpecError(f"the value '{node.value[:20]}…' ({len(node.value):,} "
                                 "characters) is not a number archspec can read",
                                 self.loc(node), "write a smaller number") from None

@@ -1102,6 +1102,19 @@ def normalise_args(op: OpDef, given: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def op_counts(name: str, shapes: list[Shape], **args: Any) -> tuple[Shape, int, int]:
+    """One op's output shape, parameters and MACs for per-sample input ``shapes``, with no
+    spec and no torch: what a block's complexity is made of (as pycls' ``complexity``).
+
+    >>> op_counts("conv", [(3, 32, 32)], out=16, kernel=3, padding=1, bias=False)
+    ((16, 32, 32), 432, 442368)
+    """
+    d = OPS[name]
+    a = normalise_args(d, args)
+    out = d.infer(a, shapes)
+    return out, d.params(a, shapes, out), d.macs(a, shapes, out)
+
+
 def shape_str(s: Shape | None) -> str:
     """``(N, 16, 32, 32)``: a per-sample shape with its symbolic batch."""
     return "?" if s is None else _shape(s)

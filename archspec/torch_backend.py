@@ -329,10 +329,8 @@ def _compile(src: str, globals_: dict[str, Any], name: str, label: str) -> Calla
     return ns[name]
 
 
-class Scope(nn.Module):
-    """A container for the modules of a spec scope that is no module of its own (see
-    :func:`tree_plans`): several tensors enter or leave it, so its ops run in the
-    enclosing module's forward."""
+class _Labelled(nn.Module):
+    """A spec scope's container: its label in the module's repr, and children by name."""
 
     def __init__(self, label: str = ""):
         super().__init__()
@@ -344,6 +342,12 @@ class Scope(nn.Module):
     def __getitem__(self, key: int | str) -> nn.Module:
         """``layer1[0]`` as on an ``nn.Sequential`` (repeat scopes name their children 0, 1, ...)."""
         return self._modules[str(key)]
+
+
+class Scope(_Labelled):
+    """A container for the modules of a spec scope that is no module of its own (see
+    :func:`tree_plans`): several tensors enter or leave it, so its ops run in the
+    enclosing module's forward."""
 
     def forward(self, *args: Any) -> Any:
         raise NotImplementedError(
@@ -604,19 +608,9 @@ class TreeModule(nn.Module):
         return (_new_tree_module, (type(self).__name__, type(self) is Seq), self.__getstate__())
 
 
-class Seq(TreeModule):
-    """A named seq (or repeat) that is not a plain chain: a generated forward."""
-
-    def __init__(self, label: str = ""):
-        super().__init__()
-        self._label = label
-
-    def extra_repr(self) -> str:
-        return self._label
-
-    def __getitem__(self, key: int | str) -> nn.Module:
-        """``features[1]`` by name, as on a :class:`Scope`."""
-        return self._modules[str(key)]
+class Seq(_Labelled, TreeModule):
+    """A named seq (or repeat) that is not a plain chain: a generated forward, children
+    by name as on a :class:`Scope` (``features[1]``)."""
 
 
 _BLOCK_CLASSES: dict[str, type] = {}

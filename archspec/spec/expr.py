@@ -361,12 +361,7 @@ class _Eval:
         return m(node)
 
     def _call_user(self, fn: UserFunction, node: ast.Call) -> Any:
-        args: list = []
-        for a in node.args:
-            if isinstance(a, ast.Starred):
-                args.extend(_starred(self.run(a.value), a))
-            else:
-                args.append(self.run(a))
+        args = self._items(node.args)
         kwargs: dict = {}
         for k in node.keywords:
             if k.arg is None:
@@ -441,16 +436,21 @@ class _Eval:
             left = right
         return True
 
-    def _IfExp(self, node: ast.IfExp) -> Any:
-        return self.run(node.body) if self.run(node.test) else self.run(node.orelse)
-
-    def _List(self, node: ast.List) -> list:
+    def _items(self, elts: list[ast.expr]) -> list:
+        """Evaluated list items or call arguments, ``*xs`` spread in place."""
         out: list = []
-        for e in node.elts:
+        for e in elts:
             if isinstance(e, ast.Starred):
                 out.extend(_starred(self.run(e.value), e))
             else:
                 out.append(self.run(e))
+        return out
+
+    def _IfExp(self, node: ast.IfExp) -> Any:
+        return self.run(node.body) if self.run(node.test) else self.run(node.orelse)
+
+    def _List(self, node: ast.List) -> list:
+        out = self._items(node.elts)
         try:
             return _check_size(out)
         except ValueError as e:
@@ -491,12 +491,7 @@ class _Eval:
             raise self.fail(node, f"function '{name}' is not available in expressions",
                             did_you_mean(name, FUNCTIONS) or
                             "available: " + ", ".join(sorted(FUNCTIONS)))
-        args: list = []
-        for a in node.args:
-            if isinstance(a, ast.Starred):
-                args.extend(_starred(self.run(a.value), a))
-            else:
-                args.append(self.run(a))
+        args = self._items(node.args)
         if node.keywords:
             raise self.fail(node, "keyword arguments are not allowed in function calls")
         try:

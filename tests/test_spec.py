@@ -371,9 +371,25 @@ def test_doc_examples(tmp_path: Path) -> None:
             assert first[len("# error: "):] in str(e), (line, str(e))
         else:
             try:
-                archspec.compile_graph(load_spec(p))
+                g = archspec.compile_graph(load_spec(p))
             except SpecError as e:
                 raise AssertionError(f"docs/spec-language.md:{line}: {e}") from None
+            check_doc_claims(g, text, line)
+
+
+def check_doc_claims(g, text: str, line: int) -> None:
+    """An example's ``# names:`` (the layers it builds, in order) and ``# shape:`` (its
+    output's) header lines, so the behaviour the prose states is what the compiler does."""
+    for head in text.splitlines():
+        if not head.startswith("#"):
+            break
+        if head.startswith("# names: "):
+            built = [n for n in g.nodes if g.nodes[n]["op"] != "input"]
+            assert built == head[len("# names: "):].split(), (line, built)
+        if head.startswith("# shape: "):
+            last = [n for n in g.nodes][-1]
+            want = tuple(int(v) for v in head[len("# shape: "):].split(","))
+            assert tuple(g.nodes[last]["shape"]) == want, (line, g.nodes[last]["shape"])
 
 
 def test_doc_first_spec_figures(tmp_path: Path) -> None:

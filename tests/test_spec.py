@@ -686,6 +686,17 @@ def test_override_reads_yaml_12() -> None:
     assert parse_override("pre=no")[1] == "no"
 
 
+def test_recipe_set_reads_yaml_12_like_set() -> None:
+    """--recipe-set went through PyYAML's 1.1 reader: 5e-4 was a string, `no` was False."""
+    from archspec.train.recipe import load_recipe
+    r = load_recipe("wrn", ["optimizer.weight_decay=5e-4", "optimizer.lr=1E-1"])
+    assert (r.optimizer.weight_decay, r.optimizer.lr) == (5e-4, 0.1)
+    with pytest.raises(SpecError) as e:
+        load_recipe("wrn", ["optimizer.nesterov=no"])
+    assert str(e.value) == ("--recipe-set optimizer.nesterov=no: error: "
+                            "'optimizer.nesterov' must be true or false, got 'no'")
+
+
 def test_plain_words_for_string_and_bool(compile_text) -> None:
     """A str-typed block parameter takes a bare word; a name in scope is still a name."""
     text = """

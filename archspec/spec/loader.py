@@ -21,7 +21,7 @@ from archspec.spec import expr as ex
 from archspec.spec.model import (REQUIRED, BlockDef, Check, Item, Let, Output, ParamDef, Spec,
                                  Table)
 from archspec.spec.names import MAX_NAME_CHARS, check_name as _check_name
-from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq, located, parse_yaml, plain
+from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq, located, parse_set_value, parse_yaml, plain
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 #: Names an ``extends:`` or ``include:`` target must end in: a spec names specs, never
@@ -369,13 +369,7 @@ def parse_override(text: str) -> tuple[str, Any, Location]:
                         "for example --set k=8")
     key, raw = text.split("=", 1)
     key = key.strip()
-    try:   # YAML 1.2 scalars, as in a spec file: --set eps=1e-6 is a number
-        value = plain(parse_yaml(raw, loc.path)) if raw.strip() else ""
-    except (SpecError, ValueError):   # malformed YAML, a huge integer, a lone surrogate
-        value = raw
-    if isinstance(value, dict):
-        value = raw
-    return key, value, loc
+    return key, parse_set_value(raw, loc.path), loc
 
 
 def _apply_overrides(params: list[ParamDef], overrides: Mapping[str, Any] | Iterable[str] | None

@@ -402,3 +402,21 @@ def _yaml_error(e: yaml.YAMLError, text: str, path: str) -> SpecError:
                          loc, "a spec is a text file; remove the control character")
     # composer errors without marks (e.g. several documents)
     return SpecError(f"malformed YAML: {str(e).splitlines()[0]}", Location(path, 1, 1))
+
+
+def parse_set_value(raw: str, where: str) -> Any:
+    """The value of a command line's ``key=value`` (``--set``, ``--recipe-set``), read as
+    a YAML 1.2 scalar or flow list exactly as in a file, so ``1e-6`` is a number and
+    ``no`` a word on the command line too; text that is not such a value (malformed
+    YAML, a mapping, a huge integer) stays the text it was, for the field to judge.
+
+    >>> parse_set_value("1e-6", "--set"), parse_set_value("no", "--set"), parse_set_value("[1, 2]", "--set")
+    (1e-06, 'no', [1, 2])
+    """
+    if not raw.strip():
+        return ""
+    try:
+        value = plain(parse_yaml(raw, where))
+    except (SpecError, ValueError):   # malformed YAML, a huge integer, a lone surrogate
+        return raw
+    return raw if isinstance(value, dict) else value

@@ -18,7 +18,7 @@ import yaml
 
 from archspec.errors import Location, SpecError, did_you_mean, register_source
 from archspec.fsio import read_text
-from archspec.spec.yamlsrc import YMap, YNode, parse_yaml, plain
+from archspec.spec.yamlsrc import YMap, YNode, parse_set_value, parse_yaml, plain
 
 MAX_RECIPE_BYTES = 1024 * 1024
 DATASETS = ("cifar10", "cifar100", "imagefolder")
@@ -278,11 +278,7 @@ def _split(text: str) -> tuple[str, Any]:
         raise SpecError(f"override '{text}' is not of the form key=value",
                         Location(f"--recipe-set {text}"), "for example optimizer.lr=0.05")
     k, v = text.split("=", 1)
-    try:
-        val = yaml.safe_load(v) if v.strip() else ""
-    except yaml.YAMLError:
-        val = v
-    return k.strip(), val
+    return k.strip(), parse_set_value(v, "--recipe-set")
 
 
 def diff_recipes(old: Recipe, new: Recipe) -> list[str]:

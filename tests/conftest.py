@@ -43,15 +43,26 @@ def compile_text(spec_file: Callable[..., Path]) -> Callable[..., object]:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", default=False,
                      help="also run tests marked slow (or set ARCHSPEC_SLOW=1)")
+    parser.addoption("--zoo-all", action="store_true", default=False,
+                     help="check every torchvision builder, not one per family "
+                          "(or set ARCHSPEC_ZOO_ALL=1)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: minutes of subprocesses; skipped unless --runslow "
                             "or ARCHSPEC_SLOW=1")
+    config.addinivalue_line("markers", "zoo_all: a torchvision builder beyond its family's "
+                            "first; skipped unless --zoo-all or ARCHSPEC_ZOO_ALL=1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the slow tests by default, so the default suite stays within minutes."""
+    """Skip the slow tests and the zoo's full run by default, so the default suite stays
+    within minutes."""
+    if not (config.getoption("--zoo-all") or os.environ.get("ARCHSPEC_ZOO_ALL") == "1"):
+        zoo = pytest.mark.skip(reason="the zoo's full run: --zoo-all or ARCHSPEC_ZOO_ALL=1")
+        for item in items:
+            if "zoo_all" in item.keywords:
+                item.add_marker(zoo)
     if config.getoption("--runslow") or os.environ.get("ARCHSPEC_SLOW") == "1":
         return
     skip = pytest.mark.skip(reason="slow: run with --runslow or ARCHSPEC_SLOW=1")

@@ -1,13 +1,9 @@
-"""torchvision's MobileNetV3-Small, EfficientNet-B0 and RegNetY-400MF as specs, exactly.
+"""What is particular to torchvision's MobileNetV3, EfficientNet and RegNet specs.
 
-For each spec: its static parameter count (archspec's summary, no torch) equals the
-torchvision builder's numel and its weights' published ``num_params``; torchvision's
-state_dict loads with ``strict=True``; and after ``randomise_reference`` (non-trivial
-BatchNorm statistics, affines and biases: with torchvision's init EfficientNet's eval
-output is ~1e-14, which any spec would "match") the eval outputs are equal to float
-rounding at a small input. The comparison is shown to be sensitive: the output is far
-from constant, and the reference with its SE gates removed differs from it by orders
-of magnitude more than the tolerance.
+The measures every zoo spec meets (strict load, equal eval and training outputs, init,
+emitted source) are in tests/test_zoo_exact.py, the static counts in
+tests/test_zoo_counts.py. Here: that the output check sees the SE gates, and that the
+width and depth multipliers and RegNet's stage tables round as torchvision's do.
 """
 from __future__ import annotations
 
@@ -58,15 +54,9 @@ def _remove_se(ref: nn.Module) -> nn.Module:
 
 
 @pytest.mark.parametrize("stem", sorted(ZOO))
-def test_static_params_equal_torchvision(stem: str) -> None:
-    s = archspec.summarize(archspec.compile_graph(archspec.load_spec(f"specs/{stem}.yaml")))
-    ref = getattr(torchvision.models, ZOO[stem][0])()     # (RegNet's builder runs torch on CPU)
-    meta = getattr(torchvision.models, ZOO[stem][1]).IMAGENET1K_V1.meta
-    assert s.params == sum(p.numel() for p in ref.parameters()) == meta["num_params"]
-
-
-@pytest.mark.parametrize("stem", sorted(ZOO))
-def test_state_dict_loads_strictly_and_outputs_equal(stem: str) -> None:
+def test_output_check_sees_the_se_gates(stem: str) -> None:
+    """The output comparison of tests/test_zoo_exact.py is sensitive: the reference with
+    its SE gates removed differs from it by orders of magnitude more than its tolerance."""
     ref, ours = _reference(stem), _ours(stem)
     ours.load_state_dict(ref.state_dict(), strict=True)
     ours.eval()
@@ -75,37 +65,9 @@ def test_state_dict_loads_strictly_and_outputs_equal(stem: str) -> None:
     with torch.no_grad():
         a, b = ours(x), ref(x)
         no_se = _remove_se(ref)(x)
-    assert a.shape == b.shape == (2, 1000)
     scale = b.abs().max().item()
-    assert b.std().item() > 0.05 * scale > 0          # not a constant, not ~0
-    err = (a - b).abs().max().item()
-    assert err <= TOL * scale, (err, scale)
-    # dropping the SE gates moves the output far beyond the tolerance
+    assert (a - b).abs().max().item() <= TOL * scale
     assert (no_se - b).abs().max().item() > 1000 * TOL * scale
-
-
-@pytest.mark.parametrize("stem", sorted(ZOO))
-def test_train_mode_loss_and_gradients_equal(stem: str) -> None:
-    """Training mode too: dropout and stochastic depth (p = 0.2 · block / 16 in
-    EfficientNet) draw in torchvision's order, so one seed gives the same loss and
-    gradients; BatchNorm uses batch statistics and the running ones update alike."""
-    ref, ours = _reference(stem), _ours(stem)
-    ours.load_state_dict(ref.state_dict(), strict=True)
-    ours.train(), ref.train()
-    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
-    losses = []
-    for m in (ours, ref):
-        torch.manual_seed(4)
-        loss = m(x).square().mean()
-        loss.backward()
-        losses.append(loss.item())
-    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
-    grads = dict(ref.named_parameters())
-    for name, p in ours.named_parameters():
-        assert torch.allclose(p.grad, grads[name].grad, rtol=1e-3, atol=1e-6), name
-    buffers = dict(ref.named_buffers())
-    for name, b in ours.named_buffers():
-        assert torch.allclose(b.float(), buffers[name].float(), rtol=1e-5, atol=1e-6), name
 
 
 def test_regnet_stage_table_is_torchvisions_quantised_linear_rule() -> None:
@@ -120,36 +82,6 @@ def test_regnet_stage_table_is_torchvisions_quantised_linear_rule() -> None:
     assert [params["group_width"]] * 4 == bp.group_widths
     assert [params["bottleneck_multiplier"]] * 4 == bp.bottleneck_multipliers
     assert params["se_ratio"] == bp.se_ratio
-
-
-@pytest.mark.parametrize("stem", sorted(ZOO))
-def test_emitted_source_equals_torchvision(stem: str) -> None:
-    """``archspec emit``'s standalone source (no archspec import) is torchvision's model too."""
-    from archspec.codegen import generate
-    ns: dict = {"__name__": "generated"}
-    exec(compile(generate(f"specs/{stem}.yaml"), "<generated>", "exec"), ns)
-    with torch.device("meta"):
-        model = ns["Model"]()
-    model = model.to_empty(device="cpu")
-    ref = _reference(stem)
-    model.load_state_dict(ref.state_dict(), strict=True)
-    model.eval()
-    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
-    with torch.no_grad():
-        a, b = model(x), ref(x)
-    assert (a - b).abs().max().item() <= TOL * b.abs().max().item()
-
-
-@pytest.mark.parametrize("stem", sorted(ZOO))
-def test_init_scheme_gives_torchvisions_weights(stem: str) -> None:
-    """init: torchvision_mobilenet / _efficientnet / _regnet, with modules built in
-    torchvision's order: one seed gives torchvision's weights, bit for bit."""
-    torch.manual_seed(0)
-    ref = getattr(torchvision.models, ZOO[stem][0])().state_dict()
-    torch.manual_seed(0)
-    ours = build_module(f"specs/{stem}.yaml").state_dict()
-    assert list(ours) == list(ref)
-    assert [k for k in ref if not torch.equal(ours[k], ref[k])] == []
 
 
 def _static_params(stem: str, overrides: dict) -> int:

@@ -75,6 +75,9 @@ GOLDEN: dict[str, tuple[int, int, int, tuple, dict]] = {
     "mobilenet_v3_small": (2_542_856, 2_542_856, 56_510_400, (3, 224, 224), {"out": (1000,)}),
     "efficientnet_b0": (5_288_548, 5_288_548, 385_814_752, (3, 224, 224), {"out": (1000,)}),
     "regnet_y_400mf": (4_344_144, 4_344_144, 401_842_848, (3, 224, 224), {"out": (1000,)}),
+    # issue 16, zoo part A: AlexNet, VGG, SqueezeNet, DenseNet (families and builders;
+    # tests/test_zoo_counts.py checks the builders against torchvision's own figures)
+    "alexnet": (61_100_840, 61_100_840, 714_188_480, (3, 224, 224), {"out": (1000,)}),
 }
 
 # torchvision.models.<Name>_Weights.IMAGENET1K_V1.meta["_ops"] (GFLOPS), torchvision 0.29.1.

@@ -39,6 +39,7 @@ GOLDEN = json.loads((ROOT / "tests" / "golden" / "torchvision-zoo.json").read_te
 REPRESENTATIVE = {"resnet": "resnet50", "efficientnet": "efficientnet_b0",
                   "regnet": "regnet_y_400mf", "convnext": "convnext_tiny",
                   "shufflenetv2": "shufflenet_v2_x1_0", "mobilenetv3": "mobilenet_v3_small"}
+REPRESENTATIVE.update(vgg="vgg16", squeezenet="squeezenet1_0", densenet="densenet121")
 #: builders whose spec is not yet the torchvision network of that name
 PENDING = {"googlenet"}     # specs/googlenet.yaml is the paper's GoogLeNet (TEMPORARY)
 #: families whose torchvision init the spec language cannot say yet (ConvNeXt's

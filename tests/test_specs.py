@@ -75,6 +75,15 @@ GOLDEN: dict[str, tuple[int, int, int, tuple, dict]] = {
     "mobilenet_v3_small": (2_542_856, 2_542_856, 56_510_400, (3, 224, 224), {"out": (1000,)}),
     "efficientnet_b0": (5_288_548, 5_288_548, 385_814_752, (3, 224, 224), {"out": (1000,)}),
     "regnet_y_400mf": (4_344_144, 4_344_144, 401_842_848, (3, 224, 224), {"out": (1000,)}),
+    # zoo (families MobileNetV2/V3, MNASNet, ShuffleNetV2, ConvNeXt, ResNet-101s): the
+    # templates default to a builder; every builder's params are torchvision's
+    # (tests/test_zoo_counts.py), its MACs regression values within 1% of the GFLOPS
+    "resnext101_32x8d": (88_791_336, 88_791_336, 16_414_015_488, (3, 224, 224),
+                        {"out": (1000,)}),
+    "resnext101_64x4d": (83_455_272, 83_455_272, 15_460_270_080, (3, 224, 224),
+                        {"out": (1000,)}),
+    "wide_resnet101_2": (126_886_696, 126_886_696, 22_753_050_624, (3, 224, 224),
+                        {"out": (1000,)}),
 }
 
 # torchvision.models.<Name>_Weights.IMAGENET1K_V1.meta["_ops"] (GFLOPS), torchvision 0.29.1.

@@ -78,6 +78,8 @@ GOLDEN: dict[str, tuple[int, int, int, tuple, dict]] = {
     # zoo (families MobileNetV2/V3, MNASNet, ShuffleNetV2, ConvNeXt, ResNet-101s): the
     # templates default to a builder; every builder's params are torchvision's
     # (tests/test_zoo_counts.py), its MACs regression values within 1% of the GFLOPS
+    "mobilenetv2": (3_504_872, 3_504_872, 300_774_272, (3, 224, 224), {"out": (1000,)}),
+    "mobilenet_v2": (3_504_872, 3_504_872, 300_774_272, (3, 224, 224), {"out": (1000,)}),
     "resnext101_32x8d": (88_791_336, 88_791_336, 16_414_015_488, (3, 224, 224),
                         {"out": (1000,)}),
     "resnext101_64x4d": (83_455_272, 83_455_272, 15_460_270_080, (3, 224, 224),

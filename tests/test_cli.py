@@ -1,7 +1,8 @@
 """The real ``archspec`` process on good and bad specs: exit codes, error lines, carets.
 
 Every file under ``tests/bad_specs/`` starts with one ``# error: LINE:COL: message``
-comment per expected error (or ``# error: --set k=v: message`` for a bad override)
+comment per expected error (or ``# error: --set k=v: message`` for a bad override, or
+``# error: specs/F.yaml:LINE:COL: message`` for a check of the spec it extends)
 and may carry ``# args: ...`` for extra command-line arguments. The test runs
 ``archspec check`` on it and demands exactly those errors, in that order, each as
 one ``path:line:col: error: ...`` line followed by the source line and a caret
@@ -65,11 +66,14 @@ def test_bad_spec(path: Path) -> None:
             assert got.startswith(f"{where}: error: "), got
             assert message in got, got
             continue
-        line, col, message = re.match(r"(\d+):(\d+): (.*)", want).groups()
-        assert got.startswith(f"{rel}:{line}:{col}: error: "), got
+        # an error located in the spec a bad spec extends names that file first
+        where, line, col, message = re.match(r"(?:([\w./-]+\.yaml):)?(\d+):(\d+): (.*)",
+                                             want).groups()
+        assert got.startswith(f"{where or rel}:{line}:{col}: error: "), got
         assert message in got.split(": error: ", 1)[1], got
         # the offending source line (controls escaped), then a caret under the column
-        source = path.read_text(encoding="utf-8").splitlines()[int(line) - 1].expandtabs(1)
+        text = (ROOT / where if where else path).read_text(encoding="utf-8")
+        source = text.splitlines()[int(line) - 1].expandtabs(1)
         assert lines[i + 1] == "    " + printable(source), r.stderr
         assert lines[i + 2] == "    " + " " * len(printable(source[:int(col) - 1])) + "^", \
             r.stderr

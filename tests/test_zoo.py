@@ -167,7 +167,7 @@ def test_family_multipliers_round_as_torchvision(stem: str, builder: str, over: 
 
 def test_mnasnet_v1_stem_loads_into_torchvisions_version_1_model() -> None:
     """`v1_stem: true` is the network torchvision patches in when it loads a version-1
-    checkpoint at α ≠ 1 (the published mnasnet0_5 weights): our state_dict, marked
+    checkpoint at α ≠ 1 (older torchvision's mnasnet0_5): our state_dict, marked
     version 1, loads strictly into torchvision's mnasnet0_5, and the outputs agree."""
     torch.manual_seed(0)
     ours = randomise_reference(build_module("specs/mnasnet0_5.yaml", {"v1_stem": True}),

@@ -1,9 +1,10 @@
-"""What is particular to torchvision's MobileNetV3, EfficientNet and RegNet specs.
+"""What is particular to torchvision's MobileNetV2/V3, MNASNet, EfficientNet and RegNet specs.
 
 The measures every zoo spec meets (strict load, equal eval and training outputs, init,
 emitted source) are in tests/test_zoo_exact.py, the static counts in
 tests/test_zoo_counts.py. Here: that the output check sees the SE gates, and that the
-width and depth multipliers and RegNet's stage tables round as torchvision's do.
+width and depth multipliers and RegNet's stage tables round as torchvision's do, and
+that MNASNet's `v1_stem` is the network of torchvision's version-1 checkpoints.
 """
 from __future__ import annotations
 
@@ -147,3 +148,38 @@ def test_efficientnet_b5_is_the_spec_with_its_settings() -> None:
     assert len(rates(ours)) == 32 and rates(ours) <= rates(ref)
     assert {k: v.shape for k, v in ours.state_dict().items()} == \
         {k: v.shape for k, v in ref.state_dict().items()}
+
+
+# ---------------------------------------------- MobileNetV2/V3 and MNASNet multipliers
+@pytest.mark.parametrize("stem,builder,over", [
+    ("mobilenetv2", "mobilenet_v2", {"width_mult": 0.35}),
+    ("mobilenetv2", "mobilenet_v2", {"width_mult": 1.4}),
+    ("mobilenetv3", "mobilenet_v3_large", {"width_mult": 0.75}),
+    ("mnasnet", "MNASNet", {"alpha": 0.35}),
+    ("mnasnet", "MNASNet", {"alpha": 1.7})])
+def test_family_multipliers_round_as_torchvision(stem: str, builder: str, over: dict) -> None:
+    """Width multipliers away from the builders': MobileNetV2's _make_divisible (its last
+    1280 only widened), MobileNetV3-Large's, MNASNet's _round_to_multiple_of."""
+    with torch.device("meta"):
+        ref = getattr(torchvision.models, builder)(**over)
+    assert _static_params(stem, over) == sum(p.numel() for p in ref.parameters())
+
+
+def test_mnasnet_v1_stem_loads_into_torchvisions_version_1_model() -> None:
+    """`v1_stem: true` is the network torchvision patches in when it loads a version-1
+    checkpoint at α ≠ 1 (older torchvision's mnasnet0_5): our state_dict, marked
+    version 1, loads strictly into torchvision's mnasnet0_5, and the outputs agree."""
+    torch.manual_seed(0)
+    ours = randomise_reference(build_module("specs/mnasnet0_5.yaml", {"v1_stem": True}),
+                               seed=1).eval()
+    sd = ours.state_dict()
+    assert sd["layers.0.weight"].shape[0] == 32 and sd["layers.6.weight"].shape[0] == 16
+    sd._metadata[""] = {**sd._metadata.get("", {}), "version": 1}
+    ref = torchvision.models.mnasnet0_5()
+    with pytest.warns(UserWarning, match="previous version"):
+        ref.load_state_dict(sd, strict=True)
+    ref.eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        got, want = ours(x), ref(x)
+    assert (got - want).abs().max().item() <= TOL * want.abs().max().item()

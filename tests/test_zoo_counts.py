@@ -51,7 +51,10 @@ def test_static_params_equal_torchvisions(builder: str) -> None:
 def test_macs_within_one_percent_of_torchvisions_gflops(builder: str) -> None:
     for name, w in sorted(BUILDERS[builder]["weights"].items()):
         macs = _summary(builder, w["input_size"]).macs
-        assert macs == pytest.approx(w["gflops"] * 1e9, rel=0.01), (name, w["input_size"])
+        # the published GFLOPS have 3 decimals: shufflenet_v2_x0_5's 0.040 is 40.48 M MACs
+        # rounded, 1.2% off, so the tolerance is 1% or half the last digit, the larger
+        assert macs == pytest.approx(w["gflops"] * 1e9, rel=0.01, abs=0.0005e9), \
+            (name, w["input_size"])
 
 
 @pytest.mark.parametrize("builder", sorted(BUILDERS))

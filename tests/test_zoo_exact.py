@@ -46,6 +46,8 @@ PENDING = {"googlenet"}     # specs/googlenet.yaml is the paper's GoogLeNet (TEM
 #: trunc_normal std 0.02 on convs and linears): strict xfails, so the day it can is seen
 INIT_PENDING = {"convnext"}
 INIT_PENDING.add("squeezenet")  # kaiming uniform on convs, N(0, 0.01) on final_conv only
+REPRESENTATIVE.update(mobilenetv2="mobilenet_v2", mnasnet="mnasnet1_0")
+INIT_PENDING.add("mnasnet")     # MNASNet's linear: kaiming_uniform fan_out, gain 1 (sigmoid)
 #: input side of the output checks where 64 is too small for the network
 SIZE: dict[str, int] = {}
 TOL = 1e-5          # relative to the output's largest magnitude, float32

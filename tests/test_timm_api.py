@@ -257,3 +257,42 @@ def test_the_docs_example_runs() -> None:
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+def test_roles_merge_key_by_key_under_extends(spec_file) -> None:
+    """A spec extending resnet18 changes one role and keeps the others: a stem tapped
+    at its ReLU is timm's ResNet feature 0 (``act1``, reduction 2)."""
+    from pathlib import Path
+    base = Path(__file__).resolve().parent.parent / "specs" / "resnet18.yaml"
+    path = spec_file(f"""
+        extends: {base}
+        name: r18-act1
+        roles: {{stem: [conv1, bn1, relu]}}
+    """)
+    r = archspec.compile_graph(archspec.load_spec(path)).graph["roles"]
+    assert r["stem"] == ("conv1", "bn1", "relu") and r["classifier"] == "fc"
+    assert [(f["module"], f["num_chs"], f["reduction"]) for f in r["features"][:2]] == \
+        [("relu", 64, 2), ("layer1", 64, 4)]
+    fm = build_module(path, features_only=True, out_indices=(0, 1)).eval()
+    with torch.no_grad():
+        act1, l1 = fm(_x())
+    assert act1.shape == (2, 64, 32, 32) and float(act1.min()) >= 0.0   # the ReLU's output
+    assert l1.shape == (2, 64, 16, 16)
+
+
+def test_a_tapped_tensor_is_never_overwritten_in_place(spec_file) -> None:
+    """Tapping the stem at bn1 keeps the ReLU after it out of place: the feature is bn1's
+    output (negatives included), not the ReLU's."""
+    from pathlib import Path
+    base = Path(__file__).resolve().parent.parent / "specs" / "resnet18.yaml"
+    path = spec_file(f"""
+        extends: {base}
+        roles: {{stem: [conv1, bn1]}}
+    """, name="bn1.yaml")
+    m = randomise_reference(build_module(path)).eval()
+    assert not m.relu.inplace
+    fm = feature_extractor(copy.deepcopy(m), out_indices=(0,))
+    with torch.no_grad():
+        (bn1,) = fm(_x())
+        want = m.bn1(m.conv1(_x()))
+    assert torch.equal(bn1, want) and float(bn1.min()) < 0

@@ -28,9 +28,11 @@ Graph attributes (``graph.graph``): ``name``, ``path``, ``description``,
 (list of dicts: ``name``, ``node``, ``loss_weight``, ``train_only``), ``scopes``
 (dict path → dict with ``kind`` = block | seq | repeat | container, ``label``
 such as ``B(3,3)``, ``block`` name, ``args``, ``loc``, ``train_only``) and
-``params`` (the spec's resolved parameters and ``let`` values) and ``warnings`` (a
+``params`` (the spec's resolved parameters and ``let`` values), ``warnings`` (a
 list of located :class:`~archspec.errors.SpecWarning`: ops whose output reaches no
-output; the CLI prints them, ``--strict`` makes them errors).
+output; the CLI prints them, ``--strict`` makes them errors) and ``roles`` (None, or
+the spec's stem, stages, head and classifier with their tensors and timm's
+``feature_info``; see :mod:`archspec.roles`).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ import networkx as nx
 
 from archspec.errors import Location, SpecError, SpecErrors, SpecWarning, did_you_mean
 from archspec.ops import MAX_INT, OPS, OpError, normalise_args, shape_str
+from archspec.roles import resolve_roles
 from archspec.spec import expr as ex
 from archspec.spec.loader import (MAX_LABEL_CHARS, REQUIRED, check_length, check_type,
                                   eval_node, evaluate_env, interpolate, parse_block_value)
@@ -753,6 +756,13 @@ class _Builder:
                                                            for o in outputs):
             self.error(SpecError("the network has no output that runs in evaluation",
                                  spec.input_loc))
+        roles = None
+        if not self.errors and not spec.errors:   # names checked against the finished graph
+            try:
+                self.g.graph.update(input=in_id, outputs=outputs, scopes=self.scopes)
+                roles = resolve_roles(self.g, spec.roles)
+            except SpecError as e:
+                self.error(e)
         if self.errors or spec.errors:
             seen, uniq = set(), []
             for e in list(spec.errors) + self.errors:
@@ -763,7 +773,7 @@ class _Builder:
             raise SpecErrors(uniq)
         self.g.graph.update(name=spec.name, path=spec.path, description=spec.description,
                             init=spec.init, input=in_id, outputs=outputs, scopes=self.scopes,
-                            params={k: v for k, v in spec.env})
+                            params={k: v for k, v in spec.env}, roles=roles)
         self.g.graph["warnings"] = dead_op_warnings(self.g)
         return self.g
 

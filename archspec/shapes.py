@@ -15,6 +15,7 @@ import networkx as nx
 
 from archspec.errors import Location, SpecError, SpecErrors
 from archspec.ops import OPS, OpError, shape_str
+from archspec.roles import check_roles
 from archspec.text import printable
 
 SUMMARY_VERSION = 1
@@ -88,6 +89,7 @@ def check_graph(g: nx.DiGraph) -> None:
                 f"from inferred {s}/{p}/{m}", d["loc"]))
     if errors:
         raise SpecErrors(errors)
+    check_roles(g)
 
 
 def summarize(g: nx.DiGraph, depth: int | None = None) -> Summary:

@@ -471,7 +471,7 @@ def kept_tensors(g: nx.DiGraph, plans: Mapping[str, TreePlan]) -> set[str]:
     """The tensors no op overwrites in place: the network's outputs and every tensor
     entering or leaving a scope module, which a hook on that module may hold (a forward
     hook would see it change, a full backward hook refuses it)."""
-    keep = {o["node"] for o in g.graph["outputs"]}
+    keep = {o["node"] for o in g.graph["outputs"]} | role_tensors(g)
     for p in plans.values():
         keep |= {p.input, p.output}
     return keep
@@ -680,7 +680,264 @@ def _check_name(parent: nn.Module, part: str, path: str, loc: Location) -> None:
                         f"'{part}'", loc, "rename the layer")
 
 
-class ArchModule(nn.Module):
+# ------------------------------------------------------------------ timm model API
+# forward_features / forward_head / reset_classifier / feature_info / features_only,
+# generated from the spec's roles (g.graph["roles"], archspec.roles) like the forwards
+# above: fx graphs over a span of the IR, so no spec has Python of its own.
+def role_tensors(g: nx.DiGraph) -> set[str]:
+    """The tensors the timm API hands out (each feature map, the head's input): never
+    overwritten in place, so a returned feature is the value the network computed."""
+    roles = g.graph.get("roles") or {}
+    keep = {f["node"] for f in roles.get("features", ())}
+    return keep | ({roles["head_input"]} if roles.get("head_input") else set())
+
+
+def _opened(g: nx.DiGraph, plans: Mapping[str, TreePlan], cuts: set[str]
+            ) -> dict[str, TreePlan]:
+    """``plans`` less the module scopes a span must reach into: those holding a tensor
+    where it starts or ends (a stage inside ``features``, the classifier's input inside
+    ``classifier``) other than their own output. Their ops run inline instead."""
+    return {p: v for p, v in plans.items()
+            if not any(p in g.nodes[c]["scope"] and c != v.output for c in cuts)}
+
+
+def _span_needed(g: nx.DiGraph, inp: str, outputs: list[str]) -> set[str]:
+    """The nodes ``outputs`` need, walking back no further than ``inp``."""
+    need: set[str] = set()
+    todo = list(outputs)
+    while todo:
+        n = todo.pop()
+        if n in need:
+            continue
+        need.add(n)
+        if n != inp:
+            todo.extend(g.nodes[n]["inputs"])
+    return need
+
+
+def span_graph(g: nx.DiGraph, plans: Mapping[str, TreePlan], inp: str, outputs: list[str],
+               order: list[str], as_list: bool = False) -> tuple[fx.Graph, dict[str, str]]:
+    """A root-level forward from tensor ``inp`` to ``outputs`` (a list of them with
+    ``as_list``), as :func:`region_graph` writes the root's: module scopes are
+    ``call_module`` except those the span cuts into (:func:`_opened`)."""
+    cuts = {inp, *outputs}
+    spans = _opened(g, plans, cuts)
+    need = _span_needed(g, inp, outputs)
+    keep = kept_tensors(g, plans) | cuts
+    graph, locs = fx.Graph(), {}
+    env: dict[str, fx.Node] = {inp: graph.placeholder("x")}
+    for nid in order:
+        if nid not in need or nid in env:
+            continue
+        owner = _owner(g, spans, "", nid)
+        if owner is not None:
+            if nid == spans[owner].output:
+                env[nid] = graph.create_node("call_module", owner, (env[spans[owner].input],),
+                                             {}, name=re.sub(r"\W", "_", owner))
+                locs[env[nid].name] = loc_text(g.graph["scopes"][owner]["loc"])
+            continue
+        env[nid] = _op_node(g, nid, nid, env, keep, graph, locs)
+    results = [env[o] for o in outputs]
+    graph.output(results if as_list else results[0])
+    return graph, locs
+
+
+class _Generated:
+    """One generated method kept as source (picklable, deep-copyable: the function is
+    recompiled once per distinct source, :func:`_cached_compile`)."""
+
+    def __init__(self, src: str, globals_: Mapping[str, Any], name: str, label: str):
+        self.src, self.name, self.label = src, name, label
+        self.globals = _portable(globals_)
+        self.fn = _cached_compile(src, dict(globals_), name, label)
+
+    def __call__(self, module: nn.Module, x: torch.Tensor) -> Any:
+        return self.fn(module, x)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "fn"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.fn = _cached_compile(self.src, _restored(self.globals), self.name, self.label)
+
+
+def _generate(g: nx.DiGraph, plans: Mapping[str, TreePlan], order: list[str], name: str,
+              inp: str, outputs: list[str], as_list: bool = False) -> _Generated:
+    src, glb = forward_source(*span_graph(g, plans, inp, outputs, order, as_list), name=name)
+    return _Generated(src, glb, name, f"{g.graph['name']} {name}")
+
+
+def _api_error(g: nx.DiGraph, call: str, needs: str) -> ValueError:
+    """The one error of a timm call on a spec whose roles lack what it needs."""
+    from archspec.roles import marked_words
+    return ValueError(f"{call} needs the spec's roles to mark {needs}, but spec "
+                      f"'{g.graph['name']}' ({g.graph.get('path', '?')}) marks "
+                      f"{marked_words(g.graph.get('roles'))}; add e.g. 'roles: {{stem: [conv1], "
+                      "stages: [layer1, layer2], head: [avgpool, flatten, fc], classifier: "
+                      "fc}' to the spec (docs/torch-backend.md, timm's model API)")
+
+
+class TimmApi(nn.Module):
+    """timm's model API on a built spec (ArchModule's base): which layers are the stem,
+    stages, head and classifier comes from the spec's ``roles:``. ``forward_features``
+    runs every layer before the head, ``forward_head`` the head (``pre_logits``: up to
+    the classifier's input), ``reset_classifier`` swaps the classifier, and
+    ``feature_info`` / ``num_features`` / ``num_classes`` come from the static shapes."""
+
+    def _timm_setup(self, g: nx.DiGraph, plans: Mapping[str, TreePlan], order: list[str]
+                    ) -> None:
+        """Generate the head and features forwards once, at build time (so torch.compile
+        traces plain calls)."""
+        roles = g.graph.get("roles") or {}
+        self._timm: dict[str, _Generated] = {}
+        self._timm_num_classes = roles.get("num_classes")
+        inp, head_in = g.graph["input"], roles.get("head_input")
+        if head_in is None:
+            return
+        outs = [o["node"] for o in g.graph["outputs"] if not o["train_only"]]
+        self._timm["features"] = _generate(g, plans, order, "forward_features", inp, [head_in])
+        self._timm["head"] = _generate(g, plans, order, "forward_head", head_in, outs)
+        cls = roles.get("classifier")
+        if cls is not None:
+            pre = g.nodes[cls]["inputs"][0]
+            self._timm["pre_logits"] = _generate(g, plans, order, "forward_pre_logits",
+                                                 head_in, [pre])
+
+    def _roles(self, call: str, key: str, needs: str) -> dict[str, Any]:
+        roles = self.graph_ir.graph.get("roles") or {}
+        if not roles.get(key):
+            raise _api_error(self.graph_ir, call, needs)
+        return roles
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem, the stages and any layer before the head: the feature map the head
+        reads (timm's ``forward_features``)."""
+        fn = self._timm.get("features")
+        if fn is None:
+            raise _api_error(self.graph_ir, "forward_features", "a head")
+        return fn(self, x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> Any:
+        """The head on ``forward_features``' output; ``pre_logits`` stops before the
+        classifier (the pooled ``(N, num_features)`` vector)."""
+        fn = self._timm.get("pre_logits" if pre_logits else "head")
+        if fn is None:
+            raise _api_error(self.graph_ir, f"forward_head(pre_logits={pre_logits})",
+                             "a head and a classifier" if pre_logits else "a head")
+        return fn(self, x)
+
+    def get_classifier(self) -> nn.Module:
+        """The classifier module (timm's ``get_classifier``)."""
+        roles = self._roles("get_classifier", "classifier", "a classifier")
+        return self.get_submodule(roles["classifier"])
+
+    def reset_classifier(self, num_classes: int, global_pool: Any = None) -> None:
+        """Replace the classifier by a fresh ``nn.Linear(num_features, num_classes)``
+        (torch's default init, the old one's device and dtype), or ``nn.Identity`` for
+        0, at the same path, so its state_dict keys stay (``fc.weight``). The pooling is
+        the spec's: ``global_pool`` must be None."""
+        roles = self._roles("reset_classifier", "classifier", "a classifier")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"reset_classifier: num_classes must be an integer >= 0, got "
+                             f"{num_classes!r}")
+        if global_pool is not None:
+            raise ValueError(f"reset_classifier: global_pool={global_pool!r} is not supported: "
+                             "the pooling is the spec's head (change it in the spec)")
+        path = roles["classifier"]
+        old = next(self.get_submodule(path).parameters(), None)
+        new: nn.Module = nn.Identity() if num_classes == 0 else nn.Linear(
+            roles["num_features"], num_classes,
+            device=old.device if old is not None else None,
+            dtype=old.dtype if old is not None else None)
+        parent, _, leaf = path.rpartition(".")
+        setattr(self.get_submodule(parent) if parent else self, leaf, new)
+        self._timm_num_classes = num_classes
+
+    @property
+    def num_classes(self) -> int | None:
+        """Classes of the classifier (after :meth:`reset_classifier`, its new count)."""
+        return self.__dict__.get("_timm_num_classes")
+
+    @property
+    def num_features(self) -> int | None:
+        """Width entering the classifier: what ``forward_head(pre_logits=True)`` returns."""
+        return (self.graph_ir.graph.get("roles") or {}).get("num_features")
+
+    @property
+    def feature_info(self) -> list[dict[str, Any]]:
+        """timm's per-feature dicts (``num_chs``, ``reduction``, ``module``, ``index``):
+        the stem's output when the spec marks a stem (index 0, as timm's ResNets), then
+        every stage's, from the static shapes."""
+        roles = self.graph_ir.graph.get("roles") or {}
+        return [{k: v for k, v in f.items() if k != "node"} for f in roles.get("features", ())]
+
+
+def _out_indices(g: nx.DiGraph, out_indices: Any) -> tuple[int, ...]:
+    """``out_indices`` as sorted non-negative indices into the features (an int n: the
+    last n, as timm's; negatives count from the end); a bad one names every feature."""
+    feats = (g.graph.get("roles") or {}).get("features", ())
+    if not (g.graph.get("roles") or {}).get("stages"):
+        raise _api_error(g, "features_only", "stages")
+    n = len(feats)
+    if out_indices is None:
+        return tuple(range(n))
+    if isinstance(out_indices, int) and not isinstance(out_indices, bool):
+        out_indices = tuple(range(n - out_indices, n)) if 0 < out_indices <= n else (n,)
+    names = ", ".join(f"{f['index']} {f['module']}" for f in feats)
+    picked = []
+    for i in out_indices:
+        if isinstance(i, bool) or not isinstance(i, int) or not -n <= i < n:
+            raise ValueError(f"out_indices {tuple(out_indices)!r}: {i!r} is not one of the "
+                             f"{n} features of spec '{g.graph['name']}' ({names}); use indices "
+                             f"0 to {n - 1} (or -{n} to -1)")
+        picked.append(i % n)
+    if not picked:
+        raise ValueError(f"out_indices is empty; the features are {names}")
+    return tuple(sorted(set(picked)))
+
+
+def _prune(root: nn.Module, g: nx.DiGraph, keep: set[str]) -> None:
+    """Remove every module, and every bare parameter of the spec, that no kept IR node
+    lies in or under (a features_only model holds no head, as timm's)."""
+    prefixes = {".".join(n.split(".")[:k]) for n in keep for k in range(1, n.count(".") + 2)}
+
+    def walk(mod: nn.Module, path: str) -> None:
+        for name in list(mod._modules):
+            sub = f"{path}.{name}" if path else name
+            if sub in prefixes:
+                walk(mod._modules[name], sub)
+            else:
+                delattr(mod, name)
+        for name in list(mod._parameters):
+            sub = f"{path}.{name}" if path else name
+            if sub in g and sub not in prefixes:
+                delattr(mod, name)
+    walk(root, "")
+
+
+def feature_extractor(module: "ArchModule", out_indices: Any = None) -> "ArchFeatures":
+    """``module`` turned into its feature extractor (timm's ``features_only``): forward
+    returns the chosen features (:attr:`feature_info`, a :class:`FeatureInfo`), and the
+    layers none of them needs (the head, training-only heads, later stages) are removed."""
+    from archspec.roles import FeatureInfo
+    g = module.graph_ir
+    picked = _out_indices(g, out_indices)
+    feats = g.graph["roles"]["features"]
+    taps = [feats[i]["node"] for i in picked]
+    _prune(module, g, _span_needed(g, g.graph["input"], taps))
+    order = _order(g)
+    gen = _generate(g, tree_plans(g, order), order, "forward_features_only",
+                    g.graph["input"], taps, as_list=True)
+    module.__class__ = ArchFeatures
+    module._timm = {"features_only": gen}
+    module._timm_feature_info = FeatureInfo(
+        [{k: v for k, v in f.items() if k != "node"} for f in feats], picked)
+    module.code = gen.src
+    return module
+
+
+class ArchModule(TimmApi):
     """A network built from a spec's graph IR; see the module docstring.
 
     Attributes: ``output_names``, ``loss_weights``, ``train_only``, ``head_kinds``,
@@ -710,6 +967,7 @@ class ArchModule(nn.Module):
                     leaf.loc if leaf is not None else d["loc"])
         self._root_forwards(plans, order)
         self.code += _set_tree_forwards(self, g, plans, order)
+        self._timm_setup(g, plans, order)
 
     def _root_forwards(self, plans: Mapping[str, TreePlan], order: list[str]) -> None:
         """The root's eval forward and, with train-only outputs, its train forward: each
@@ -743,6 +1001,33 @@ class ArchModule(nn.Module):
         code = self.code
         self._root_forwards(tree_plans(self.graph_ir), _order(self.graph_ir))
         self.code = code
+
+
+class ArchFeatures(ArchModule):
+    """``build_module(spec, features_only=True, out_indices=...)``: a built spec whose
+    forward returns the list of the chosen stage feature maps (timm's features_only,
+    :func:`features_only`); ``feature_info`` is a :class:`~archspec.roles.FeatureInfo`."""
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self._timm["features_only"](self, x)
+
+    @property
+    def feature_info(self) -> Any:   # the chosen features, with timm's accessors
+        return self._timm_feature_info
+
+    def _no_head(self, call: str) -> ValueError:
+        return ValueError(f"{call}: this is a features_only model of spec '{self.spec_name}' "
+                          "(its forward returns the stage features and it holds no head); "
+                          "build it without features_only for the classifier")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise self._no_head("forward_features")
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> Any:
+        raise self._no_head("forward_head")
+
+    def reset_classifier(self, num_classes: int, global_pool: Any = None) -> None:
+        raise self._no_head("reset_classifier")
 
 
 def _root_graph(g: nx.DiGraph, plans: Mapping[str, TreePlan], order: list[str], train: bool
@@ -1049,10 +1334,15 @@ def to_graph(spec: Any, overrides: Any = None) -> nx.DiGraph:
     return compile_graph(spec)
 
 
-def build_module(spec: Any, overrides: Any = None) -> ArchModule:
-    """Build the torch module of a spec (path, Spec or graph IR) and apply its ``init``."""
+def build_module(spec: Any, overrides: Any = None, *, features_only: bool = False,
+                 out_indices: Any = None) -> ArchModule:
+    """Build the torch module of a spec (path, Spec or graph IR) and apply its ``init``.
+    ``features_only``: the backbone alone, its forward returning the stage features
+    ``out_indices`` picks (timm's; :func:`feature_extractor`)."""
     g = to_graph(spec, overrides)
+    if features_only:
+        _out_indices(g, out_indices)     # a bad index fails before anything is built
     check_memory(g)
     module = ArchModule(g)
     init_weights(module, g.graph.get("init") or "torch")
-    return module
+    return feature_extractor(module, out_indices) if features_only else module

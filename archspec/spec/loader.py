@@ -21,6 +21,7 @@ from archspec.spec import expr as ex
 from archspec.spec.model import (REQUIRED, BlockDef, Check, Item, Let, Output, ParamDef, Spec,
                                  Table)
 from archspec.spec.names import MAX_NAME_CHARS, check_name as _check_name
+from archspec.spec.roles import parse_roles
 from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq, located, parse_set_value, parse_yaml, plain
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
@@ -34,7 +35,7 @@ INIT_SCHEMES = ("torch", "wrn", "torchvision_resnet", "torchvision_googlenet", "
                 "torchvision_mobilenet", "torchvision_efficientnet", "torchvision_regnet")
 
 TOP_KEYS = ("archspec", "name", "description", "extends", "include", "params", "let", "checks",
-            "functions", "input", "init", "tables", "blocks", "layers", "outputs")
+            "functions", "input", "init", "tables", "blocks", "layers", "outputs", "roles")
 BLOCK_KEYS = ("doc", "params", "varargs", "let", "checks", "label", "layers")
 META_KEYS = ("from", "with", "when", "else", "repeat", "first", "row", "train_only")
 KIND_KEYS = ("op", "block", "seq", "for")
@@ -169,7 +170,8 @@ def _merge(base: YMap, child: YMap) -> YMap:
     entries = dict(base.entries)
     key_locs = dict(base.key_locs)
     for k, v in child.entries:
-        if k in ("params", "let", "functions", "blocks", "tables") and isinstance(v, YMap) and \
+        if k in ("params", "let", "functions", "blocks", "tables", "roles") and \
+                isinstance(v, YMap) and \
                 isinstance(entries.get(k), YMap):
             merged = dict(entries[k].entries)
             for name, node in v.entries:
@@ -1016,6 +1018,12 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
     except SpecError as e:
         errors.extend(e.errors)
         outputs = []
+    roles = None
+    if env is not None:   # names may be written with loops over parameters
+        try:
+            roles = parse_roles(root.get("roles"), env)
+        except SpecError as e:
+            errors.extend(e.errors)
     env = {k: v for k, v in (env or {}).items() if k not in funcs}
     if errors or (item_errors and not partial):
         raise SpecErrors(errors + item_errors)
@@ -1024,4 +1032,4 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
                 input_loc=shape_node.loc, init=init, blocks=tuple(blocks.items()),
                 tables=tuple(tables.items()), items=items, outputs=tuple(outputs),
                 env=tuple(env.items()), sources=tuple(sources.items()), overrides=applied,
-                errors=tuple(item_errors), functions=tuple(funcs.items()))
+                errors=tuple(item_errors), functions=tuple(funcs.items()), roles=roles)

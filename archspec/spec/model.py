@@ -144,6 +144,7 @@ class Spec:
     overrides: tuple[tuple[str, Any], ...] = ()
     errors: tuple = ()    # layers that did not parse, when loaded with partial=True
     functions: tuple = ()  # (name, expr.UserFunction): the spec's `functions:`, in scope everywhere
+    roles: Any = None      # archspec.spec.roles.Roles: the stem, stages, head and classifier
 
     def block(self, name: str) -> BlockDef | None:
         for n, b in self.blocks:

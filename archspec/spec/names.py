@@ -50,6 +50,10 @@ MODULE_ATTRS: tuple[str, ...] = (
     "graph_ir", "spec_name", "output_names", "loss_weights", "train_only", "head_kinds",
     "code", "forward_eval", "forward_train", "_forward_eval", "_forward_train", "_label",
     "_root_forwards", "_set_forward", "_arch_src", "_arch_glb", "_arch_fn",
+    # timm's model API (archspec.torch_backend.TimmApi, ArchFeatures)
+    "forward_features", "forward_head", "reset_classifier", "get_classifier", "num_classes",
+    "num_features", "feature_info", "_timm", "_timm_setup", "_timm_num_classes",
+    "_timm_feature_info", "_roles", "_no_head",
 )
 _RESERVED = frozenset(MODULE_ATTRS)
 #: Longest name (spec, block, parameter, layer, output): a name is also a diagram label,

@@ -125,16 +125,15 @@ def test_regnet_spec_takes_other_stage_tables(name: str, init: dict) -> None:
     assert _static_params("regnet_y_400mf", over) == sum(p.numel() for p in ref.parameters())
 
 
-def test_efficientnet_b5_is_the_spec_with_its_settings() -> None:
-    """efficientnet_b5 = B0's spec with width 1.6, depth 2.2, dropout 0.4 and BatchNorm
-    eps 0.001, momentum 0.01: the same BN settings, dropout, stochastic depth rates
-    (torchvision also builds them, unused, on the 7 blocks without a residual) and
-    state_dict keys."""
-    over = {"width_mult": 1.6, "depth_mult": 2.2, "dropout": 0.4, "bn_eps": 0.001,
-            "bn_momentum": 0.01}
+@pytest.mark.parametrize("name", ["efficientnet_b5", "efficientnet_v2_s"])
+def test_efficientnet_builder_specs_have_torchvisions_settings(name: str) -> None:
+    """specs/efficientnet_b5.yaml (the family with w 1.6, d 2.2, dropout 0.4, BatchNorm
+    eps 0.001, momentum 0.01) and efficientnet_v2_s.yaml (V2-S, eps 0.001): the same BN
+    settings, dropout, stochastic depth rates (torchvision also builds them, unused, on
+    the blocks without a residual) and state_dict keys as torchvision's builder."""
     with torch.device("meta"):
-        ref = torchvision.models.efficientnet_b5()
-        ours = build_module("specs/efficientnet_b0.yaml", over)
+        ref = getattr(torchvision.models, name)()
+        ours = build_module(f"specs/{name}.yaml")
 
     def settings(m: nn.Module) -> list:
         return [(n, type(x).__name__, getattr(x, "eps", None), getattr(x, "momentum", None),
@@ -145,7 +144,8 @@ def test_efficientnet_b5_is_the_spec_with_its_settings() -> None:
         return {(n, x.p, x.mode) for n, x in m.named_modules()
                 if isinstance(x, torchvision.ops.StochasticDepth)}
     assert settings(ours) == settings(ref)
-    assert len(rates(ours)) == 32 and rates(ours) <= rates(ref)
+    residual = sum(1 for x in ref.modules() if getattr(x, "use_res_connect", False))
+    assert len(rates(ours)) == residual and rates(ours) <= rates(ref)
     assert {k: v.shape for k, v in ours.state_dict().items()} == \
         {k: v.shape for k, v in ref.state_dict().items()}
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import networkx as nx
@@ -187,6 +188,10 @@ class _Builder:
         self.too_big = False    # past MAX_NODES or MAX_STEPS: stop expanding
         self.steps = 0          # expand_item calls, against MAX_STEPS
         self._enclosing: dict[str, tuple[str, ...]] = {}   # parent path -> scope paths
+        self._added: list[str] = []     # node ids in insertion order (a block's share: a slice)
+        self._memo: dict[tuple, _Stamp] = {}    # identical block instances, expanded once
+        self._absolute = False          # a full hierarchical name was read (see refs)
+        self._plain = _Scope("", {}, None)
         self.env0 = {**{n: ex.TableRef(n, tuple(r for r, _, _ in t.rows), t.columns)
                         for n, t in spec.tables}, **dict(spec.functions), **dict(spec.env)}
 
@@ -221,6 +226,7 @@ class _Builder:
             raise SpecError(f"the network has more than {MAX_NODES:,} ops", loc,
                             "check the repeat counts")
         self.first_loc[nid] = loc
+        self._added.append(nid)
         scopes = self.enclosing(nid, loc, train_only)
         self.g.add_node(nid, op=op, args=args, inputs=tuple(inputs), scope=scopes, loc=loc,
                         shape=shape, params=params, macs=macs, train_only=train_only)
@@ -276,6 +282,7 @@ class _Builder:
             found, nid = scope.lookup(name)
             if not found:
                 if name in self.g and not name.startswith("input"):
+                    self._absolute = True   # depends on where the block is: never replayed
                     out.append(name)   # a full hierarchical name
                     continue
                 later = scope.declared_at(name)
@@ -649,6 +656,25 @@ class _Builder:
                              "ref_args": tuple(ref.args)}
         if inp is None or shape is None:
             return None
+        key = _memo_key(bdef, args, shape, train_only, parent.blocks)
+        stamp = self._memo.get(key) if key is not None else None
+        if stamp is not None and stamp.bdef is bdef and self.replay(stamp, path, inp):
+            return _unrel(stamp.out, path, inp)
+        marks = (len(self._added), len(self.scopes), len(self.errors), self.steps,
+                 self._absolute)
+        self._absolute = False
+        try:
+            out = self.expand_instance(bdef, args, path, inp, shape, train_only, parent, item)
+            if key is not None:
+                self.record(key, bdef, path, inp, out, marks)
+        finally:
+            self._absolute = self._absolute or marks[4]
+        return out
+
+    def expand_instance(self, bdef: BlockDef, args: dict, path: str, inp: str,
+                        shape: tuple, train_only: bool, parent: _Scope, item: Item
+                        ) -> str | None:
+        """Evaluate a block's lets and checks for this instance and expand its layers."""
         base = {**self.env0, **args, "in_channels": shape[0], "in_shape": list(shape)}
         try:
             env = evaluate_env((), bdef.lets, bdef.checks, base)
@@ -670,6 +696,55 @@ class _Builder:
         finally:
             if user_site:
                 self.sites.pop()
+
+    def record(self, key: tuple, bdef: BlockDef, path: str, inp: str, out: str | None,
+               marks: tuple) -> None:
+        """Remember what expanding this instance added, relative to ``path``, when it can be
+        replayed for an identical one: no errors, no full hierarchical name read, nothing
+        added outside ``path``. Identical means the same block, arguments, input shape,
+        train_only and enclosing blocks: nothing else reaches a block's body (its scope
+        holds only its arguments, its lets and the spec's let, tables and functions)."""
+        n0, s0, e0, steps0, _ = marks
+        if len(self.errors) != e0 or self.too_big or self._absolute:
+            return
+        pre = path + "."
+        new_scopes = list(islice(reversed(self.scopes), len(self.scopes) - s0))[::-1]
+        if any(not p.startswith(pre) for p in new_scopes) or \
+                (out is not None and out != inp and not out.startswith(pre)):
+            return
+        nodes = []
+        for nid in self._added[n0:]:
+            d = self.g.nodes[nid]
+            ins = tuple("" if i == inp else i[len(pre):] for i in d["inputs"])
+            if any(i != "" and not d["inputs"][k].startswith(pre) for k, i in enumerate(ins)):
+                return
+            nodes.append((nid[len(pre):], d["op"], d["args"], ins, d["loc"], d["shape"],
+                          d["params"], d["macs"], d["train_only"]))
+        label = self.scopes[path]["label"] if bdef.label is not None else None
+        self._memo[key] = _Stamp(bdef, label, tuple(nodes), tuple(
+            (p[len(pre):], dict(self.scopes[p])) for p in new_scopes),
+            None if out is None else "" if out == inp else out[len(pre):],
+            self.steps - steps0)
+
+    def replay(self, stamp: "_Stamp", path: str, inp: str) -> bool:
+        """Add a remembered instance's nodes and scopes under ``path`` (what expanding it
+        again would add), or False, changing nothing, where the expansion must run again
+        to report an error at its place: a name taken, too many ops or steps."""
+        pre = path + "."
+        if self.steps + stamp.steps > MAX_STEPS or \
+                self.g.number_of_nodes() + len(stamp.nodes) > MAX_NODES or \
+                any(pre + n[0] in self.g for n in stamp.nodes) or \
+                any(pre + p in self.scopes for p, _ in stamp.scopes):
+            return False
+        self.steps += stamp.steps
+        if stamp.label is not None:
+            self.scopes[path]["label"] = stamp.label
+        for p, entry in stamp.scopes:
+            self.scopes[pre + p] = {**entry, "args": dict(entry["args"])}
+        for rel, op, args, ins, loc, shape, params, macs, train_only in stamp.nodes:
+            self.add_node(pre + rel, op, dict(args), [pre + i if i else inp for i in ins],
+                          self._plain, loc, shape, params, macs, train_only)
+        return True
 
     def expand_seq(self, item: Item, scope: _Scope, env: dict, ins: list[str | None]
                    ) -> str | None:
@@ -766,6 +841,52 @@ class _Builder:
                             params={k: v for k, v in spec.env})
         self.g.graph["warnings"] = dead_op_warnings(self.g)
         return self.g
+
+
+@dataclass(frozen=True)
+class _Stamp:
+    """One expanded block instance, relative to its path: ``nodes`` are (relative id, op,
+    args, inputs ("" for the block's input), loc, shape, params, macs, train_only),
+    ``scopes`` (relative path, entry) in the order they were made, ``out`` the relative
+    id of what the instance returns ("" its input, None nothing)."""
+
+    bdef: BlockDef
+    label: str | None
+    nodes: tuple[tuple, ...]
+    scopes: tuple[tuple[str, dict], ...]
+    out: str | None
+    steps: int
+
+
+def _unrel(rel: str | None, path: str, inp: str) -> str | None:
+    return None if rel is None else inp if rel == "" else f"{path}.{rel}"
+
+
+def _frozen(v: Any) -> Any:
+    """A hashable stand-in for an argument value that tells apart every value the block
+    could see differently (``1``, ``1.0`` and ``True`` too); TypeError for a value of a
+    kind it does not know, so that instance is simply not remembered."""
+    t = type(v)
+    if t in (int, float, str, bool) or v is None:
+        return (t, v)
+    if t is list or t is tuple:
+        return (t, tuple(_frozen(x) for x in v))
+    if t is dict:
+        return (t, tuple((k, _frozen(x)) for k, x in v.items()))
+    if t is ex.BlockRef:
+        return (t, v.name, _frozen(v.args), tuple((k, _frozen(x)) for k, x in v.kwargs))
+    if t is ex.TableRef or t is ex.UserFunction:
+        return (t, id(v))    # one per spec: the builder's own, alive as long as it is
+    raise TypeError(f"no key for {t.__name__}")
+
+
+def _memo_key(bdef: BlockDef, args: dict, shape: tuple, train_only: bool,
+              blocks: tuple[str, ...]) -> tuple | None:
+    """What a block instance's expansion depends on, or None when it cannot be keyed."""
+    try:
+        return (id(bdef), _frozen(args), shape, train_only, blocks)
+    except TypeError:
+        return None
 
 
 def merge_iterations(var: str, tagged: list[tuple[Any, SpecError]]) -> list[SpecError]:

@@ -1,0 +1,115 @@
+"""The front end's caches change no result: a remembered block instance, a cached parse
+or a reused template gives the very graph, errors and warnings a fresh expansion gives.
+
+Each cache is checked against the same work done without it, on the shipped specs and
+on specs written to catch a stale hit (same text, different names; an edited file)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+import archspec
+from archspec import graph as graph_mod
+from archspec.errors import SpecError
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted(p.name for p in (ROOT / "specs").glob("*.yaml"))
+
+
+def _fresh(spec, monkeypatch) -> nx.DiGraph:
+    """The graph compiled with no block instance remembered."""
+    with monkeypatch.context() as m:
+        m.setattr(graph_mod, "_memo_key", lambda *a: None)
+        return archspec.compile_graph(spec)
+
+
+def _same(a: nx.DiGraph, b: nx.DiGraph) -> None:
+    """Node order and every attribute, edges with their index, scopes in order, warnings."""
+    assert list(a.nodes) == list(b.nodes)
+    for n in a:
+        assert a.nodes[n] == b.nodes[n], n
+    assert list(a.edges(data=True)) == list(b.edges(data=True))
+    assert list(a.graph["scopes"].items()) == list(b.graph["scopes"].items())
+    assert [str(w) for w in a.graph["warnings"]] == [str(w) for w in b.graph["warnings"]]
+    assert {k: v for k, v in a.graph.items() if k not in ("scopes", "warnings")} == \
+        {k: v for k, v in b.graph.items() if k not in ("scopes", "warnings")}
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_remembered_instances_build_the_same_graph(name: str, monkeypatch) -> None:
+    spec = archspec.load_spec(ROOT / "specs" / name)
+    _same(archspec.compile_graph(spec), _fresh(spec, monkeypatch))
+
+
+def _write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+BLOCKS = """\
+name: t
+input: {shape: [4, 8, 8]}
+blocks:
+  unit:
+    params: {w: int, p: {default: 0.0}}
+    let: {half: "w // 2"}
+    layers:
+      - conv: {op: conv, out: w, kernel: 3, padding: 1}
+      - "act{half}": {op: relu}
+      - drop: {op: dropout, p: p}
+      - add: {op: add, from: ["act{half}", input], when: "in_channels == w", else: drop}
+layers:
+%s
+"""
+
+
+def test_instances_that_differ_are_not_confused(tmp_path: Path, monkeypatch) -> None:
+    """Same block and arguments but another input shape, train_only, an int against a
+    float against a bool argument: each is expanded for itself."""
+    text = BLOCKS % """\
+  - a: {block: unit, w: 4, repeat: 3}
+  - b: {block: unit, w: 8, repeat: 2}
+  - c: {block: unit, w: 8, p: 0.5}
+  - d: {block: unit, w: 8, p: 1}
+  - head: {block: unit, w: 8, train_only: true, repeat: 2}
+  - e: {block: unit, w: 8, repeat: "2", p: "0.1 * index"}"""
+    spec = archspec.load_spec(_write(tmp_path, text))
+    g = archspec.compile_graph(spec)
+    _same(g, _fresh(spec, monkeypatch))
+    assert g.nodes["a.0.add"]["op"] == "add"              # 4 channels in: the residual
+    assert g.nodes["b.1.add"]["inputs"] == ("b.1.act4", "b.0.drop")
+    assert "b.0.add" not in g                              # 4 -> 8: left out, stands for drop
+    assert g.nodes["d.drop"]["args"]["p"] == 1.0
+    assert g.nodes["head.1.conv"]["train_only"] and not g.nodes["b.1.conv"]["train_only"]
+    assert [g.nodes[f"e.{j}.drop"]["args"]["p"] for j in (0, 1)] == [0.0, pytest.approx(0.1)]
+
+
+def test_a_block_reading_a_full_name_is_expanded_each_time(tmp_path: Path, monkeypatch
+                                                           ) -> None:
+    """``from: a.0.conv`` inside a block names one place in the network, not a layer of the
+    instance: copying the first instance's wiring would be wrong, so it is not copied."""
+    text = BLOCKS.replace("      - drop: {op: dropout, p: p}",
+                          "      - drop: {op: dropout, p: p, from: stem}") % """\
+  - stem: {op: conv, out: 8, kernel: 1}
+  - a: {block: unit, w: 8, repeat: 3}"""
+    spec = archspec.load_spec(_write(tmp_path, text))
+    g = archspec.compile_graph(spec)
+    _same(g, _fresh(spec, monkeypatch))
+    assert all(g.nodes[f"a.{j}.drop"]["inputs"] == ("stem",) for j in range(3))
+
+
+def test_errors_inside_repeated_instances_are_unchanged(tmp_path: Path, monkeypatch) -> None:
+    """An instance that fails is never remembered: every copy reports as before."""
+    text = BLOCKS % """\
+  - a: {block: unit, w: 8, repeat: 2}
+  - b: {block: unit, w: 8, p: 1.5, repeat: 3}
+  - c: {op: linear, out: 0}"""
+    spec = archspec.load_spec(_write(tmp_path, text))
+    with pytest.raises(SpecError) as fast:
+        archspec.compile_graph(spec)
+    with pytest.raises(SpecError) as fresh:
+        _fresh(spec, monkeypatch)
+    assert [str(e) for e in fast.value.errors] == [str(e) for e in fresh.value.errors]

@@ -5,6 +5,7 @@ Each cache is checked against the same work done without it, on the shipped spec
 on specs written to catch a stale hit (same text, different names; an edited file)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import networkx as nx
@@ -113,3 +114,67 @@ def test_errors_inside_repeated_instances_are_unchanged(tmp_path: Path, monkeypa
     with pytest.raises(SpecError) as fresh:
         _fresh(spec, monkeypatch)
     assert [str(e) for e in fast.value.errors] == [str(e) for e in fresh.value.errors]
+
+
+# ------------------------------------------------------------- the loader's caches
+NET = """\
+name: n
+params: {w: %d}
+input: {shape: [3, 8, 8]}
+include: lib.yaml
+layers:
+  - a: {block: unit, w: w}
+  - b: {op: linear, out: 10, from: a}
+"""
+LIB = """\
+blocks:
+  unit:
+    params: {w: int}
+    layers:
+      - conv: {op: conv, out: %s, kernel: 3}
+"""
+
+
+def _edit(path: Path, text: str) -> None:
+    """Rewrite a file keeping its size-independent mtime: only the content tells."""
+    st = path.stat()
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_an_edited_spec_is_read_again(tmp_path: Path) -> None:
+    """The parse is cached by text, not by path or time: an edit between two loads in one
+    process (of the spec or of the library it includes) is seen, even with the mtime
+    unchanged."""
+    spec, lib = _write(tmp_path, NET % 4), _write(tmp_path, LIB % "w", "lib.yaml")
+    assert archspec.compile_graph(archspec.load_spec(spec)).nodes["a.conv"]["shape"][0] == 4
+    _edit(spec, NET % 6)
+    assert archspec.compile_graph(archspec.load_spec(spec)).nodes["a.conv"]["shape"][0] == 6
+    _edit(lib, LIB % "2 * w")
+    assert archspec.compile_graph(archspec.load_spec(spec)).nodes["a.conv"]["shape"][0] == 12
+    _edit(lib, LIB % "2 * w")    # the same text again: the same result, from the cache
+    assert archspec.compile_graph(archspec.load_spec(spec)).nodes["a.conv"]["shape"][0] == 12
+
+
+def test_same_layers_in_two_files_keep_their_own_locations(tmp_path: Path) -> None:
+    """Two files with the same text are two parses (locations name the file)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    for d in (a, b):
+        _write(d, LIB % "0", "lib.yaml")
+        _write(d, NET % 4)
+    for d in (a, b):
+        with pytest.raises(SpecError) as e:
+            archspec.compile_graph(archspec.load_spec(d / "s.yaml"))
+        assert [x.loc.path for x in e.value.errors] == [str(d / "lib.yaml")]
+
+
+def test_a_grid_sees_its_template_edited(tmp_path: Path) -> None:
+    """A grid run twice in one process reads an edited template (and include) afresh."""
+    from archspec.grid import load_grid, run_grid
+    spec, lib = _write(tmp_path, NET % 4), _write(tmp_path, LIB % "w", "lib.yaml")
+    grid = _write(tmp_path, "name: g\nspec: s.yaml\naxes:\n  w: [2, 3]\n", "g.yaml")
+    params = [r.params for r in run_grid(load_grid(grid), jobs=1)]
+    _edit(lib, LIB % "2 * w")
+    again = [r.params for r in run_grid(load_grid(grid), jobs=1)]
+    assert params != again and all(r is not None for r in params + again)

@@ -34,8 +34,11 @@ output; the CLI prints them, ``--strict`` makes them errors).
 """
 from __future__ import annotations
 
+import ast
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields, is_dataclass
+from functools import lru_cache
 from itertools import islice
 from typing import Any
 
@@ -48,7 +51,7 @@ from archspec.spec.loader import (MAX_LABEL_CHARS, REQUIRED, check_length, check
                                   eval_node, evaluate_env, interpolate, parse_block_value)
 from archspec.spec.model import BlockDef, Item, Spec
 from archspec.spec.names import check_layer_name
-from archspec.spec.yamlsrc import YNode, YScalar, YSeq
+from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq
 
 MAX_DEPTH = 64          # nesting of block instances
 MAX_NODES = 50_000      # primitive ops in one graph (ResNet-152 has 515)
@@ -189,11 +192,12 @@ class _Builder:
         self.steps = 0          # expand_item calls, against MAX_STEPS
         self._enclosing: dict[str, tuple[str, ...]] = {}   # parent path -> scope paths
         self._added: list[str] = []     # node ids in insertion order (a block's share: a slice)
-        self._memo: dict[tuple, _Stamp] = {}    # identical block instances, expanded once
+        self._memo = _shared_memo(self.blocks, spec.tables)   # identical block instances
+        self._reads: dict[tuple, tuple] = {}     # (block, names) -> env values it may read
         self._absolute = False          # a full hierarchical name was read (see refs)
-        self._plain = _Scope("", {}, None)
         self.env0 = {**{n: ex.TableRef(n, tuple(r for r, _, _ in t.rows), t.columns)
                         for n, t in spec.tables}, **dict(spec.functions), **dict(spec.env)}
+        self._env_keys = frozenset(self.env0)
 
     # ------------------------------------------------------------ errors
     def error(self, e: SpecError) -> None:
@@ -656,7 +660,8 @@ class _Builder:
                              "ref_args": tuple(ref.args)}
         if inp is None or shape is None:
             return None
-        key = _memo_key(bdef, args, shape, train_only, parent.blocks)
+        key = _memo_key(bdef, args, shape, train_only, parent.blocks, self.env_read(bdef, args),
+                        self._env_keys)
         stamp = self._memo.get(key) if key is not None else None
         if stamp is not None and stamp.bdef is bdef and self.replay(stamp, path, inp):
             return _unrel(stamp.out, path, inp)
@@ -696,6 +701,32 @@ class _Builder:
         finally:
             if user_site:
                 self.sites.pop()
+
+    def env_read(self, bdef: BlockDef, args: dict) -> tuple:
+        """The spec-level values (parameters, lets, tables, functions) an instance of
+        ``bdef`` may read: every name in any expression of the block, of the blocks it
+        names, of the blocks the values it reads name, and of the tables; so that an
+        instance is remembered across compiles whose specs differ only elsewhere (a grid's
+        cells). Over-approximate by design: a name that is not read only costs a miss."""
+        extra = frozenset().union(*(_value_names(v) for v in args.values()
+                                    if type(v) not in (int, float, bool) and v is not None))
+        key = (id(bdef), extra)
+        hit = self._reads.get(key)
+        if hit is None:
+            todo = set(_block_reads(bdef, self.spec.tables)) | extra
+            seen: set[str] = set()
+            while todo:
+                n = todo.pop()
+                if n in seen:
+                    continue
+                seen.add(n)
+                if n in self.blocks:
+                    todo |= _block_reads(self.blocks[n], self.spec.tables)
+                if n in self.env0:
+                    todo |= _value_names(self.env0[n])
+            hit = tuple((n, _frozen(self.env0[n])) for n in sorted(seen) if n in self.env0)
+            self._reads[key] = hit
+        return hit
 
     def record(self, key: tuple, bdef: BlockDef, path: str, inp: str, out: str | None,
                marks: tuple) -> None:
@@ -741,9 +772,23 @@ class _Builder:
             self.scopes[path]["label"] = stamp.label
         for p, entry in stamp.scopes:
             self.scopes[pre + p] = {**entry, "args": dict(entry["args"])}
+        nodes, edges = [], []
         for rel, op, args, ins, loc, shape, params, macs, train_only in stamp.nodes:
-            self.add_node(pre + rel, op, dict(args), [pre + i if i else inp for i in ins],
-                          self._plain, loc, shape, params, macs, train_only)
+            nid = pre + rel
+            inputs = tuple(pre + i if i else inp for i in ins)
+            self.first_loc[nid] = loc
+            nodes.append((nid, {"op": op, "args": dict(args), "inputs": inputs,
+                                "scope": self.enclosing(nid, loc, train_only), "loc": loc,
+                                "shape": shape, "params": params, "macs": macs,
+                                "train_only": train_only}))
+            seen = set()
+            for k, src in enumerate(inputs):     # add(x, x): one edge, as add_node makes
+                if src not in seen:
+                    seen.add(src)
+                    edges.append((src, nid, {"index": k}))
+        self._added.extend(n for n, _ in nodes)
+        self.g.add_nodes_from(nodes)
+        self.g.add_edges_from(edges)
         return True
 
     def expand_seq(self, item: Item, scope: _Scope, env: dict, ins: list[str | None]
@@ -875,18 +920,111 @@ def _frozen(v: Any) -> Any:
         return (t, tuple((k, _frozen(x)) for k, x in v.items()))
     if t is ex.BlockRef:
         return (t, v.name, _frozen(v.args), tuple((k, _frozen(x)) for k, x in v.kwargs))
-    if t is ex.TableRef or t is ex.UserFunction:
-        return (t, id(v))    # one per spec: the builder's own, alive as long as it is
+    if t is ex.TableRef:
+        return (t, v.name, v.rows, v.columns)
+    if t is ex.UserFunction:
+        return (t, id(v), v)     # the function itself kept in the key: its id is not reused
     raise TypeError(f"no key for {t.__name__}")
 
 
 def _memo_key(bdef: BlockDef, args: dict, shape: tuple, train_only: bool,
-              blocks: tuple[str, ...]) -> tuple | None:
-    """What a block instance's expansion depends on, or None when it cannot be keyed."""
+              blocks: tuple[str, ...], reads: tuple, env_keys: frozenset) -> tuple | None:
+    """What a block instance's expansion depends on, or None when it cannot be keyed: the
+    block, its arguments, input shape, train_only, the blocks around it, the spec values
+    it may read and the names in scope (a bare word is a word only where it names
+    nothing, so the set of names matters, not only the values read)."""
     try:
-        return (id(bdef), _frozen(args), shape, train_only, blocks)
+        return (id(bdef), _frozen(args), shape, train_only, blocks, reads, env_keys)
     except TypeError:
         return None
+
+
+#: Remembered block instances, shared by the compiles of specs with the very same blocks,
+#: tables and ops (a grid's cells: their template's blocks are parsed once): see
+#: :func:`_shared_memo`. Bounded; a compile of other specs starts it afresh.
+_SHARED: dict[str, Any] = {"names": None, "objects": (), "memo": {}}
+_SHARED_MAX = 4096
+
+
+def _shared_memo(blocks: dict[str, BlockDef], tables: tuple) -> dict[tuple, _Stamp]:
+    """The memo for a compile with these blocks and tables and the ops now registered:
+    the same dict as the last compile's when every one of them is the same object."""
+    names = (tuple(blocks), tuple(n for n, _ in tables), tuple(OPS))
+    objects = (*blocks.values(), *(t for _, t in tables), *OPS.values())
+    old = _SHARED["objects"]
+    if _SHARED["names"] != names or len(old) != len(objects) or \
+            any(a is not b for a, b in zip(old, objects)) or len(_SHARED["memo"]) > _SHARED_MAX:
+        _SHARED.update(names=names, objects=objects, memo={}, reads={})
+    return _SHARED["memo"]
+
+
+def _block_reads(bdef: BlockDef, tables: tuple) -> frozenset[str]:
+    """Every name written in ``bdef`` (and in the spec's tables), once per block and
+    tables (both alive in the shared memo's objects, so their ids are not reused)."""
+    reads = _SHARED.setdefault("reads", {})
+    key = (id(bdef), tuple(id(t) for _, t in tables))
+    hit = reads.get(key)
+    if hit is None or hit[0] is not bdef:
+        texts: list[str] = []
+        _strings((bdef, tables), texts)
+        hit = (bdef, tables, frozenset().union(*map(_text_names, texts)))
+        reads[key] = hit
+    return hit[2]
+
+
+_SKIP = (Location,)
+
+
+def _strings(x: Any, out: list[str]) -> None:
+    """Every string in a parsed block (its items, lets, checks, label, params, nested
+    layers, whatever fields an Item grows), for :meth:`_Builder.reads`."""
+    if isinstance(x, str):
+        out.append(x)
+    elif isinstance(x, YScalar):
+        if isinstance(x.value, str):
+            out.append(x.value)
+    elif isinstance(x, YSeq):
+        _strings(x.items, out)
+    elif isinstance(x, YMap):
+        _strings(x.entries, out)
+    elif isinstance(x, (tuple, list)):
+        for y in x:
+            _strings(y, out)
+    elif is_dataclass(x) and not isinstance(x, (type,) + _SKIP):
+        for f in fields(x):
+            _strings(getattr(x, f.name), out)
+
+
+@lru_cache(maxsize=16384)
+def _text_names(text: str) -> frozenset[str]:
+    """Every name an expression or a ``{hole}`` of ``text`` mentions, built-in function
+    names included (a let may shadow one); the text itself when it is a bare word."""
+    out: set[str] = {text} if text.isidentifier() else set()
+    for part in [text] + _HOLE.findall(text):
+        try:
+            tree = ex.parse(part)
+        except ex.ExprError:
+            continue
+        out.update(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
+    return frozenset(out)
+
+
+_HOLE = re.compile(r"\{([^{}]*)\}")
+
+
+def _value_names(v: Any) -> frozenset[str]:
+    """Names a value leads to: a block reference's block (and its arguments' names), a
+    string's expression (a block-typed parameter like "B(3, w)" is parsed where used)."""
+    if isinstance(v, ex.BlockRef):
+        return frozenset({v.name}).union(*map(_value_names, v.args),
+                                         *(_value_names(x) for _, x in v.kwargs))
+    if isinstance(v, str):
+        return _text_names(v)
+    if isinstance(v, (list, tuple)):
+        return frozenset().union(*map(_value_names, v))
+    if isinstance(v, dict):
+        return frozenset().union(*map(_value_names, v.values()))
+    return frozenset()
 
 
 def merge_iterations(var: str, tagged: list[tuple[Any, SpecError]]) -> list[SpecError]:

@@ -178,3 +178,61 @@ def test_a_grid_sees_its_template_edited(tmp_path: Path) -> None:
     _edit(lib, LIB % "2 * w")
     again = [r.params for r in run_grid(load_grid(grid), jobs=1)]
     assert params != again and all(r is not None for r in params + again)
+
+
+def test_a_grid_counts_the_same_with_instances_remembered_across_cells(tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    """Cells share remembered instances when the values their blocks read agree: every
+    cell's counts, depth and shape are those of a fresh expansion."""
+    from archspec.grid import load_grid, run_grid
+    grid = _write(tmp_path, f"""\
+name: g
+spec: {ROOT / "specs" / "wrn.yaml"}
+set: {{count: blocks}}
+axes:
+  d: [10, 16, 22]
+  k: [1, 2]
+  block: ["B(3,3)", "B(1,3,1)", "B(3,1)"]
+""", "g.yaml")
+    fast = run_grid(load_grid(grid), jobs=1)
+    with monkeypatch.context() as m:
+        m.setattr(graph_mod, "_memo_key", lambda *a: None)
+        fresh = run_grid(load_grid(grid), jobs=1)
+    assert [(r.name, r.params, r.macs, r.depth, r.output_shape) for r in fast] == \
+        [(r.name, r.params, r.macs, r.depth, r.output_shape) for r in fresh]
+    assert all(r.ok for r in fast) and len({r.params for r in fast}) == len(fast)
+
+
+READS = """\
+name: r
+params: {w: 4, inner: {default: "leaf(1)", type: block}}
+let: {c: "2 * w"}
+input: {shape: [3, 8, 8]}
+blocks:
+  leaf:
+    params: {s: int}
+    layers:
+      - conv: {op: conv, out: "c + w * s", kernel: 1}
+  outer:
+    params: {b: block}
+    layers:
+      - a: {block: b}
+      - conv: {op: conv, out: c, kernel: 1}
+layers:
+  - x: {block: outer, b: inner, repeat: 2}
+"""
+
+
+@pytest.mark.parametrize("overrides", [["w=5"], ["inner=leaf(2)"], ["w=5", "inner=leaf(3)"]])
+def test_a_remembered_instance_follows_the_spec_values_it_reads(tmp_path: Path,
+                                                              overrides: list[str]) -> None:
+    """Blocks see the spec's let (c) and parameters, directly and through a block passed
+    as an argument: compiles that differ in them never share an instance."""
+    path = _write(tmp_path, READS)
+    base = archspec.compile_graph(archspec.load_spec(path))
+    other = archspec.compile_graph(archspec.load_spec(path, overrides))
+    w = 5 if "w=5" in overrides else 4
+    s = int(overrides[-1][-2]) if overrides[-1].startswith("inner") else 1
+    assert base.nodes["x.1.a.conv"]["shape"][0] == 8 + 4
+    assert [other.nodes[f"x.{j}.a.conv"]["shape"][0] for j in (0, 1)] == [2 * w + w * s] * 2
+    assert other.nodes["x.1.conv"]["shape"][0] == 2 * w

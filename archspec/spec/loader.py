@@ -1036,7 +1036,8 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
         tm = _expect_map(root.get("tables"), "'tables'")
         for tname, tnode in tm.entries:
             try:
-                tables[tname] = parse_table(tname, tnode)
+                tables[tname] = _parsed_once("table", tname, tnode,
+                                             lambda _: parse_table(tname, tnode), [])
             except SpecError as e:
                 errors.extend(e.errors)
     if "layers" not in root:

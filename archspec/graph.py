@@ -195,6 +195,7 @@ class _Builder:
         self._memo = _shared_memo(self.blocks, spec.tables)   # identical block instances
         self._reads: dict[tuple, tuple] = {}     # (block, names) -> env values it may read
         self._absolute = False          # a full hierarchical name was read (see refs)
+        self._last_key: tuple = (None, None)    # the last instance's (context, memo key)
         self.env0 = {**{n: ex.TableRef(n, tuple(r for r, _, _ in t.rows), t.columns)
                         for n, t in spec.tables}, **dict(spec.functions), **dict(spec.env)}
         self._env_keys = frozenset(self.env0)
@@ -628,16 +629,23 @@ class _Builder:
                                  "args": {}, "loc": item.loc, "train_only": scope.train_only,
                                  "repeat": n}
             cur = ins[0]
+            steady = None if _reads_index(item) else ()  # copies 2, 3, ... bind as copy 1
             for j in range(n):
                 if self.too_big:
                     break
-                jenv = _repeat_env(env, j, n)
-                ref, bdef = self.resolve_block(item, jenv)   # "B(p=0.1 * index)"
-                args = self.bind(ref, bdef, item, jenv, item.first if j == 0 else ())
+                if steady:
+                    ref, bdef, args = steady[0], steady[1], dict(steady[2])
+                else:
+                    jenv = _repeat_env(env, j, n)
+                    ref, bdef = self.resolve_block(item, jenv)   # "B(p=0.1 * index)"
+                    args = self.bind(ref, bdef, item, jenv, item.first if j == 0 else ())
+                    if j == 1 and steady is not None:
+                        steady = (ref, bdef, dict(args))
                 if j == 0:
                     self.scopes[path]["args"] = args
                     self.scopes[path]["label"] = f"{ref} ×{n}"
-                cur = self.instantiate(bdef, ref, args, f"{path}.{j}", cur, scope, item)
+                cur = self.instantiate(bdef, ref, args, f"{path}.{j}", cur, scope, item,
+                                       same_args=bool(steady) and j >= 2)
             out = cur
         else:
             args = self.bind(ref, bdef, item, env)
@@ -646,7 +654,12 @@ class _Builder:
         return out
 
     def instantiate(self, bdef: BlockDef, ref: ex.BlockRef, args: dict, path: str,
-                    inp: str | None, parent: _Scope, item: Item) -> str | None:
+                    inp: str | None, parent: _Scope, item: Item, same_args: bool = False
+                    ) -> str | None:
+        """Expand one instance of ``bdef`` at ``path`` reading ``inp`` (replayed when an
+        identical one was expanded before). ``same_args``: the arguments are a copy of the
+        previous instance's (a repeat's later copies), so its key is reused when the
+        input shape is the same too."""
         if bdef.name in parent.blocks:
             raise SpecError(f"block '{bdef.name}' uses itself", item.loc,
                             "blocks cannot be recursive")
@@ -660,10 +673,15 @@ class _Builder:
                              "ref_args": tuple(ref.args)}
         if inp is None or shape is None:
             return None
-        key = _memo_key(bdef, args, shape, train_only, parent.blocks, self.env_read(bdef, args),
-                        self._env_keys)
+        ctx = (id(bdef), shape, train_only, parent.blocks)
+        if same_args and self._last_key[0] == ctx:
+            key = self._last_key[1]
+        else:
+            key = _memo_key(bdef, args, shape, train_only, parent.blocks,
+                            self.env_read(bdef, args), self._env_keys)
         stamp = self._memo.get(key) if key is not None else None
         if stamp is not None and stamp.bdef is bdef and self.replay(stamp, path, inp):
+            self._last_key = (ctx, key)
             return _unrel(stamp.out, path, inp)
         marks = (len(self._added), len(self.scopes), len(self.errors), self.steps,
                  self._absolute)
@@ -674,6 +692,7 @@ class _Builder:
                 self.record(key, bdef, path, inp, out, marks)
         finally:
             self._absolute = self._absolute or marks[4]
+        self._last_key = (ctx, key)     # after the instance's own inner blocks set theirs
         return out
 
     def expand_instance(self, bdef: BlockDef, args: dict, path: str, inp: str,
@@ -749,8 +768,9 @@ class _Builder:
             ins = tuple("" if i == inp else i[len(pre):] for i in d["inputs"])
             if any(i != "" and not d["inputs"][k].startswith(pre) for k, i in enumerate(ins)):
                 return
-            nodes.append((nid[len(pre):], d["op"], d["args"], ins, d["loc"], d["shape"],
-                          d["params"], d["macs"], d["train_only"]))
+            firsts = tuple((k, i) for k, i in enumerate(ins) if i not in ins[:k])
+            nodes.append((nid[len(pre):], {a: d[a] for a in NODE_ATTRS if a not in (
+                "inputs", "scope")}, ins, firsts))
         label = self.scopes[path]["label"] if bdef.label is not None else None
         self._memo[key] = _Stamp(bdef, label, tuple(nodes), tuple(
             (p[len(pre):], dict(self.scopes[p])) for p in new_scopes),
@@ -773,19 +793,18 @@ class _Builder:
         for p, entry in stamp.scopes:
             self.scopes[pre + p] = {**entry, "args": dict(entry["args"])}
         nodes, edges = [], []
-        for rel, op, args, ins, loc, shape, params, macs, train_only in stamp.nodes:
+        for rel, attrs, ins, firsts in stamp.nodes:
             nid = pre + rel
-            inputs = tuple(pre + i if i else inp for i in ins)
+            loc, train_only = attrs["loc"], attrs["train_only"]
+            d = {"op": attrs["op"], "args": dict(attrs["args"]),      # add_node's order
+                 "inputs": tuple(pre + i if i else inp for i in ins),
+                 "scope": self.enclosing(nid, loc, train_only), "loc": loc,
+                 "shape": attrs["shape"], "params": attrs["params"], "macs": attrs["macs"],
+                 "train_only": train_only}
             self.first_loc[nid] = loc
-            nodes.append((nid, {"op": op, "args": dict(args), "inputs": inputs,
-                                "scope": self.enclosing(nid, loc, train_only), "loc": loc,
-                                "shape": shape, "params": params, "macs": macs,
-                                "train_only": train_only}))
-            seen = set()
-            for k, src in enumerate(inputs):     # add(x, x): one edge, as add_node makes
-                if src not in seen:
-                    seen.add(src)
-                    edges.append((src, nid, {"index": k}))
+            nodes.append((nid, d))
+            # add(x, x): one edge, from the first use, as add_node makes
+            edges.extend((pre + i if i else inp, nid, {"index": k}) for k, i in firsts)
         self._added.extend(n for n, _ in nodes)
         self.g.add_nodes_from(nodes)
         self.g.add_edges_from(edges)
@@ -890,8 +909,9 @@ class _Builder:
 
 @dataclass(frozen=True)
 class _Stamp:
-    """One expanded block instance, relative to its path: ``nodes`` are (relative id, op,
-    args, inputs ("" for the block's input), loc, shape, params, macs, train_only),
+    """One expanded block instance, relative to its path: ``nodes`` are (relative id,
+    attributes but inputs and scope, inputs ("" for the block's input), (argument index,
+    input) of each distinct input: its edge),
     ``scopes`` (relative path, entry) in the order they were made, ``out`` the relative
     id of what the instance returns ("" its input, None nothing)."""
 
@@ -956,6 +976,15 @@ def _shared_memo(blocks: dict[str, BlockDef], tables: tuple) -> dict[tuple, _Sta
             any(a is not b for a, b in zip(old, objects)) or len(_SHARED["memo"]) > _SHARED_MAX:
         _SHARED.update(names=names, objects=objects, memo={}, reads={})
     return _SHARED["memo"]
+
+
+def _reads_index(item: Item) -> bool:
+    """Whether a repeated block's reference, arguments or row mention ``index`` or
+    ``count`` (only then can its copies after the first bind differently: ``first:``
+    applies to copy 0 alone)."""
+    texts: list[str] = []
+    _strings((item.block, item.args, item.row), texts)
+    return any(_text_names(t) & {"index", "count"} for t in texts)
 
 
 def _block_reads(bdef: BlockDef, tables: tuple) -> frozenset[str]:

@@ -30,7 +30,7 @@ def _same(a: nx.DiGraph, b: nx.DiGraph) -> None:
     """Node order and every attribute, edges with their index, scopes in order, warnings."""
     assert list(a.nodes) == list(b.nodes)
     for n in a:
-        assert a.nodes[n] == b.nodes[n], n
+        assert list(a.nodes[n].items()) == list(b.nodes[n].items()), n
     assert list(a.edges(data=True)) == list(b.edges(data=True))
     assert list(a.graph["scopes"].items()) == list(b.graph["scopes"].items())
     assert [str(w) for w in a.graph["warnings"]] == [str(w) for w in b.graph["warnings"]]

@@ -770,7 +770,7 @@ class _Builder:
                 return
             firsts = tuple((k, i) for k, i in enumerate(ins) if i not in ins[:k])
             nodes.append((nid[len(pre):], {a: d[a] for a in NODE_ATTRS if a not in (
-                "inputs", "scope")}, ins, firsts))
+                "inputs", "scope")}, ins, firsts, nid.rpartition(".")[0][len(pre):]))
         label = self.scopes[path]["label"] if bdef.label is not None else None
         self._memo[key] = _Stamp(bdef, label, tuple(nodes), tuple(
             (p[len(pre):], dict(self.scopes[p])) for p in new_scopes),
@@ -782,9 +782,10 @@ class _Builder:
         again would add), or False, changing nothing, where the expansion must run again
         to report an error at its place: a name taken, too many ops or steps."""
         pre = path + "."
+        # no node lies under ``path`` unless one has it as an enclosing path (cheap to ask)
         if self.steps + stamp.steps > MAX_STEPS or \
                 self.g.number_of_nodes() + len(stamp.nodes) > MAX_NODES or \
-                any(pre + n[0] in self.g for n in stamp.nodes) or \
+                (path in self._enclosing and any(pre + n[0] in self.g for n in stamp.nodes)) or \
                 any(pre + p in self.scopes for p, _ in stamp.scopes):
             return False
         self.steps += stamp.steps
@@ -792,21 +793,27 @@ class _Builder:
             self.scopes[path]["label"] = stamp.label
         for p, entry in stamp.scopes:
             self.scopes[pre + p] = {**entry, "args": dict(entry["args"])}
-        nodes, edges = [], []
-        for rel, attrs, ins, firsts in stamp.nodes:
+        nodes, edges, scopes = [], [], {}
+        for rel, attrs, ins, firsts, parent in stamp.nodes:
             nid = pre + rel
             loc, train_only = attrs["loc"], attrs["train_only"]
+            scope = scopes.get(parent)
+            if scope is None:
+                scope = scopes[parent] = self.enclosing(nid, loc, train_only)
             d = {"op": attrs["op"], "args": dict(attrs["args"]),      # add_node's order
-                 "inputs": tuple(pre + i if i else inp for i in ins),
-                 "scope": self.enclosing(nid, loc, train_only), "loc": loc,
-                 "shape": attrs["shape"], "params": attrs["params"], "macs": attrs["macs"],
-                 "train_only": train_only}
+                 "inputs": tuple([pre + i if i else inp for i in ins]), "scope": scope,
+                 "loc": loc, "shape": attrs["shape"], "params": attrs["params"],
+                 "macs": attrs["macs"], "train_only": train_only}
             self.first_loc[nid] = loc
             nodes.append((nid, d))
-            # add(x, x): one edge, from the first use, as add_node makes
-            edges.extend((pre + i if i else inp, nid, {"index": k}) for k, i in firsts)
-        self._added.extend(n for n, _ in nodes)
-        self.g.add_nodes_from(nodes)
+            for k, i in firsts:     # add(x, x): one edge, from the first use, as add_node
+                edges.append((pre + i if i else inp, nid, {"index": k}))
+        ids = [n for n, _ in nodes]
+        self._added.extend(ids)
+        self.g.add_nodes_from(ids)      # bare ids, then the attributes: (id, dict) pairs
+        gn = self.g.nodes               # take networkx's slow path, twice the time
+        for nid, d in nodes:
+            gn[nid].update(d)
         self.g.add_edges_from(edges)
         return True
 
@@ -911,7 +918,7 @@ class _Builder:
 class _Stamp:
     """One expanded block instance, relative to its path: ``nodes`` are (relative id,
     attributes but inputs and scope, inputs ("" for the block's input), (argument index,
-    input) of each distinct input: its edge),
+    input) of each distinct input: its edge, relative parent path),
     ``scopes`` (relative path, entry) in the order they were made, ``out`` the relative
     id of what the instance returns ("" its input, None nothing)."""
 

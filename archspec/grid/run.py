@@ -90,8 +90,9 @@ def weighted_depth(g: nx.DiGraph) -> int:
     for n, d in g.nodes(data=True):
         if d.get("train_only"):
             continue
-        best[n] = (d["op"] in weighted) + max((best[p] for p in d["inputs"] if p in best),
-                                              default=0)
+        ins = d["inputs"]
+        best[n] = (d["op"] in weighted) + (best.get(ins[0], 0) if len(ins) == 1 else max(
+            (best[p] for p in ins if p in best), default=0))
     return max(best.values(), default=0)
 
 

@@ -973,6 +973,14 @@ _SHARED: dict[str, Any] = {"names": None, "objects": (), "memo": {}}
 _SHARED_MAX = 4096
 
 
+def clear_caches() -> None:
+    """Forget remembered block instances and the loader's parses: the next load and
+    compile run cold, as in a fresh process (benchmarks; a long-lived caller's memory)."""
+    from archspec.spec.loader import clear_caches as clear_loader
+    _SHARED.update(names=None, objects=(), memo={}, reads={})
+    clear_loader()
+
+
 def _shared_memo(blocks: dict[str, BlockDef], tables: tuple) -> dict[tuple, _Stamp]:
     """The memo for a compile with these blocks and tables and the ops now registered:
     the same dict as the last compile's when every one of them is the same object."""

@@ -152,6 +152,12 @@ _PARSES_MAX, _PARSE_MAX_CHARS = 64, 1 << 20
 _PARSED: dict[tuple[str, str, int], tuple[YNode, tuple, Any]] = {}
 
 
+def clear_caches() -> None:
+    """Forget the parsed files and nodes (to measure a cold load, or to free memory)."""
+    _PARSES.clear()
+    _PARSED.clear()
+
+
 def _parse_cached(text: str, path: str) -> YNode:
     """:func:`parse_yaml`, once per (path, text) in a process; a failure is not kept."""
     key = (path, text)
@@ -173,8 +179,7 @@ def _parsed_once(kind: str, name: str, node: YNode,
     key = (kind, name, id(node))
     ops = tuple(OPS.values())
     hit = _PARSED.get(key)
-    if hit is not None and hit[0] is node and len(hit[1]) == len(ops) and \
-            all(a is b for a, b in zip(hit[1], ops)):
+    if hit is not None and hit[0] is node and hit[1] == ops:   # same objects: a C loop
         return hit[2]
     mine: list[SpecError] = []
     try:

@@ -939,7 +939,9 @@ def _frozen(v: Any) -> Any:
     could see differently (``1``, ``1.0`` and ``True`` too); TypeError for a value of a
     kind it does not know, so that instance is simply not remembered."""
     t = type(v)
-    if t in (int, float, str, bool) or v is None:
+    if t is float:
+        return (t, repr(v))      # -0.0 == 0.0, yet "{p}" writes them apart
+    if t in (int, str, bool) or v is None:
         return (t, v)
     if t is list or t is tuple:
         return (t, tuple(_frozen(x) for x in v))

@@ -236,3 +236,13 @@ def test_a_remembered_instance_follows_the_spec_values_it_reads(tmp_path: Path,
     assert base.nodes["x.1.a.conv"]["shape"][0] == 8 + 4
     assert [other.nodes[f"x.{j}.a.conv"]["shape"][0] for j in (0, 1)] == [2 * w + w * s] * 2
     assert other.nodes["x.1.conv"]["shape"][0] == 2 * w
+
+
+def test_minus_zero_is_not_zero(tmp_path: Path) -> None:
+    """-0.0 == 0.0 in Python, but a name interpolating it differs: two instances."""
+    text = BLOCKS.replace('"act{half}": {op: relu}', '"act{p}": {op: relu}').replace(
+        'from: ["act{half}", input]', 'from: ["act{p}", input]') % """\
+  - a: {block: unit, w: 4, p: 0.0}
+  - b: {block: unit, w: 4, p: -0.0}"""
+    g = archspec.compile_graph(archspec.load_spec(_write(tmp_path, text)))
+    assert "a.act0.0" in g and "b.act-0.0" in g

@@ -751,9 +751,10 @@ class _Builder:
                marks: tuple) -> None:
         """Remember what expanding this instance added, relative to ``path``, when it can be
         replayed for an identical one: no errors, no full hierarchical name read, nothing
-        added outside ``path``. Identical means the same block, arguments, input shape,
-        train_only and enclosing blocks: nothing else reaches a block's body (its scope
-        holds only its arguments, its lets and the spec's let, tables and functions)."""
+        added outside ``path``. Identical means the key of :func:`_memo_key`: the same
+        block, arguments, input shape, train_only, enclosing blocks and spec values it may
+        read; nothing else reaches a block's body (its scope holds only its arguments, its
+        lets and the spec's parameters, lets, tables and functions)."""
         n0, s0, e0, steps0, _ = marks
         if len(self.errors) != e0 or self.too_big or self._absolute:
             return
@@ -810,8 +811,8 @@ class _Builder:
                 edges.append((pre + i if i else inp, nid, {"index": k}))
         ids = [n for n, _ in nodes]
         self._added.extend(ids)
-        self.g.add_nodes_from(ids)      # bare ids, then the attributes: (id, dict) pairs
-        gn = self.g.nodes               # take networkx's slow path, twice the time
+        self.g.add_nodes_from(ids)      # bare ids, then the attributes: networkx takes
+        gn = self.g.nodes               # (id, dict) pairs by a raised TypeError per node
         for nid, d in nodes:
             gn[nid].update(d)
         self.g.add_edges_from(edges)
@@ -1023,7 +1024,7 @@ _SKIP = (Location,)
 
 def _strings(x: Any, out: list[str]) -> None:
     """Every string in a parsed block (its items, lets, checks, label, params, nested
-    layers, whatever fields an Item grows), for :meth:`_Builder.reads`."""
+    layers, whatever fields an Item grows), for :func:`_block_reads`."""
     if isinstance(x, str):
         out.append(x)
     elif isinstance(x, YScalar):

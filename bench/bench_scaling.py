@@ -20,12 +20,21 @@ load + compile (expand, shapes, counts) of the same specs and of a residual netw
 8-op blocks (bench_check's generated spec), best of 3 cold runs (the process's parse and
 block-instance caches cleared before each), as milliseconds per op; a compile
 linear in ops keeps that column flat. Measured (issue 15, 2 shared cores, load ~6;
-``--front-end --sizes 100,1000,4000``; base a8b6154 → this branch):
+``--front-end --sizes 100,1000,4000``; base a8b6154 and this branch in one run; a
+loaded machine makes single rows jump by 2×, so read the columns, not one row):
 
 =========  =====  ===============  ===============
 spec       ops    base ms/op       now ms/op
 =========  =====  ===============  ===============
-FRONT_END_TABLE
+concat     101    0.094            0.059
+concat     1001   0.084            0.057
+concat     4001   0.084            0.062
+chain      100    0.087            0.025
+chain      1000   0.067            0.032
+chain      4000   0.038            0.045
+resblocks  100    0.210            0.085
+resblocks  996    0.069            0.026
+resblocks  3996   0.069            0.021
 =========  =====  ===============  ===============
 
 Only times from the same run are comparable; the machine's load changes them.

@@ -770,8 +770,8 @@ class _Builder:
             if any(i != "" and not d["inputs"][k].startswith(pre) for k, i in enumerate(ins)):
                 return
             firsts = tuple((k, i) for k, i in enumerate(ins) if i not in ins[:k])
-            nodes.append((nid[len(pre):], {a: d[a] for a in NODE_ATTRS if a not in (
-                "inputs", "scope")}, ins, firsts, nid.rpartition(".")[0][len(pre):]))
+            nodes.append((nid[len(pre):], dict(d), ins, firsts,     # every attribute
+                          nid.rpartition(".")[0][len(pre):]))
         label = self.scopes[path]["label"] if bdef.label is not None else None
         self._memo[key] = _Stamp(bdef, label, tuple(nodes), tuple(
             (p[len(pre):], dict(self.scopes[p])) for p in new_scopes),
@@ -801,10 +801,11 @@ class _Builder:
             scope = scopes.get(parent)
             if scope is None:
                 scope = scopes[parent] = self.enclosing(nid, loc, train_only)
-            d = {"op": attrs["op"], "args": dict(attrs["args"]),      # add_node's order
-                 "inputs": tuple([pre + i if i else inp for i in ins]), "scope": scope,
-                 "loc": loc, "shape": attrs["shape"], "params": attrs["params"],
-                 "macs": attrs["macs"], "train_only": train_only}
+            # every attribute add_node wrote, in its order; dicts (args) copied, and the
+            # two that name nodes rewritten for this path
+            d = {k: dict(v) if type(v) is dict else v for k, v in attrs.items()}
+            d["inputs"] = tuple([pre + i if i else inp for i in ins])
+            d["scope"] = scope
             self.first_loc[nid] = loc
             nodes.append((nid, d))
             for k, i in firsts:     # add(x, x): one edge, from the first use, as add_node
@@ -918,10 +919,10 @@ class _Builder:
 @dataclass(frozen=True)
 class _Stamp:
     """One expanded block instance, relative to its path: ``nodes`` are (relative id,
-    attributes but inputs and scope, inputs ("" for the block's input), (argument index,
-    input) of each distinct input: its edge, relative parent path),
-    ``scopes`` (relative path, entry) in the order they were made, ``out`` the relative
-    id of what the instance returns ("" its input, None nothing)."""
+    every attribute (inputs and scope rewritten on replay), inputs ("" for the block's
+    input), (argument index, input) of each distinct input: its edge, relative parent
+    path), ``scopes`` (relative path, entry) in the order they were made, ``out`` the
+    relative id of what the instance returns ("" its input, None nothing)."""
 
     bdef: BlockDef
     label: str | None

@@ -104,24 +104,22 @@ def summarize(g: nx.DiGraph, depth: int | None = None) -> Summary:
         raise SpecError(f"--depth must be 0 or more, got {depth}", _cli_loc("--depth"))
     # the compiler inserts nodes in spec order, after their inputs: a topological order
     # that reads like the spec (networkx's own sort interleaves branches)
-    order = [n for n in g.nodes if g.nodes[n]["op"] != "input"]
+    ordered = [(n, d) for n, d in g.nodes(data=True) if d["op"] != "input"]
+    order = [n for n, _ in ordered]
     nodes = g.nodes
-    params = sum(nodes[n]["params"] for n in order)
-    params_eval = sum(nodes[n]["params"] for n in order if not nodes[n]["train_only"])
-    macs_train = sum(nodes[n]["macs"] for n in order)
-    macs = sum(nodes[n]["macs"] for n in order if not nodes[n]["train_only"])
+    params = sum(d["params"] for _, d in ordered)
+    params_eval = sum(d["params"] for _, d in ordered if not d["train_only"])
+    macs_train = sum(d["macs"] for _, d in ordered)
+    macs = sum(d["macs"] for _, d in ordered if not d["train_only"])
     outputs = tuple({"name": o["name"], "node": o["node"], "shape": nodes[o["node"]]["shape"],
                      "loss_weight": o["loss_weight"], "train_only": o["train_only"]}
                     for o in g.graph["outputs"])
     scopes = g.graph.get("scopes", {})
     rows: list[Row] = []
     index: dict[str, int] = {}
-    for n in order:
-        d = nodes[n]
+    for n, d in ordered if depth != 0 else ():
         parts = n.split(".")
         key = n if depth is None or len(parts) <= depth else ".".join(parts[:depth])
-        if depth == 0:
-            continue
         if key == n and key not in index:
             index[key] = len(rows)
             rows.append(Row(n, d["op"], d["shape"], d["params"], d["macs"], len(parts),

@@ -1,10 +1,20 @@
-"""Benchmark: a 1,000-cell grid over the WRN template expands and shape-checks in < 10 s.
+"""Benchmark: a 1,000-cell grid over the WRN template expands and shape-checks in < 3 s.
 
 10 depths × 10 widths × 10 block types (count = blocks, so every cell is valid),
 on every core this process may use (``--jobs`` to change), without importing
 torch. Prints the figures; exits 1 if the budget is missed or torch was imported.
 
     .venv/bin/python bench/bench_grid.py [--jobs N] [--serial]
+
+Issue 15 set the budget to 3 s on 2 cores (it was 10 s). What makes a cell cheap: the
+template is parsed once per process (by its text), its layers and blocks once per parsed
+node, and a block instance already expanded with the same arguments, input shape and the
+spec values it may read is replayed, not expanded again: in one cell (a stage's copies)
+and across cells (another depth, the same width and block). Measured, base a8b6154 and
+this branch in one run, on 2 cores shared with other jobs (load average ~6, so walls are
+~3× what a quiet machine gives): expand + check 35.2 s → 11.3 s, CPU (all processes)
+13.8 s → 5.6 s; a serial run of the 1,000 cells 12.2 → 5.2 s of CPU. On a quiet machine
+the base took 9.45-10.5 s, so expect about 3.5 s: the 3 s budget is not yet met there.
 """
 from __future__ import annotations
 
@@ -17,7 +27,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-BUDGET_S = 10.0
+BUDGET_S = 3.0
 GRID = """\
 name: bench-1000
 spec: {spec}

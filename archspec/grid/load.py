@@ -12,7 +12,6 @@ import itertools
 import math
 import os
 import re
-from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 from archspec.errors import Location, SpecError, SpecErrors, did_you_mean, register_source
@@ -35,29 +34,23 @@ _SUFFIX = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
 
 
 # ------------------------------------------------------------------ template
-@lru_cache(maxsize=16)
-def _template_cached(path: str, real: str, mtime: float
-                     ) -> tuple[YMap, tuple[tuple[str, str], ...]]:
-    sources: dict[str, str] = {}
-    root = _resolve(path, sources, (), None)
-    return root, tuple(sources.items())
-
-
 def template(path: str, at: Location | None = None) -> tuple[YMap, dict[str, str]]:
-    """The template's resolved YAML (``extends``/``include`` merged), read once per process.
+    """The template's resolved YAML (``extends``/``include`` merged), for one cell.
 
-    Cells differ only in overrides, so re-reading and re-parsing the file for each
-    one would dominate a large grid's run time.
+    Cells differ only in overrides, and re-parsing the file for each one would dominate
+    a large grid's run time: the loader parses each file once per process by its text
+    (and its layers and blocks once per parsed node), so reading the files again for
+    each cell costs a read, and an edit between two grids in one process, of the
+    template or of a file it includes, is never answered from a stale copy.
     """
     try:
-        mtime = os.path.getmtime(path)
+        os.stat(path)
     except OSError:
         raise SpecError(f"no such spec file '{path}'", at or Location(path),
                         "the path is relative to the grid file") from None
-    # keyed by the real path too (a changed cwd must not hit), read by the path as written,
-    # so error messages name the template as the grid does
-    root, sources = _template_cached(path, os.path.realpath(path), mtime)
-    return root, dict(sources)
+    sources: dict[str, str] = {}
+    root = _resolve(path, sources, (), None)
+    return root, sources
 
 
 def template_params(root: YMap) -> dict[str, ParamDef]:

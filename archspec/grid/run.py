@@ -84,13 +84,15 @@ def weighted_depth(g: nx.DiGraph) -> int:
     which is how the ResNet paper counts depth; training-only heads are left out.
     """
     best: dict[str, int] = {}
-    nodes = g.nodes
-    for n in nx.topological_sort(g):
-        d = nodes[n]
+    weighted = {name for name, op in OPS.items() if op.init in WEIGHTED_ROLES}
+    # the compiler inserts every node after its inputs (the IR's contract): that order is
+    # topological, and ``inputs`` lists the predecessors (networkx's sort cost a fifth)
+    for n, d in g.nodes(data=True):
         if d.get("train_only"):
             continue
-        w = 1 if d["op"] in OPS and OPS[d["op"]].init in WEIGHTED_ROLES else 0
-        best[n] = w + max((best[p] for p in g.predecessors(n) if p in best), default=0)
+        ins = d["inputs"]
+        best[n] = (d["op"] in weighted) + (best.get(ins[0], 0) if len(ins) == 1 else max(
+            (best[p] for p in ins if p in best), default=0))
     return max(best.values(), default=0)
 
 

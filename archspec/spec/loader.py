@@ -12,7 +12,7 @@ import math
 import os
 import re
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from archspec.errors import Location, SpecError, SpecErrors, did_you_mean, register_source
 from archspec.fsio import read_text
@@ -142,6 +142,65 @@ def interpolate(node: YScalar, env: Mapping[str, Any]) -> str:
     return _INTERP.sub(sub, text)
 
 
+# ------------------------------------------------------------------ caches
+#: Parsed spec files by path and text: a file read again in one process (a grid's cells,
+#: a test suite, a library caller) is parsed once; an edited file is another text, so it
+#: is never answered with a stale parse. Located nodes are frozen, so sharing is safe.
+_PARSES: dict[tuple[str, str], YNode] = {}
+_PARSES_MAX, _PARSE_MAX_CHARS = 64, 1 << 20
+#: Layers and blocks parsed from a node, by the node itself (kept alive in the entry, so
+#: its id is not reused): parsing depends on nothing else but the ops registered.
+_PARSED: dict[tuple[str, str, int], tuple[YNode, tuple, Any]] = {}
+
+
+def clear_caches() -> None:
+    """Forget the parsed files and nodes (to measure a cold load, or to free memory)."""
+    _PARSES.clear()
+    _PARSED.clear()
+
+
+def _parse_cached(text: str, path: str) -> YNode:
+    """:func:`parse_yaml`, once per (path, text) in a process; a failure is not kept."""
+    key = (path, text)
+    root = _PARSES.get(key)
+    if root is None:
+        root = parse_yaml(text, path)
+        if len(text) <= _PARSE_MAX_CHARS:
+            if len(_PARSES) >= _PARSES_MAX:
+                _PARSES.pop(next(iter(_PARSES)))
+            _PARSES[key] = root
+    return root
+
+
+def _parsed_once(kind: str, name: str, node: YNode,
+                 parse: Callable[[list[SpecError]], Any], errors: list[SpecError]) -> Any:
+    """``parse(errors)`` for this node, remembered when it gave no error: a grid's cells
+    share their template's nodes and differ only in parameters, which parsing never reads.
+    The registered ops are part of the key (an op registered again changes what parses)."""
+    key = (kind, name, id(node))
+    ops = tuple(OPS.values())
+    hit = _PARSED.get(key)
+    if hit is not None and hit[0] is node and hit[1] == ops:   # same objects: a C loop
+        return hit[2]
+    mine: list[SpecError] = []
+    try:
+        value = parse(mine)
+    finally:
+        errors.extend(mine)
+    if mine:
+        return value
+    if len(_PARSED) >= 4096:
+        _PARSED.clear()
+    _PARSED[key] = (node, ops, value)
+    return value
+
+
+def _parsed_list(key: str, root: YMap, parse: Callable[[YNode | None, str], list]) -> list:
+    """The spec's ``params``/``let``/``checks`` parsed (once per node, see _parsed_once)."""
+    node = root.get(key)
+    return list(_parsed_once(key, "", node, lambda _: tuple(parse(node, "the spec")), []))
+
+
 # ----------------------------------------------------------------- file level
 def _read(path: str, at: Location | None) -> tuple[str, YMap]:
     """Read and parse one spec file through :func:`archspec.fsio.read_text` (regular files
@@ -151,7 +210,7 @@ def _read(path: str, at: Location | None) -> tuple[str, YMap]:
     text = read_text(path, MAX_SPEC_BYTES, "spec", at)
     if path.endswith(YAML_SUFFIXES):
         register_source(path, text)
-    root = parse_yaml(text, path)
+    root = _parse_cached(text, path)
     if not isinstance(root, YMap):
         raise SpecError(f"a spec must be a YAML mapping, got {_kind_word(root)}", root.loc,
                         "start with keys such as 'name:', 'params:' and 'layers:'")
@@ -925,10 +984,10 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
         if not (isinstance(ver, YScalar) and ver.value == 1):
             item_errors.append(_err(f"unsupported spec version {plain(ver)!r}", ver,
                                     "this archspec reads 'archspec: 1'"))
-    params = parse_params(root.get("params"), "the spec")
+    params = _parsed_list("params", root, parse_params)
     params, applied = _apply_overrides(params, overrides)
-    lets = parse_lets(root.get("let"), "the spec")
-    checks = parse_checks(root.get("checks"), "the spec")
+    lets = _parsed_list("let", root, parse_lets)
+    checks = _parsed_list("checks", root, parse_checks)
     names = [p.name for p in params] + [lt.name for lt in lets]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -969,7 +1028,8 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
         for bname, bnode in bm.entries:
             try:
                 _check_name(bname, bm.key_loc(bname), "block")
-                blocks[bname] = parse_block(bname, bnode, item_errors)
+                blocks[bname] = _parsed_once("block", bname, bnode, lambda errs: parse_block(
+                    bname, bnode, errs), item_errors)
             except SpecError as e:
                 errors.extend(e.errors)
     tables = {}
@@ -977,13 +1037,15 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
         tm = _expect_map(root.get("tables"), "'tables'")
         for tname, tnode in tm.entries:
             try:
-                tables[tname] = parse_table(tname, tnode)
+                tables[tname] = _parsed_once("table", tname, tnode,
+                                             lambda _: parse_table(tname, tnode), [])
             except SpecError as e:
                 errors.extend(e.errors)
     if "layers" not in root:
         errors.append(SpecError("the spec has no 'layers'", root.loc,
                                 "list the network's layers under 'layers:'"))
-    items = parse_items(root.get("layers"), "the spec", item_errors)
+    items = _parsed_once("layers", "", root.get("layers"), lambda errs: parse_items(
+        root.get("layers"), "the spec", errs), item_errors)
     if "layers" in root and isinstance(root.get("layers"), YSeq) and not items:
         errors.append(_err("'layers' is empty", root.get("layers"),
                            "a network needs at least one layer, e.g. '- fc: {op: linear, out: 10}'"))

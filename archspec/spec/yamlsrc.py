@@ -64,7 +64,10 @@ class YMap:
     key_locs: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __contains__(self, key: str) -> bool:
-        return any(k == key for k, _ in self.entries)
+        for k, _ in self.entries:    # a loop, not any(...): the loader asks this a lot
+            if k == key:
+                return True
+        return False
 
     def get(self, key: str, default: "YNode | None" = None) -> "YNode | None":
         for k, v in self.entries:

@@ -21,6 +21,10 @@ Nodes (id = hierarchical name, the torch module path, e.g. ``layer2.0.conv1``):
 ``params``     trainable parameter count
 ``macs``       multiply-accumulates per sample (conv and linear)
 ``train_only`` True for nodes of heads that run only in training
+``init``       the node's init plan: ``((tensor, scheme, ((arg, value), …)), …)``
+               for each learnt tensor a rule selects (``spec.init``), in the
+               op's tensor order; ``()`` keeps torch's defaults
+``trainable``  False where ``trainable: false`` freezes the node's parameters
 =============  ===============================================================
 
 Graph attributes (``graph.graph``): ``name``, ``path``, ``description``,
@@ -46,6 +50,7 @@ from archspec.spec import expr as ex
 from archspec.spec.loader import (MAX_LABEL_CHARS, REQUIRED, check_length, check_type,
                                   eval_node, evaluate_env, interpolate, parse_block_value)
 from archspec.spec.model import BlockDef, Item, Spec
+from archspec.spec import init as sp_init
 from archspec.spec.names import check_layer_name
 from archspec.spec.yamlsrc import YNode, YScalar, YSeq
 
@@ -56,7 +61,8 @@ MAX_NODES = 50_000      # primitive ops in one graph (ResNet-152 has 515)
 #: the op limit alone would not stop it. ResNet-152 takes 570 steps.
 MAX_STEPS = 100_000
 
-NODE_ATTRS = ("op", "args", "inputs", "scope", "loc", "shape", "params", "macs", "train_only")
+NODE_ATTRS = ("op", "args", "inputs", "scope", "loc", "shape", "params", "macs", "train_only",
+              "init", "trainable")
 
 
 
@@ -81,6 +87,8 @@ class _Scope:
     blocks: tuple[str, ...] = ()     # block names being expanded (recursion guard)
     declared: dict[str, Location] = field(default_factory=dict)  # literal names, for cycles
     left_out_heads: set[str] = field(default_factory=set)  # train_only layers whose when is false
+    init: tuple = ()                 # init rule sets in force here, outermost first (spec.init)
+    trainable: bool = True           # what `trainable:` says here (innermost wins)
 
     def full(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -208,7 +216,7 @@ class _Builder:
     # ------------------------------------------------------------- nodes
     def add_node(self, nid: str, op: str, args: dict, inputs: list[str], scope: _Scope,
                  loc: Location, shape: tuple | None, params: int = 0, macs: int = 0,
-                 train_only: bool = False) -> None:
+                 train_only: bool = False, init: tuple = (), trainable: bool = True) -> None:
         train_only = train_only or scope.train_only
         if nid in self.g:
             raise SpecError(f"duplicate layer name '{nid}'", loc,
@@ -223,7 +231,8 @@ class _Builder:
         self.first_loc[nid] = loc
         scopes = self.enclosing(nid, loc, train_only)
         self.g.add_node(nid, op=op, args=args, inputs=tuple(inputs), scope=scopes, loc=loc,
-                        shape=shape, params=params, macs=macs, train_only=train_only)
+                        shape=shape, params=params, macs=macs, train_only=train_only,
+                        init=init, trainable=trainable)
         for i, src in enumerate(inputs):
             if not self.g.has_edge(src, nid):   # add(x, x): one edge, `inputs` has both
                 self.g.add_edge(src, nid, index=i)
@@ -504,10 +513,48 @@ class _Builder:
             detail = ", ".join(f"{i} {shape_str(s)}" for i, s in zip(ins, shapes))
             raise SpecError(f"{nid}: {e.message} (input: {detail})",
                             field_locs.get(e.field or "", item.loc), e.hint) from None
+        init, trainable = self.roles(op, item, scope, env, nid, args, shapes, params)
         self.add_node(nid, item.op, args, ins, scope, item.loc, shape, params, macs,
-                      item.train_only)
+                      item.train_only, init, trainable)
         scope.names[name] = nid
         return nid
+
+    # ------------------------------------------------- init and trainable (spec.init)
+    def roles(self, op: Any, item: Item, scope: _Scope, env: dict, nid: str, args: dict,
+              shapes: list, params: int) -> tuple[tuple, bool]:
+        """An op node's init plan (the rules in force, its own last) and whether it
+        trains; ``trainable`` on an op that learns nothing is an error at the key."""
+        tensors = op.tensors(args, shapes) if op.tensors is not None else ()
+        if item.init:
+            sp_init.check_own(item.init, op, tensors, nid)
+        chain = scope.init + ((item.init, env),) if item.init else scope.init
+        plan = sp_init.plan(op, tensors, chain, nid) if tensors and chain else ()
+        if item.trainable is not None and params == 0:
+            raise SpecError(f"{nid}: 'trainable' on a {op.name}, which has no parameters",
+                            item.key_loc("trainable"), "trainable: false freezes the learnt "
+                            "tensors of a conv, linear, norm or block; remove it here")
+        return plan, self.trainable(item, scope, env, nid)
+
+    def trainable(self, item: Item, scope: _Scope, env: dict, where: str) -> bool:
+        """``trainable:`` of a layer (true or false, or an expression giving one), else
+        the enclosing scope's."""
+        if item.trainable is None:
+            return scope.trainable
+        v = item.trainable.value if isinstance(item.trainable, YScalar) and \
+            isinstance(item.trainable.value, bool) else eval_node(item.trainable, env)
+        if not isinstance(v, bool):
+            raise SpecError(f"{where}: 'trainable' must be true or false, got {v!r}",
+                            item.trainable.loc, "trainable: false freezes the parameters")
+        return v
+
+    def inner_roles(self, inner: _Scope, outer: _Scope, item: Item, env: dict, path: str,
+                    own: tuple = (), own_env: dict | None = None) -> None:
+        """A block's or seq's scope: the outer rules, the layer's ``init:`` (evaluated
+        where it is written), then a block definition's own; ``trainable`` inherited
+        unless the layer says."""
+        inner.init = outer.init + (((item.init, env),) if item.init else ()) + \
+            (((own, own_env),) if own else ())
+        inner.trainable = self.trainable(item, outer, env, path)
 
     def resolve_block(self, item: Item, env: dict) -> tuple[ex.BlockRef, BlockDef]:
         node = item.block
@@ -626,16 +673,17 @@ class _Builder:
                 if j == 0:
                     self.scopes[path]["args"] = args
                     self.scopes[path]["label"] = f"{ref} ×{n}"
-                cur = self.instantiate(bdef, ref, args, f"{path}.{j}", cur, scope, item)
+                cur = self.instantiate(bdef, ref, args, f"{path}.{j}", cur, scope, item, jenv)
             out = cur
         else:
             args = self.bind(ref, bdef, item, env)
-            out = self.instantiate(bdef, ref, args, path, ins[0], scope, item)
+            out = self.instantiate(bdef, ref, args, path, ins[0], scope, item, env)
         scope.names[name] = out
         return out
 
     def instantiate(self, bdef: BlockDef, ref: ex.BlockRef, args: dict, path: str,
-                    inp: str | None, parent: _Scope, item: Item) -> str | None:
+                    inp: str | None, parent: _Scope, item: Item, site_env: dict | None = None
+                    ) -> str | None:
         if bdef.name in parent.blocks:
             raise SpecError(f"block '{bdef.name}' uses itself", item.loc,
                             "blocks cannot be recursive")
@@ -662,6 +710,8 @@ class _Builder:
                 f"{path}: the block's label")
         inner = _Scope(path, {"input": inp}, None, False, 0, set(), train_only,
                        parent.blocks + (bdef.name,))
+        self.inner_roles(inner, parent, item, site_env if site_env is not None else base, path,
+                         bdef.init, env)
         user_site = item.loc.path in self.user_files
         if user_site:
             self.sites.append(item.loc)
@@ -693,6 +743,7 @@ class _Builder:
                 break
             p = f"{path}.{j}" if item.repeat is not None else path
             inner = _Scope(p, {"input": cur}, scope, True, 0, set(), train_only, scope.blocks)
+            self.inner_roles(inner, scope, item, env, p)
             cur = self.expand(item.seq, inner, _repeat_env(env, j, n) if item.repeat is not None
                               else env, cur)
         scope.names[name] = cur
@@ -716,7 +767,8 @@ class _Builder:
                 self.error(SpecError(f"input size is too large: {v.bit_length()} bits, more than "
                                      "the 2**63 - 1 torch's sizes allow", n.loc))
             shape.append(v)
-        root = _Scope("", {}, None)
+        root = _Scope("", {}, None, init=((spec.init_rules, self.env0),) if spec.init_rules
+                      else ())
         in_id = spec.input_name
         if not self.errors:
             self.add_node(in_id, "input", {}, [], root, spec.input_loc, tuple(shape))

@@ -182,7 +182,7 @@ def test_train_only_heads_are_counted_apart(compile_text) -> None:
 #: The stable JSON keys (docs/summary-json.md). Adding a key is compatible; renaming or
 #: removing one needs SUMMARY_VERSION bumped and the doc updated.
 TOP_KEYS = ["archspec_summary", "name", "input_shape", "output_shapes", "outputs", "params",
-            "params_eval", "macs", "macs_train", "ops", "rows"]
+            "params_eval", "params_trainable", "macs", "macs_train", "ops", "rows"]
 ROW_KEYS = ["name", "op", "shape", "params", "macs", "depth", "train_only", "loc", "ops"]
 OUTPUT_KEYS = ["name", "node", "shape", "loss_weight", "train_only"]
 

@@ -191,7 +191,13 @@ def plan(op: OpDef, tensors: tuple[tuple[str, tuple[int, ...]], ...], chain: Cha
     scope first, the layer's own last), with its arguments evaluated and checked:
     ``(("weight", "normal", (("std", 0.01),)), …)``. A tensor no rule selects keeps
     its torch default and is not listed."""
+    by_name = any(r.layer is not None for rules, _ in chain for r in rules)
+    key = (op.name, tuple((t, len(sh)) for t, sh in tensors), tuple(id(r) for r, _ in chain))
+    hit = None if by_name else _PLANS.get(key)
+    if hit is not None and all(a is b for a, (b, _) in zip(hit[0], chain)):
+        return hit[1]
     out = []
+    literal = True
     fans = tensor_fans(tensors[0][1]) if tensors else None
     for tensor, shape in tensors:
         won = None
@@ -202,7 +208,14 @@ def plan(op: OpDef, tensors: tuple[tuple[str, tuple[int, ...]], ...], chain: Cha
         if won is not None:
             out.append((tensor, won[0].scheme, evaluate_rule(won[0], won[1], fans, shape,
                                                              f"{where}.{tensor}")))
+            literal = literal and id(won[0]) in _LITERAL
+    if literal and not by_name and len(_PLANS) < 4096:   # the same plan for every such node
+        _PLANS[key] = (tuple(r for r, _ in chain), tuple(out))
     return tuple(out)
+
+
+#: (op, tensor ranks, rule sets) → (the rule sets, the plan), for plans of literal rules.
+_PLANS: dict[tuple, tuple[tuple, tuple]] = {}
 
 
 def evaluate_rule(rule: InitRule, env: Mapping[str, Any], fans: tuple[int, int] | None,
@@ -215,6 +228,9 @@ def evaluate_rule(rule: InitRule, env: Mapping[str, Any], fans: tuple[int, int] 
                         f"more dims, and {what} has shape {tuple(shape)}", rule.loc,
                         "fan-based schemes are for conv and linear weights; use ones, "
                         "zeros, constant or normal here")
+    hit = _LITERAL.get(id(rule))
+    if hit is not None and hit[0] is rule:     # literal arguments: the same for every node
+        return hit[1]
     given: dict[str, Any] = {}
     scope: Mapping[str, Any] | None = None
     for k, node in rule.args:
@@ -233,11 +249,18 @@ def evaluate_rule(rule: InitRule, env: Mapping[str, Any], fans: tuple[int, int] 
             raise SpecError(f"{what}: {e.message}", node.expr_loc(e.offset)
                             if isinstance(node, YScalar) else node.loc, hint) from None
     try:
-        return tuple(init_args(fn, given).items())
+        out = tuple(init_args(fn, given).items())
     except OpError as e:
         node = dict(rule.args).get(e.field or "")
         raise SpecError(f"{what}: init '{rule.scheme}': {e.message}",
                         node.loc if node is not None else rule.loc, e.hint) from None
+    if scope is None and len(_LITERAL) < 4096:      # no expression was evaluated
+        _LITERAL[id(rule)] = (rule, out)
+    return out
+
+
+#: id(rule) → (rule, its checked arguments), for rules whose arguments are all literal.
+_LITERAL: dict[int, tuple[InitRule, tuple]] = {}
 
 
 def check_own(rules: tuple[InitRule, ...], op: OpDef, tensors: tuple, where: str) -> None:

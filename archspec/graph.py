@@ -805,6 +805,9 @@ class _Builder:
                                                            for o in outputs):
             self.error(SpecError("the network has no output that runs in evaluation",
                                  spec.input_loc))
+        if not self.errors and not spec.errors:   # a misspelt init layer name: an error
+            for e in sp_init.unmatched(spec.init_rules, self.g):
+                self.error(e)
         if self.errors or spec.errors:
             seen, uniq = set(), []
             for e in list(spec.errors) + self.errors:

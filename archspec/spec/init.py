@@ -81,7 +81,7 @@ def _entry(key: str, v: YNode, at: Location) -> list[InitRule]:
         if not isinstance(v, YMap):
             raise _fail("init 'layers' must map layer names to their tensors' schemes", v,
                         "e.g. layers: {fc: {bias: zeros}, \"aux*.fc2\": {bias: zeros}}")
-        return [replace(r, layer=name) for name, lv in v.entries
+        return [replace(r, layer=name, loc=v.key_loc(name)) for name, lv in v.entries
                 for r in _tensors_of(name, lv)]
     if key in targets():
         return [replace(r, target=key) for r in _tensors_of(key, v)]
@@ -294,3 +294,23 @@ def layer_roles(body: YMap, kind: str) -> tuple[tuple[InitRule, ...], YNode | No
     if trainable is not None:
         keys.add("trainable")
     return rules, trainable, keys
+
+
+def unmatched(rules: tuple[InitRule, ...], g: Any) -> list[SpecError]:
+    """Spec-level ``layers:`` rules naming a layer (no ``*?[``) that has no such tensor:
+    a misspelt name would otherwise leave the layer at its default init, silently. A
+    pattern may match nothing (``"aux*.fc2"`` where aux_logits is false)."""
+    out = []
+    seen: set[tuple[str, str]] = set()
+    for r in rules:
+        if r.layer is None or (r.layer, r.tensor) in seen or any(c in r.layer for c in "*?["):
+            continue
+        seen.add((r.layer, r.tensor))
+        if not any(fnmatchcase(n, r.layer) and r.tensor in [t for t, *_ in d["init"]]
+                   for n, d in g.nodes(data=True)):
+            names = [n for n, d in g.nodes(data=True) if d["params"]]
+            out.append(SpecError(f"init rule for layer '{r.layer}': no layer of that name has "
+                                 f"a {r.tensor}", r.loc,
+                                 did_you_mean(r.layer, names) or "a full layer name such as "
+                                 "layer1.0.bn2, or a pattern such as \"layer*.bn2\""))
+    return out

@@ -21,6 +21,10 @@ Nodes (id = hierarchical name, the torch module path, e.g. ``layer2.0.conv1``):
 ``params``     trainable parameter count
 ``macs``       multiply-accumulates per sample (conv and linear)
 ``train_only`` True for nodes of heads that run only in training
+``init``       the node's init plan: ``((tensor, scheme, ((arg, value), …)), …)``
+               for each learnt tensor a rule selects (``spec.init``), in the
+               op's tensor order; ``()`` keeps torch's defaults
+``trainable``  False where ``trainable: false`` freezes the node's parameters
 =============  ===============================================================
 
 Graph attributes (``graph.graph``): ``name``, ``path``, ``description``,
@@ -53,6 +57,7 @@ from archspec.spec import expr as ex
 from archspec.spec.loader import (MAX_LABEL_CHARS, REQUIRED, check_length, check_type,
                                   eval_node, evaluate_env, interpolate, parse_block_value)
 from archspec.spec.model import BlockDef, Item, Spec
+from archspec.spec import init as sp_init
 from archspec.spec.names import check_layer_name
 from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq
 
@@ -63,7 +68,8 @@ MAX_NODES = 50_000      # primitive ops in one graph (ResNet-152 has 515)
 #: the op limit alone would not stop it. ResNet-152 takes 570 steps.
 MAX_STEPS = 100_000
 
-NODE_ATTRS = ("op", "args", "inputs", "scope", "loc", "shape", "params", "macs", "train_only")
+NODE_ATTRS = ("op", "args", "inputs", "scope", "loc", "shape", "params", "macs", "train_only",
+              "init", "trainable")
 
 
 
@@ -88,6 +94,8 @@ class _Scope:
     blocks: tuple[str, ...] = ()     # block names being expanded (recursion guard)
     declared: dict[str, Location] = field(default_factory=dict)  # literal names, for cycles
     left_out_heads: set[str] = field(default_factory=set)  # train_only layers whose when is false
+    init: tuple = ()                 # init rule sets in force here, outermost first (spec.init)
+    trainable: bool = True           # what `trainable:` says here (innermost wins)
 
     def full(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -221,7 +229,7 @@ class _Builder:
     # ------------------------------------------------------------- nodes
     def add_node(self, nid: str, op: str, args: dict, inputs: list[str], scope: _Scope,
                  loc: Location, shape: tuple | None, params: int = 0, macs: int = 0,
-                 train_only: bool = False) -> None:
+                 train_only: bool = False, init: tuple = (), trainable: bool = True) -> None:
         train_only = train_only or scope.train_only
         if nid in self.g:
             raise SpecError(f"duplicate layer name '{nid}'", loc,
@@ -237,7 +245,8 @@ class _Builder:
         self._added.append(nid)
         scopes = self.enclosing(nid, loc, train_only)
         self.g.add_node(nid, op=op, args=args, inputs=tuple(inputs), scope=scopes, loc=loc,
-                        shape=shape, params=params, macs=macs, train_only=train_only)
+                        shape=shape, params=params, macs=macs, train_only=train_only,
+                        init=init, trainable=trainable)
         for i, src in enumerate(inputs):
             if not self.g.has_edge(src, nid):   # add(x, x): one edge, `inputs` has both
                 self.g.add_edge(src, nid, index=i)
@@ -519,10 +528,48 @@ class _Builder:
             detail = ", ".join(f"{i} {shape_str(s)}" for i, s in zip(ins, shapes))
             raise SpecError(f"{nid}: {e.message} (input: {detail})",
                             field_locs.get(e.field or "", item.loc), e.hint) from None
+        init, trainable = self.roles(op, item, scope, env, nid, args, shapes, params)
         self.add_node(nid, item.op, args, ins, scope, item.loc, shape, params, macs,
-                      item.train_only)
+                      item.train_only, init, trainable)
         scope.names[name] = nid
         return nid
+
+    # ------------------------------------------------- init and trainable (spec.init)
+    def roles(self, op: Any, item: Item, scope: _Scope, env: dict, nid: str, args: dict,
+              shapes: list, params: int) -> tuple[tuple, bool]:
+        """An op node's init plan (the rules in force, its own last) and whether it
+        trains; ``trainable`` on an op that learns nothing is an error at the key."""
+        tensors = op.tensors(args, shapes) if op.tensors is not None else ()
+        if item.init:
+            sp_init.check_own(item.init, op, tensors, nid)
+        chain = scope.init + ((item.init, env),) if item.init else scope.init
+        plan = sp_init.plan(op, tensors, chain, nid) if tensors and chain else ()
+        if item.trainable is not None and params == 0:
+            raise SpecError(f"{nid}: 'trainable' on a {op.name}, which has no parameters",
+                            item.key_loc("trainable"), "trainable: false freezes the learnt "
+                            "tensors of a conv, linear, norm or block; remove it here")
+        return plan, self.trainable(item, scope, env, nid)
+
+    def trainable(self, item: Item, scope: _Scope, env: dict, where: str) -> bool:
+        """``trainable:`` of a layer (true or false, or an expression giving one), else
+        the enclosing scope's."""
+        if item.trainable is None:
+            return scope.trainable
+        v = item.trainable.value if isinstance(item.trainable, YScalar) and \
+            isinstance(item.trainable.value, bool) else eval_node(item.trainable, env)
+        if not isinstance(v, bool):
+            raise SpecError(f"{where}: 'trainable' must be true or false, got {v!r}",
+                            item.trainable.loc, "trainable: false freezes the parameters")
+        return v
+
+    def inner_roles(self, inner: _Scope, outer: _Scope, item: Item, env: dict, path: str,
+                    own: tuple = (), own_env: dict | None = None) -> None:
+        """A block's or seq's scope: the outer rules, the layer's ``init:`` (evaluated
+        where it is written), then a block definition's own; ``trainable`` inherited
+        unless the layer says."""
+        inner.init = outer.init + (((item.init, env),) if item.init else ()) + \
+            (((own, own_env),) if own else ())
+        inner.trainable = self.trainable(item, outer, env, path)
 
     def resolve_block(self, item: Item, env: dict) -> tuple[ex.BlockRef, BlockDef]:
         node = item.block
@@ -648,21 +695,22 @@ class _Builder:
                     self.scopes[path]["args"] = args
                     self.scopes[path]["label"] = f"{ref} ×{n}"
                 cur = self.instantiate(bdef, ref, args, f"{path}.{j}", cur, scope, item,
-                                       same_args=bool(steady) and j >= 2)
+                                       same_args=bool(steady) and j >= 2, site_env=jenv)
             out = cur
         else:
             args = self.bind(ref, bdef, item, env)
-            out = self.instantiate(bdef, ref, args, path, ins[0], scope, item)
+            out = self.instantiate(bdef, ref, args, path, ins[0], scope, item, site_env=env)
         scope.names[name] = out
         return out
 
     def instantiate(self, bdef: BlockDef, ref: ex.BlockRef, args: dict, path: str,
-                    inp: str | None, parent: _Scope, item: Item, same_args: bool = False
-                    ) -> str | None:
+                    inp: str | None, parent: _Scope, item: Item, same_args: bool = False,
+                    site_env: dict | None = None) -> str | None:
         """Expand one instance of ``bdef`` at ``path`` reading ``inp`` (replayed when an
         identical one was expanded before). ``same_args``: the arguments are a copy of the
         previous instance's (a repeat's later copies), so its key is reused when the
-        input shape is the same too."""
+        input shape is the same too. ``site_env``: the scope the layer's own ``init:`` and
+        ``trainable:`` are evaluated in (its use site: a repeat's index is in it)."""
         if bdef.name in parent.blocks:
             raise SpecError(f"block '{bdef.name}' uses itself", item.loc,
                             "blocks cannot be recursive")
@@ -676,11 +724,14 @@ class _Builder:
                              "ref_args": tuple(ref.args)}
         if inp is None or shape is None:
             return None
-        ctx = (id(bdef), shape, train_only, parent.blocks)
+        roles = _roles_key(parent, item, bdef)
+        ctx = (id(bdef), shape, train_only, parent.blocks, roles)
         if same_args and self._last_key[0] == ctx:
             key = self._last_key[1]
+        elif roles is None:     # init or trainable read this instance's scope: expand it
+            key = None
         else:
-            key = _memo_key(bdef, args, shape, train_only, parent.blocks,
+            key = _memo_key(bdef, args, shape, train_only, parent.blocks + roles,
                             self.env_read(bdef, args), self._env_keys)
         stamp = self._memo.get(key) if key is not None else None
         if stamp is not None and stamp.bdef is bdef and self.replay(stamp, path, inp):
@@ -690,7 +741,8 @@ class _Builder:
                  self._absolute)
         self._absolute = False
         try:
-            out = self.expand_instance(bdef, args, path, inp, shape, train_only, parent, item)
+            out = self.expand_instance(bdef, args, path, inp, shape, train_only, parent, item,
+                                       site_env)
             if key is not None:
                 self.record(key, bdef, path, inp, out, marks)
         finally:
@@ -699,8 +751,8 @@ class _Builder:
         return out
 
     def expand_instance(self, bdef: BlockDef, args: dict, path: str, inp: str,
-                        shape: tuple, train_only: bool, parent: _Scope, item: Item
-                        ) -> str | None:
+                        shape: tuple, train_only: bool, parent: _Scope, item: Item,
+                        site_env: dict | None = None) -> str | None:
         """Evaluate a block's lets and checks for this instance and expand its layers."""
         base = {**self.env0, **args, "in_channels": shape[0], "in_shape": list(shape)}
         try:
@@ -715,6 +767,8 @@ class _Builder:
                 f"{path}: the block's label")
         inner = _Scope(path, {"input": inp}, None, False, 0, set(), train_only,
                        parent.blocks + (bdef.name,))
+        self.inner_roles(inner, parent, item, site_env if site_env is not None else base, path,
+                         bdef.init, env)
         user_site = item.loc.path in self.user_files
         if user_site:
             self.sites.append(item.loc)
@@ -844,6 +898,7 @@ class _Builder:
                 break
             p = f"{path}.{j}" if item.repeat is not None else path
             inner = _Scope(p, {"input": cur}, scope, True, 0, set(), train_only, scope.blocks)
+            self.inner_roles(inner, scope, item, env, p)
             cur = self.expand(item.seq, inner, _repeat_env(env, j, n) if item.repeat is not None
                               else env, cur)
         scope.names[name] = cur
@@ -867,7 +922,8 @@ class _Builder:
                 self.error(SpecError(f"input size is too large: {v.bit_length()} bits, more than "
                                      "the 2**63 - 1 torch's sizes allow", n.loc))
             shape.append(v)
-        root = _Scope("", {}, None)
+        root = _Scope("", {}, None, init=((spec.init_rules, self.env0),) if spec.init_rules
+                      else ())
         in_id = spec.input_name
         if not self.errors:
             self.add_node(in_id, "input", {}, [], root, spec.input_loc, tuple(shape))
@@ -904,6 +960,9 @@ class _Builder:
                                                            for o in outputs):
             self.error(SpecError("the network has no output that runs in evaluation",
                                  spec.input_loc))
+        if not self.errors and not spec.errors:   # a misspelt init layer name: an error
+            for e in sp_init.unmatched(spec.init_rules, self.g):
+                self.error(e)
         roles = None
         if not self.errors and not spec.errors:   # names checked against the finished graph
             try:
@@ -968,6 +1027,23 @@ def _frozen(v: Any) -> Any:
     raise TypeError(f"no key for {t.__name__}")
 
 
+def _roles_key(parent: _Scope, item: Item, bdef: BlockDef) -> tuple | None:
+    """What a block instance's init plans and trainable flags depend on beyond its
+    arguments, or None when that is its own scope: the rule sets in force (by identity:
+    parsed once per spec text) and ``trainable`` around it. Rules with expressions or
+    layer-name patterns, and a ``trainable:`` that is an expression, are evaluated per
+    instance, so such an instance is never replayed."""
+    chain = [rules for rules, _ in parent.init] + [item.init, bdef.init]
+    if not all(sp_init.replayable(rules) for rules in chain if rules):
+        return None
+    own = None
+    if item.trainable is not None:
+        if not (isinstance(item.trainable, YScalar) and isinstance(item.trainable.value, bool)):
+            return None
+        own = item.trainable.value
+    return (parent.trainable, own) + tuple(id(rules) for rules in chain if rules)
+
+
 def _memo_key(bdef: BlockDef, args: dict, shape: tuple, train_only: bool,
               blocks: tuple[str, ...], reads: tuple, env_keys: frozenset) -> tuple | None:
     """What a block instance's expansion depends on, or None when it cannot be keyed: the
@@ -1008,11 +1084,11 @@ def _shared_memo(blocks: dict[str, BlockDef], tables: tuple) -> dict[tuple, _Sta
 
 
 def _reads_index(item: Item) -> bool:
-    """Whether a repeated block's reference, arguments or row mention ``index`` or
-    ``count`` (only then can its copies after the first bind differently: ``first:``
+    """Whether a repeated block's reference, arguments, row, ``init:`` or ``trainable:``
+    mention ``index`` or ``count`` (only then can its copies after the first bind differently: ``first:``
     applies to copy 0 alone)."""
     texts: list[str] = []
-    _strings((item.block, item.args, item.row), texts)
+    _strings((item.block, item.args, item.row, item.init, item.trainable), texts)
     return any(_text_names(t) & {"index", "count"} for t in texts)
 
 

@@ -153,7 +153,10 @@ class OpDef:
     ``passes_fresh``: its output is either its input itself (dropout and stochastic
     depth in eval, or at p = 0) or a new tensor its backward does not read, so it is
     free to overwrite when its input is (torchvision's ``result += input`` after
-    StochasticDepth).
+    StochasticDepth). ``tensors``: its learnt tensors by name (``weight``, ``bias``) with
+    their shapes, from its arguments and input shapes, in the order its torch module
+    registers them: what a spec's ``init:`` and ``trainable:`` address (None: it learns
+    nothing; the shapes' sizes sum to ``params``).
     """
 
     name: str
@@ -175,6 +178,7 @@ class OpDef:
     macs_doc: str = "0"
     batch_stats: Callable[[dict], bool] | None = None
     passes_fresh: bool = False
+    tensors: Callable[[dict, list[Shape]], tuple[tuple[str, Shape], ...]] | None = None
 
     def field(self, name: str) -> Field | None:
         for f in self.fields:
@@ -854,6 +858,151 @@ _POOL_FIELDS = (Field("kernel", "pair", doc="window size"),
                 Field("ceil_mode", "bool", False, "round the output size up (Caffe's rule)"))
 _SIZE = (Field("size", "pair", doc="output size, e.g. 1 or [4, 4]"),)
 
+# ---------------------------------------------------- init and training roles (issue 15)
+# Which learnt tensors an op has (OpDef.tensors) and the torch.nn.init schemes a spec's
+# `init:` may give them (INIT_FNS), as data: the graph stage resolves every node's plan
+# (tensor, scheme, arguments) torch-free and the torch backend runs it generically.
+TensorShapes = tuple[tuple[str, Shape], ...]
+
+
+def _weight_bias(weight: Callable[[dict, list[Shape]], Shape], out: Callable[[dict], int]
+                 ) -> Callable[[dict, list[Shape]], TensorShapes]:
+    """``tensors`` of an op with a weight and an optional bias (``a["bias"]``), in the
+    order its torch module registers them (weight first), as torch's reset draws them."""
+    def tensors(a: dict, ins: list[Shape]) -> TensorShapes:
+        w = (("weight", weight(a, ins)),)
+        return w + ((("bias", (out(a),)),) if a.get("bias") else ())
+    return tensors
+
+
+def _affine(size: Callable[[dict, list[Shape]], int]) -> Callable[[dict, list[Shape]],
+                                                                     TensorShapes]:
+    """``tensors`` of a norm: weight and bias of ``size`` elements when affine, else none."""
+    def tensors(a: dict, ins: list[Shape]) -> TensorShapes:
+        n = size(a, ins)
+        return (("weight", (n,)), ("bias", (n,))) if a["affine"] else ()
+    return tensors
+
+
+def tensor_fans(shape: Shape) -> tuple[int, int] | None:
+    """(fan_in, fan_out) of a tensor, as torch.nn.init's _calculate_fan_in_and_fan_out
+    (None below 2 dims, where torch has none): fan_in = size(1)·receptive field."""
+    if len(shape) < 2:
+        return None
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+@dataclass(frozen=True)
+class InitFn:
+    """One initialisation scheme a spec's ``init:`` names: torch.nn.init's ``fn`` (a
+    dotted path, so this module stays torch-free), its arguments as Fields (only the
+    given ones are passed, so torch's own defaults hold), ``torch_names`` renaming an
+    argument for torch (constant's ``value`` is torch's ``val``), ``min_rank`` the
+    fewest tensor dims it accepts (fan-based schemes need 2), and ``check`` a predicate
+    over the coerced arguments raising OpError (a negative std)."""
+
+    name: str
+    fn: str
+    args: tuple[Field, ...]
+    doc: str
+    min_rank: int = 0
+    torch_names: tuple[tuple[str, str], ...] = ()
+    check: Callable[[dict], None] = lambda a: None
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.args if f.name == name), None)
+
+
+#: torch.nn.init's nonlinearity names (calculate_gain).
+NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                  "conv_transpose2d", "conv_transpose3d", "sigmoid", "tanh", "relu",
+                  "leaky_relu", "selu")
+
+
+def _nonneg(*names: str) -> Callable[[dict], None]:
+    def check(a: dict) -> None:
+        for n in names:
+            if n in a and a[n] < 0:
+                raise OpError(f"'{n}' must not be negative, got {a[n]:g}", n,
+                              f"{n} is a spread: 0 or more")
+    return check
+
+
+def _ordered(lo: str, hi: str, extra: Callable[[dict], None] = lambda a: None
+             ) -> Callable[[dict], None]:
+    def check(a: dict) -> None:
+        extra(a)
+        if lo in a and hi in a and not a[lo] < a[hi]:
+            raise OpError(f"'{lo}' must be below '{hi}', got {a[lo]:g} and {a[hi]:g}", hi,
+                          f"the bounds are [{lo}, {hi}]")
+    return check
+
+
+def _kaiming_args() -> tuple[Field, ...]:
+    return (Field("a", "float", 0.0, "negative slope of the leaky ReLU after it"),
+            Field("mode", "choice", "fan_in", "keep the variance of the forward (fan_in) "
+                  "or of the backward pass (fan_out)", ("fan_in", "fan_out")),
+            Field("nonlinearity", "choice", "leaky_relu", "the gain's nonlinearity",
+                  NONLINEARITIES))
+
+
+_STD = Field("std", "float", 1.0, "standard deviation")
+_MEAN = Field("mean", "float", 0.0, "mean")
+INIT_FNS: dict[str, InitFn] = {f.name: f for f in [
+    InitFn("normal", "torch.nn.init.normal_", (_MEAN, _STD), "N(mean, std²)",
+           check=_nonneg("std")),
+    InitFn("trunc_normal", "torch.nn.init.trunc_normal_",
+           (_MEAN, _STD, Field("a", "float", -2.0, "lower bound (absolute, as torch's)"),
+            Field("b", "float", 2.0, "upper bound (absolute)")),
+           "N(mean, std²) redrawn outside [a, b]", check=_ordered("a", "b", _nonneg("std"))),
+    InitFn("uniform", "torch.nn.init.uniform_", (Field("a", "float", 0.0, "lower bound"),
+                                                 Field("b", "float", 1.0, "upper bound")),
+           "U(a, b)", check=_ordered("a", "b")),
+    InitFn("constant", "torch.nn.init.constant_", (Field("value", "float", doc="the value"),),
+           "every element the value", torch_names=(("value", "val"),)),
+    InitFn("zeros", "torch.nn.init.zeros_", (), "every element 0"),
+    InitFn("ones", "torch.nn.init.ones_", (), "every element 1"),
+    InitFn("kaiming_normal", "torch.nn.init.kaiming_normal_", _kaiming_args(),
+           "He et al.: N(0, gain²/fan)", min_rank=2),
+    InitFn("kaiming_uniform", "torch.nn.init.kaiming_uniform_", _kaiming_args(),
+           "He et al.: U(±gain·√(3/fan)); nn.Linear's and nn.Conv2d's own reset is a = √5",
+           min_rank=2),
+    InitFn("xavier_normal", "torch.nn.init.xavier_normal_",
+           (Field("gain", "float", 1.0, "scale"),), "Glorot: N(0, 2·gain²/(fan_in+fan_out))",
+           min_rank=2, check=_nonneg("gain")),
+    InitFn("xavier_uniform", "torch.nn.init.xavier_uniform_",
+           (Field("gain", "float", 1.0, "scale"),), "Glorot: U(±gain·√(6/(fan_in+fan_out)))",
+           min_rank=2, check=_nonneg("gain")),
+]}
+
+
+def init_args(fn: InitFn, given: dict[str, Any], complete: bool = True) -> dict[str, Any]:
+    """Coerce and check one scheme's given arguments (unknown ones refused), keeping
+    only those given: torch's defaults are its own. Raises OpError naming the field.
+    ``complete=False`` checks a subset (the literal ones, before expressions are known)."""
+    out: dict[str, Any] = {}
+    for k, v in given.items():
+        f = fn.field(k)
+        if f is None:
+            names = ", ".join(a.name for a in fn.args)
+            raise OpError(f"unknown argument '{k}' for init '{fn.name}'", k,
+                          f"it takes {names}" if names else f"'{fn.name}' takes no arguments")
+        out[k] = coerce(f, v)
+    for f in fn.args:
+        if complete and f.required and f.name not in out:
+            raise OpError(f"init '{fn.name}' needs '{f.name}'", None,
+                          f"{{{fn.name}: {{{f.name}: ...}}}}: {f.doc}")
+    fn.check(out)
+    return out
+
+
+def torch_init_kwargs(fn: InitFn, args: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments torch's ``fn`` takes for these (spec-named) arguments."""
+    names = dict(fn.torch_names)
+    return {names.get(k, k): v for k, v in args.items()}
+
+
 OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("conv", (Field("out", "pos_int", doc="output channels"),
                    Field("kernel", "pair", doc="kernel size, an integer or [h, w]"),
@@ -866,6 +1015,8 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
                    Field("bias", "bool", True, "add a learnt bias (false before a batchnorm)")),
           _conv, "2-D convolution", params=_conv_params, macs=_conv_macs,
           lower=TorchModule("torch.nn.Conv2d", _conv_kwargs), fresh_output=True, init="conv",
+          tensors=_weight_bias(lambda a, i: (a["out"], i[0][0] // a["groups"], *a["kernel"]),
+                               lambda a: a["out"]),
           kind="conv", label=_conv_label, macs_doc="(in/groups)·kh·kw per output value"),
     OpDef("batchnorm", (Field("eps", "float", 1e-5, "added to the variance"),
                         Field("momentum", "float", 0.1, "running-statistics update rate"),
@@ -876,7 +1027,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           params=lambda a, i, o: 2 * i[0][0] if a["affine"] else 0,
           lower=TorchModule("torch.nn.BatchNorm2d", _bn_kwargs,
                             by_rank=((1, "torch.nn.BatchNorm1d"),)),
-          fresh_output=True, init="norm", kind="norm",
+          fresh_output=True, init="norm", kind="norm", tensors=_affine(lambda a, i: i[0][0]),
           label=lambda a, i, o: f"batchnorm {label_channels(o)}",
           batch_stats=lambda a: not a["track_running_stats"]),
     OpDef("groupnorm", (Field("groups", "pos_int", doc="groups the channels are split into; "
@@ -889,7 +1040,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           lower=TorchModule("torch.nn.GroupNorm", lambda a, ins: dict(
               num_groups=a["groups"], num_channels=ins[0][0], eps=a["eps"],
               affine=a["affine"])),
-          fresh_output=True, init="norm", kind="norm",
+          fresh_output=True, init="norm", kind="norm", tensors=_affine(lambda a, i: i[0][0]),
           label=lambda a, i, o: f"groupnorm g{a['groups']}, {label_channels(o)}"),
     _activation("relu", "ReLU", "ReLU", inplace=_always),
     _activation("relu6", "ReLU6", "ReLU6", inplace=_always),
@@ -959,6 +1110,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           lower=TorchModule("torch.nn.Linear", lambda a, ins: dict(
               in_features=ins[0][-1], out_features=a["out"], bias=a["bias"])),
           fresh_output=True, init="linear", kind="linear",
+          tensors=_weight_bias(lambda a, i: (a["out"], i[0][-1]), lambda a: a["out"]),
           label=lambda a, i, o: f"linear {i[-1] if i else '?'}→{a['out']}",
           macs_doc="in·out per position"),
     OpDef("flatten", (Field("start", "dim", 1, "first dim of the batched tensor to flatten, as "
@@ -1021,7 +1173,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           params=lambda a, i, o: _prelu_slopes(a, i),
           lower=TorchModule("torch.nn.PReLU", lambda a, ins: dict(
               num_parameters=_prelu_slopes(a, ins), init=a["init"])),
-          kind="activation",
+          kind="activation", tensors=lambda a, i: (("weight", (_prelu_slopes(a, i),)),),
           label=lambda a, i, o: "prelu per channel" if a.get("per_channel") else "prelu"),
     OpDef("upsample", (Field("mode", "choice", "nearest", "interpolation", ("nearest",
                                                                              "bilinear")),
@@ -1050,6 +1202,8 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
                                 * a["kernel"][1]),
           lower=TorchModule("torch.nn.ConvTranspose2d", _conv_transpose_kwargs),
           fresh_output=True, init="conv", kind="conv", label=_conv_transpose_label,
+          tensors=_weight_bias(lambda a, i: (i[0][0], a["out"] // a["groups"], *a["kernel"]),
+                               lambda a: a["out"]),
           macs_doc="(out/groups)·kh·kw per input value"),
     # ---- layout ops (ConvNeXt, ShuffleNetV2): scale, layernorm, permute, slice
     OpDef("scale", (Field("init", "float", doc="the value every factor starts at (ConvNeXt's "
@@ -1058,6 +1212,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           "parameter named as the node, shape (C, 1, 1) on (C, H, W), (F) on a flat input",
           params=lambda a, i, o: i[0][0],
           lower=TorchParameter(_scale_shape, lambda a: a["init"]), fresh_output=True,
+          tensors=lambda a, i: (("weight", _scale_shape(a, i)),),
           kind="other", label=lambda a, i, o: f"scale {label_channels(i)}, init {a['init']:g}"),
     OpDef("layernorm", (Field("over", "choice", "channels", "channels normalises each "
                               "position's channels of (C, H, W) (torchvision's LayerNorm2d), "
@@ -1071,7 +1226,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           params=lambda a, i, o: 2 * _layernorm_size(a, i) if a["affine"] else 0,
           lower=TorchModule("torch.nn.LayerNorm", _layernorm_kwargs, by_arg=(
               ("over", "channels", "torchvision.models.convnext.LayerNorm2d"),)),
-          fresh_output=True, init="norm", kind="norm",
+          fresh_output=True, init="norm", kind="norm", tensors=_affine(_layernorm_size),
           label=lambda a, i, o: f"layernorm {a['over']}"),
     OpDef("permute", (Field("dims", "ints", doc="the batched tensor's axes in their new "
                             "order, the batch 0 first: [0, 2, 3, 1] for (C, H, W) → (H, W, C)"),),

@@ -47,6 +47,7 @@ class Summary:
     macs_train: int                  # per-sample MACs in training (with training-only heads)
     ops: int
     rows: tuple[Row, ...] = field(default_factory=tuple)
+    params_trainable: int | None = None   # params less those frozen by `trainable: false`
 
 
 def check_graph(g: nx.DiGraph) -> None:
@@ -82,6 +83,7 @@ def check_graph(g: nx.DiGraph) -> None:
                                     e.hint))
             continue
         shapes[n] = s
+        errors.extend(_role_errors(n, d, op, ins))
         p, m = op.params(d["args"], ins, s), op.macs(d["args"], ins, s)
         if (s, p, m) != (d["shape"], d["params"], d["macs"]):
             errors.append(SpecError(
@@ -90,6 +92,30 @@ def check_graph(g: nx.DiGraph) -> None:
     if errors:
         raise SpecErrors(errors)
     check_roles(g)
+
+
+def _role_errors(n: str, d: dict, op: Any, ins: list) -> list[SpecError]:
+    """A node's ``init`` plan and ``trainable`` flag against its op: each planned tensor
+    one the op has (in its order), each scheme known with valid arguments."""
+    from archspec.ops import INIT_FNS, init_args
+    at = d.get("loc") or Location("<graph>")
+    if not isinstance(d.get("trainable", True), bool):
+        return [SpecError(f"{n}: 'trainable' must be a bool, got {d['trainable']!r}", at)]
+    names = [t for t, _ in op.tensors(d["args"], ins)] if op.tensors is not None else []
+    planned = [entry[0] if isinstance(entry, tuple) and entry else entry
+               for entry in d.get("init", ())]
+    if planned != [t for t in names if t in planned]:
+        return [SpecError(f"{n}: init plan for {planned}, but {op.name} has tensors "
+                          f"{names} (in that order)", at)]
+    for tensor, scheme, args in d.get("init", ()):
+        fn = INIT_FNS.get(scheme)
+        try:
+            if fn is None:
+                raise OpError(f"unknown init scheme {scheme!r}")
+            init_args(fn, dict(args))
+        except OpError as e:
+            return [SpecError(f"{n}.{tensor}: {e.message}", at)]
+    return []
 
 
 def summarize(g: nx.DiGraph, depth: int | None = None) -> Summary:
@@ -108,6 +134,7 @@ def summarize(g: nx.DiGraph, depth: int | None = None) -> Summary:
     order = [n for n, _ in ordered]
     nodes = g.nodes
     params = sum(d["params"] for _, d in ordered)
+    trainable = sum(d["params"] for _, d in ordered if d.get("trainable", True))
     params_eval = sum(d["params"] for _, d in ordered if not d["train_only"])
     macs_train = sum(d["macs"] for _, d in ordered)
     macs = sum(d["macs"] for _, d in ordered if not d["train_only"])
@@ -136,7 +163,7 @@ def summarize(g: nx.DiGraph, depth: int | None = None) -> Summary:
                             len(key.split(".")), bool(info.get("train_only", d["train_only"])),
                             str(info.get("loc", d["loc"])), 1))
     return Summary(g.graph["name"], tuple(nodes[g.graph["input"]]["shape"]), outputs, params,
-                   params_eval, macs, macs_train, len(order), tuple(rows))
+                   params_eval, macs, macs_train, len(order), tuple(rows), trainable)
 
 
 def _cli_loc(flag: str) -> Location:
@@ -155,6 +182,7 @@ def to_json(s: Summary) -> str:
                     for o in s.outputs],
         "params": s.params,
         "params_eval": s.params_eval,
+        "params_trainable": s.params if s.params_trainable is None else s.params_trainable,
         "macs": s.macs,
         "macs_train": s.macs_train,
         "ops": s.ops,
@@ -200,6 +228,9 @@ def to_table(s: Summary) -> str:
     out.append(f"Total params:       {s.params:,} ({human(s.params)})")
     if s.params_eval != s.params:
         out.append(f"Params in eval:     {s.params_eval:,}")
+    if s.params_trainable is not None and s.params_trainable != s.params:
+        out.append(f"Trainable params:   {s.params_trainable:,} "
+                   f"({s.params - s.params_trainable:,} frozen by trainable: false)")
     out.append(f"MACs per sample:    {s.macs:,} ({human(s.macs)})")
     if s.macs_train != s.macs:
         out.append(f"MACs in training:   {s.macs_train:,}")

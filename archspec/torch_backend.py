@@ -33,7 +33,8 @@ import torch.fx as fx
 import torch.nn as nn
 
 from archspec.errors import Location, SpecError
-from archspec.ops import OPS, OpDef, OpError, TorchCall, TorchModule, TorchParameter
+from archspec.ops import (INIT_FNS, OPS, OpDef, OpError, TorchCall, TorchModule, TorchParameter,
+                          torch_init_kwargs)
 from archspec.text import py_comment, str_literal
 
 def resolve(path: str) -> Any:
@@ -1207,113 +1208,85 @@ def check_activation_memory(g: nx.DiGraph, batch: int, what: str = "--batch") ->
 
 
 # --------------------------------------------------------------------- init
-def _output_layers(module: nn.Module) -> set[int]:
-    """ids of the last parameterised layer of each output head (walking back over activations)."""
-    g = getattr(module, "graph_ir", None)
-    if g is None:
-        return set()
-    mods = dict(module.named_modules())
-    found: set[int] = set()
-    for o in g.graph["outputs"]:
-        n = o["node"]
-        while _init_role(g.nodes[n]["op"]) not in ("linear", "conv") and g.nodes[n]["inputs"]:
-            n = g.nodes[n]["inputs"][0]
-        if n in mods:
-            found.add(id(mods[n]))
-    return found
+# Every node's init plan is resolved by the front end (archspec.spec.init: rules by op
+# kind, block and layer, the named schemes written in that notation); here it is only
+# run, generically: torch.nn.init's function of each scheme on each planned tensor.
+def _tensor_key(nid: str, op: OpDef, tensor: str) -> str:
+    """The state_dict key of a node's learnt tensor: ``nid.weight`` on a module, the
+    node's own path for a bare parameter (a TorchParameter op has one tensor)."""
+    return nid if isinstance(op.lower, TorchParameter) else f"{nid}.{tensor}"
 
 
-def _init_role(op: str) -> str | None:
-    """The init role of an IR op (the input node and unknown ops have none)."""
-    d = OPS.get(op)
-    return d.init if d is not None else None
+def _run_init(t: torch.Tensor, scheme: str, args: tuple[tuple[str, Any], ...]) -> None:
+    """One tensor drawn as a spec's scheme says (torch.nn.init's own function)."""
+    fn = INIT_FNS[scheme]
+    resolve(fn.fn)(t, **torch_init_kwargs(fn, dict(args)))
 
 
-def _role_classes() -> dict[str, tuple[type, ...]]:
-    """Init role → the module classes the registry's ops of that role become; by type,
-    so init schemes also apply to hand-written references (torchvision's models)."""
-    out: dict[str, tuple[type, ...]] = {}
+def _node_tensors(g: nx.DiGraph, key: str) -> dict[str, tuple[str, Any]]:
+    """state_dict key → (node, value of the node's ``key`` attribute's entry): the init
+    plan's ``(scheme, args)`` per tensor, or the node id for ``trainable``."""
+    out: dict[str, tuple[str, Any]] = {}
+    for n, d in g.nodes(data=True):
+        op = OPS.get(d["op"])
+        if op is None:
+            continue
+        if key == "init":
+            for tensor, scheme, args in d.get("init", ()):
+                out[_tensor_key(n, op, tensor)] = (n, (scheme, args))
+        elif not d.get("trainable", True) and op.tensors is not None:
+            for tensor, _ in op.tensors(d["args"], [g.nodes[i]["shape"] for i in d["inputs"]]):
+                out[_tensor_key(n, op, tensor)] = (n, None)
+    return out
+
+
+def apply_init(module: nn.Module, g: nx.DiGraph) -> None:
+    """Initialise ``module`` (built from ``g``) by its nodes' init plans, in module
+    registration order and each module's own tensors in order (weight, then bias), as
+    torchvision's ``for m in self.modules()`` draws; then freeze ``trainable: false``."""
+    plans = _node_tensors(g, "init")
+    with torch.no_grad():
+        for mname, m in module.named_modules():
+            for pname, p in m.named_parameters(recurse=False):
+                hit = plans.get(f"{mname}.{pname}" if mname else pname)
+                if hit is not None:
+                    _run_init(p, *hit[1])
+    frozen = _node_tensors(g, "trainable")
+    for name, p in module.named_parameters():
+        if name in frozen:
+            p.requires_grad_(False)
+
+
+def _role_classes() -> dict[type, tuple[OpDef, ...]]:
+    """Module class → the registry's ops that become it; by type, so the named schemes
+    also apply to hand-written references (torchvision's models)."""
+    out: dict[type, tuple[OpDef, ...]] = {}
     for op in OPS.values():
-        if op.init and isinstance(op.lower, TorchModule):
-            out[op.init] = out.get(op.init, ()) + tuple(resolve(c) for c in op.lower.classes)
+        if op.tensors is not None and isinstance(op.lower, TorchModule):
+            for c in op.lower.classes:
+                cls = resolve(c)
+                out[cls] = out.get(cls, ()) + (op,)
     return out
 
 
 def init_weights(module: nn.Module, scheme: str) -> None:
-    """Initialise ``module`` in place with one of the spec language's INIT_SCHEMES."""
-    if scheme == "torch":
+    """Initialise any ``module`` in place with a named scheme (init_schemes.yaml), each
+    submodule by its type's op (nn.Conv2d a conv, nn.BatchNorm2d a norm), in module
+    order: what the spec's ``init: <scheme>`` gives a built module, for references.
+    Layer and block rules exist only in specs: use :func:`build_module` for those."""
+    from archspec.spec.init import named_scheme, plan
+    rules = named_scheme(scheme, Location("<init>"))
+    if not rules:
         return
-    out_linears = _output_layers(module)
     roles = _role_classes()
     with torch.no_grad():
-        for m in module.modules():
-            conv = isinstance(m, roles.get("conv", ()))
-            lin = isinstance(m, roles.get("linear", ()))
-            bn = isinstance(m, roles.get("norm", ()))
-            if scheme == "wrn":
-                # pystyle.info's WRN port (wide-resnet.lua's MSRinit/FCinit):
-                # N(0, sqrt(2/fan_in)), fc bias 0
-                if conv:
-                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif lin and m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif scheme == "torchvision_resnet":
-                if conv:
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                elif bn and m.weight is not None:
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
-            elif scheme == "torchvision_googlenet":
-                if conv or lin:
-                    nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
-                elif bn and m.weight is not None:
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
-            elif scheme == "pystyle_googlenet":
-                # pystyle.info's GoogLeNet post, Caffe-style: uniform ±sqrt(3/fan_in)
-                # weights; linear biases 0.2 except the output layers' (0; the post
-                # tests out_features == 1000)
-                if conv or lin:
-                    nn.init.kaiming_uniform_(m.weight, nonlinearity="linear")
-                if lin and m.bias is not None:
-                    is_out = id(m) in out_linears if out_linears else m.out_features == 1000
-                    nn.init.constant_(m.bias, 0.0 if is_out else 0.2)
-            elif scheme in _TV_MOBILE_INITS:
-                _torchvision_mobile_init(m, scheme, conv, lin, bn)
-            else:
-                raise SpecError(f"unknown init scheme '{scheme}'", Location("<init>"))
-
-
-# torchvision's MobileNetV3, EfficientNet and RegNet inits (their __init__ loops)
-_TV_MOBILE_INITS = ("torchvision_mobilenet", "torchvision_efficientnet", "torchvision_regnet")
-
-
-def _torchvision_mobile_init(m: nn.Module, scheme: str, conv: bool, lin: bool, bn: bool
-                             ) -> None:
-    """One module as torchvision's mobilenetv3.py, efficientnet.py or regnet.py inits it:
-    convs kaiming fan_out (RegNet's N(0, sqrt(2 / (k·k·out))) is the same law) with zero
-    biases (RegNet keeps torch's conv biases), norms 1 and 0, linears N(0, 0.01) or
-    EfficientNet's U(±1/sqrt(out)), with zero biases. In module order, like torchvision,
-    so one seed gives torchvision's weights."""
-    if conv and scheme == "torchvision_regnet":
-        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-        nn.init.normal_(m.weight, mean=0.0, std=math.sqrt(2.0 / fan_out))
-    elif conv:
-        nn.init.kaiming_normal_(m.weight, mode="fan_out")
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif bn and m.weight is not None:
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
-    elif lin:
-        if scheme == "torchvision_efficientnet":
-            r = 1.0 / math.sqrt(m.out_features)
-            nn.init.uniform_(m.weight, -r, r)
-        else:
-            nn.init.normal_(m.weight, 0.0, 0.01)
-        nn.init.zeros_(m.bias)
+        for name, m in module.named_modules():
+            op = next(iter(roles.get(type(m), ())), None)
+            if op is None:
+                continue
+            tensors = tuple((n, tuple(p.shape)) for n, p in m.named_parameters(recurse=False))
+            for tensor, sch, args in plan(op, tensors, ((rules, {}),), name or "module"):
+                _run_init(getattr(m, tensor), sch, args)
 
 
 # -------------------------------------------------------------------- entry
@@ -1344,5 +1317,5 @@ def build_module(spec: Any, overrides: Any = None, *, features_only: bool = Fals
         _out_indices(g, out_indices)     # a bad index fails before anything is built
     check_memory(g)
     module = ArchModule(g)
-    init_weights(module, g.graph.get("init") or "torch")
+    apply_init(module, g)
     return feature_extractor(module, out_indices) if features_only else module

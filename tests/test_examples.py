@@ -119,7 +119,7 @@ def test_ablation_values_and_bad_input() -> None:
            "'16', '17']; runpy.run_path('examples/ablation.py', run_name='__main__')")
     assert r.returncode == 2
     assert r.stderr.splitlines() == [
-        "specs/wrn.yaml:29:12: error: depth should be 6n+4, got 17; d = 3·l·n + 4 with l = 2 "
+        "specs/wrn.yaml:30:12: error: depth should be 6n+4, got 17; d = 3·l·n + 4 with l = 2 "
         "convs per block; try d = 16 or 22"]
 
 

@@ -88,6 +88,27 @@ def test_instances_that_differ_are_not_confused(tmp_path: Path, monkeypatch) -> 
     assert [g.nodes[f"e.{j}.drop"]["args"]["p"] for j in (0, 1)] == [0.0, pytest.approx(0.1)]
 
 
+
+def test_instances_under_other_init_or_trainable_are_not_confused(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """Same block, arguments and input, but another `init:` or `trainable:` around it, or
+    an init reading the repeat's index: each instance gets its own plan and flag (the
+    merge of remembered instances with the init notation once replayed the first one)."""
+    text = BLOCKS % """\
+  - a: {block: unit, w: 4}
+  - b: {block: unit, w: 4, init: {conv: {weight: {normal: {std: 0.5}}}}}
+  - c: {block: unit, w: 4, trainable: false}
+  - d: {block: unit, w: 4, repeat: 2, init: {conv: {weight: {normal: {std: "0.1 * (index + 1)"}}}}}
+  - e: {block: unit, w: 4}"""
+    spec = archspec.load_spec(_write(tmp_path, text))
+    g = archspec.compile_graph(spec)
+    _same(g, _fresh(spec, monkeypatch))
+    assert g.nodes["a.conv"]["init"] == g.nodes["e.conv"]["init"] == ()
+    assert g.nodes["b.conv"]["init"] == (("weight", "normal", (("std", 0.5),)),)
+    assert not g.nodes["c.conv"]["trainable"] and g.nodes["e.conv"]["trainable"]
+    assert [dict(g.nodes[f"d.{j}.conv"]["init"][0][2])["std"] for j in (0, 1)] == \
+        [pytest.approx(0.1), pytest.approx(0.2)]
+
 def test_a_block_reading_a_full_name_is_expanded_each_time(tmp_path: Path, monkeypatch
                                                            ) -> None:
     """``from: a.0.conv`` inside a block names one place in the network, not a layer of the

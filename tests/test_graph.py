@@ -42,7 +42,8 @@ def test_hierarchical_names_and_scopes(wrn: nx.DiGraph) -> None:
     scopes = wrn.graph["scopes"]
     assert scopes["layer2"]["kind"] == "repeat" and scopes["layer2"]["label"] == "B(3,3) ×4"
     assert scopes["layer2.0"]["kind"] == "block" and scopes["layer2.0"]["label"] == "B(3,3)"
-    assert scopes["layer2.0"]["args"] == {"M": [3, 3], "out": 320, "dropout": 0.3, "stride": 2}
+    assert scopes["layer2.0"]["args"] == {"M": [3, 3], "out": 320, "dropout": 0.3, "stride": 2,
+                                          "shortcut": "input"}
     assert scopes["layer2.1"]["args"]["stride"] == 1
     assert wrn.nodes["conv1"]["scope"] == ()
 

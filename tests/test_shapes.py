@@ -140,7 +140,7 @@ def test_summary_totals_and_rows(wrn: nx.DiGraph) -> None:
     assert s.input_shape == (3, 32, 32) and s.outputs[0]["shape"] == (10,)
     assert [r.name for r in s.rows[:3]] == ["conv1", "layer1.0.bn1", "layer1.0.relu"]
     assert s.rows[0] == Row("conv1", "conv", (16, 32, 32), 432, 442_368, 1, False,
-                            "specs/wrn.yaml:37:5", 1)
+                            "specs/wrn.yaml:38:5", 1)
     assert sum(r.params for r in s.rows) == s.params and len(s.rows) == s.ops
 
 
@@ -182,7 +182,7 @@ def test_train_only_heads_are_counted_apart(compile_text) -> None:
 #: The stable JSON keys (docs/summary-json.md). Adding a key is compatible; renaming or
 #: removing one needs SUMMARY_VERSION bumped and the doc updated.
 TOP_KEYS = ["archspec_summary", "name", "input_shape", "output_shapes", "outputs", "params",
-            "params_eval", "macs", "macs_train", "ops", "rows"]
+            "params_eval", "params_trainable", "macs", "macs_train", "ops", "rows"]
 ROW_KEYS = ["name", "op", "shape", "params", "macs", "depth", "train_only", "loc", "ops"]
 OUTPUT_KEYS = ["name", "node", "shape", "loss_weight", "train_only"]
 
@@ -197,7 +197,7 @@ def test_json_schema_is_stable(wrn: nx.DiGraph) -> None:
     assert all(list(r) == ROW_KEYS for r in doc["rows"])
     assert doc["rows"][2] == {"name": "layer2", "op": "B(3,3) ×4", "shape": ["N", 320, 16, 16],
                               "params": 6_968_000, "macs": 1_782_579_200, "depth": 1,
-                              "train_only": False, "loc": "specs/wrn.yaml:41:9", "ops": 33}
+                              "train_only": False, "loc": "specs/wrn.yaml:42:9", "ops": 33}
     text = (ROOT / "docs" / "summary-json.md").read_text(encoding="utf-8")
     for key in TOP_KEYS + ROW_KEYS + OUTPUT_KEYS:
         assert f"`{key}`" in text, key

@@ -155,6 +155,25 @@ def test_small_spec_learns_synthetic_task(env, tmp_path):
         assert (run / f).stat().st_mode & 0o777 == 0o666 & ~umask, f
 
 
+def test_trainable_false_layer_is_not_trained(env, tmp_path):
+    """trainable: false keeps a layer's weights as initialised through a real run (the
+    optimizer skips them); its neighbour, drawn the same, does train."""
+    spec = tmp_path / "frozen.yaml"
+    spec.write_text(TINY.replace(
+        "  - conv1: {op: conv, out: width, kernel: 3, stride: 2, padding: 1, bias: false}",
+        "  - conv1: {op: conv, out: width, kernel: 3, stride: 2, padding: 1, bias: false,\n"
+        "            trainable: false, init: {weight: {constant: {value: 0.05}}}}").replace(
+        "  - conv2: {op: conv, out: width, kernel: 3, stride: 2, padding: 1, bias: false}",
+        "  - conv2: {op: conv, out: width, kernel: 3, stride: 2, padding: 1, bias: false,\n"
+        "            init: {weight: {constant: {value: 0.05}}}}"))
+    s = train(opts(env, tmp_path / "run", spec=str(spec), recipe=replace(FAST, epochs=1),
+                   train_subset=128))
+    assert s["status"] == "finished"
+    w = weights(tmp_path / "run")
+    assert torch.all(w["conv1.weight"] == 0.05)
+    assert not torch.all(w["conv2.weight"] == 0.05)
+
+
 def test_eval_command_reproduces_the_runs_accuracy(env, tmp_path):
     s = train(opts(env, tmp_path / "run", recipe=replace(FAST, epochs=1), train_subset=256))
     from archspec.cli import main as cli_main

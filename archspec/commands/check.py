@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         if not args.quiet:
             s = summarize(g, depth=0)
-            print(f"{printable(path)}: ok ({s.ops} ops, {s.params:,} params, "
+            frozen = "" if s.params_trainable in (None, s.params) else \
+                f" ({s.params_trainable:,} trainable)"
+            print(f"{printable(path)}: ok ({s.ops} ops, {s.params:,} params{frozen}, "
                   f"{human(s.macs, 'MACs')})")
     return 2 if failed else 0

@@ -20,6 +20,7 @@ from archspec.ops import OPS
 from archspec.spec import expr as ex
 from archspec.spec.model import (REQUIRED, BlockDef, Check, Item, Let, Output, ParamDef, Spec,
                                  Table)
+from archspec.spec.init import layer_roles, parse_init, scheme_names
 from archspec.spec.names import MAX_NAME_CHARS, check_name as _check_name
 from archspec.spec.roles import parse_roles
 from archspec.spec.yamlsrc import YMap, YNode, YScalar, YSeq, located, parse_set_value, parse_yaml, plain
@@ -30,13 +31,13 @@ MAX_SPEC_BYTES = 4 * 1024 * 1024
 YAML_SUFFIXES = (".yaml", ".yml")
 STDLIB = os.path.join(os.path.dirname(__file__), "stdlib.yaml")
 
-#: Weight-initialisation schemes a spec may name (implemented by the torch backend).
-INIT_SCHEMES = ("torch", "wrn", "torchvision_resnet", "torchvision_googlenet", "pystyle_googlenet",
-                "torchvision_mobilenet", "torchvision_efficientnet", "torchvision_regnet")
+#: Weight-initialisation schemes a spec may name: rule sets written in the init notation
+#: in init_schemes.yaml (archspec.spec.init).
+INIT_SCHEMES = scheme_names()
 
 TOP_KEYS = ("archspec", "name", "description", "extends", "include", "params", "let", "checks",
             "functions", "input", "init", "tables", "blocks", "layers", "outputs", "roles")
-BLOCK_KEYS = ("doc", "params", "varargs", "let", "checks", "label", "layers")
+BLOCK_KEYS = ("doc", "params", "varargs", "let", "checks", "label", "layers", "init")
 META_KEYS = ("from", "with", "when", "else", "repeat", "first", "row", "train_only")
 KIND_KEYS = ("op", "block", "seq", "for")
 PARAM_TYPES = ("int", "float", "bool", "str", "list", "block", "any")
@@ -754,11 +755,14 @@ def parse_item(node: YNode, errors: list[SpecError]) -> Item:
         raise _err("'else' names what a layer left out by 'when' stands for, and this layer "
                    "has no 'when'", body.key_loc("else"),
                    "add a condition (when: use_res) or remove 'else:'")
-    rest = [(k, v) for k, v in body.entries if k not in META_KEYS and k != kind]
+    own_init, trainable, role_keys = layer_roles(body, kind)
+    rest = [(k, v) for k, v in body.entries if k not in META_KEYS and k != kind and
+            k not in role_keys]
     common = dict(loc=loc, name=name, source=meta.get("from"), extra=meta.get("with"),
                   when=meta.get("when"), otherwise=meta.get("else"),
                   train_only=meta.get("train_only", False),
-                  key_locs=tuple((k, body.key_loc(k)) for k in body.keys()))
+                  key_locs=tuple((k, body.key_loc(k)) for k in body.keys()),
+                  init=own_init, trainable=trainable)
     if kind == "op":
         opname = _expect_str(body.get("op"), "'op'")
         op = OPS.get(opname)
@@ -819,6 +823,10 @@ def parse_item(node: YNode, errors: list[SpecError]) -> Item:
         raise _err("a for loop needs 'in:' and 'layers:'", body)
     if name is not None:
         raise _err("a for loop cannot be named; name the layers inside it", name)
+    if role_keys:
+        k = sorted(role_keys)[0]
+        raise _err(f"'{k}' does not apply to a for loop", body.key_loc(k),
+                   f"give '{k}' to the layers inside it, or wrap them in a seq")
     for k in META_KEYS:
         if k in meta and meta[k] not in (None, False):
             raise _err(f"'{k}' does not apply to a for loop", body.key_loc(k))
@@ -844,7 +852,9 @@ def parse_block(name: str, node: YNode, errors: list[SpecError]) -> BlockDef:
     return BlockDef(name, tuple(params), parse_items(m.get("layers"), f"block '{name}'", errors),
                     m.loc, varargs, tuple(parse_lets(m.get("let"), f"block '{name}'")),
                     tuple(parse_checks(m.get("checks"), f"block '{name}'")),
-                    _label(m.get("label")), _text(m.get("doc"), "'doc'"))
+                    _label(m.get("label")), _text(m.get("doc"), "'doc'"),
+                    parse_init(m.get("init"), f"the init of block '{name}'")
+                    if "init" in m else ())
 
 
 def _label(node: YNode | None) -> YNode | None:
@@ -1015,13 +1025,16 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
     if len(shape) not in (1, 3):
         errors.append(_err(f"input shape must be [C, H, W] or [features], got {len(shape)} "
                            "dimensions", shape_node, "the batch dimension is left out"))
-    init = "torch"
-    if "init" in root:
-        init = _expect_str(root.get("init"), "'init'")
-        if init not in INIT_SCHEMES:
-            item_errors.append(_err(f"unknown init scheme '{init}'", root.get("init"),
-                               did_you_mean(init, INIT_SCHEMES) or
-                               "one of " + ", ".join(INIT_SCHEMES)))
+    init, init_rules = "torch", ()
+    if "init" in root:   # a scheme's name, or rules by op kind (archspec.spec.init)
+        inode = root.get("init")
+        named = inode.get("scheme") if isinstance(inode, YMap) else inode
+        init = named.value if isinstance(named, YScalar) and isinstance(named.value, str) \
+            else "rules"
+        try:
+            init_rules = parse_init(inode)
+        except SpecError as e:
+            item_errors.extend(e.errors)
     blocks = dict(stdlib_blocks())
     if "blocks" in root:
         bm = _expect_map(root.get("blocks"), "'blocks'")
@@ -1094,4 +1107,5 @@ def spec_from_yaml(root: YMap, path: str, sources: dict[str, str],
                 input_loc=shape_node.loc, init=init, blocks=tuple(blocks.items()),
                 tables=tuple(tables.items()), items=items, outputs=tuple(outputs),
                 env=tuple(env.items()), sources=tuple(sources.items()), overrides=applied,
-                errors=tuple(item_errors), functions=tuple(funcs.items()), roles=roles)
+                errors=tuple(item_errors), functions=tuple(funcs.items()), roles=roles,
+                init_rules=init_rules)

@@ -48,6 +48,21 @@ class Let:
 
 
 @dataclass(frozen=True)
+class InitRule:
+    """One rule of the init notation: ``target`` (an op name, an init role such as
+    ``conv``, or None for any op) has its ``tensor`` (``weight``, ``bias``) drawn by
+    ``scheme`` (a key of :data:`archspec.ops.INIT_FNS`) with ``args`` (located values:
+    numbers, words or expressions, evaluated per node in the graph stage)."""
+
+    target: str | None
+    tensor: str
+    scheme: str
+    args: tuple[tuple[str, YNode], ...]
+    loc: Location
+    layer: str | None = None        # a spec-level rule for the layers matching this pattern
+
+
+@dataclass(frozen=True)
 class Item:
     """One entry of a ``layers`` list.
 
@@ -73,6 +88,8 @@ class Item:
     row: tuple[str, str, Location] | None = None  # (table, row) supplying block arguments
     train_only: bool = False
     key_locs: tuple[tuple[str, Location], ...] = ()  # where each key of the layer is written
+    init: tuple[InitRule, ...] = ()  # `init:` of this layer (an op's tensors, a block's ops)
+    trainable: YNode | None = None   # `trainable:`, an expression giving true or false
 
     def key_loc(self, key: str) -> Location:
         """Where ``key`` is written in this layer (the layer's location if it is not)."""
@@ -92,6 +109,7 @@ class BlockDef:
     checks: tuple[Check, ...] = ()
     label: YNode | None = None      # display label, e.g. "B({M})"; defaults to the reference
     doc: str = ""
+    init: tuple[InitRule, ...] = ()  # the definition's `init:`, for its layers
 
 
 @dataclass(frozen=True)
@@ -145,6 +163,7 @@ class Spec:
     errors: tuple = ()    # layers that did not parse, when loaded with partial=True
     functions: tuple = ()  # (name, expr.UserFunction): the spec's `functions:`, in scope everywhere
     roles: Any = None      # archspec.spec.roles.Roles: the stem, stages, head and classifier
+    init_rules: tuple[InitRule, ...] = ()   # the spec's `init:` as rules (a named scheme's too)
 
     def block(self, name: str) -> BlockDef | None:
         for n, b in self.blocks:

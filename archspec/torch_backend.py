@@ -24,6 +24,7 @@ import linecache
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -505,13 +506,15 @@ def _needed(g: nx.DiGraph, path: str, outputs: list[str]) -> set[str]:
 
 
 def region_graph(g: nx.DiGraph, plans: Mapping[str, TreePlan], path: str, inp: str,
-                 outputs: list[str], order: list[str]) -> tuple[fx.Graph, dict[str, str]]:
+                 outputs: list[str], order: list[str], keep: set[str] | None = None
+                 ) -> tuple[fx.Graph, dict[str, str]]:
     """The forward of scope ``path`` (``""``: the root) as an fx Graph over its own ops
     and its child module scopes (``call_module``, placed where the child's output is
     made); targets and node names are relative to the scope, so every instance of a
-    block writes the same code. Returns the graph and its nodes' spec locations."""
+    block writes the same code. Returns the graph and its nodes' spec locations.
+    ``keep``: :func:`kept_tensors` (given by a caller making many regions of one graph)."""
     need = _needed(g, path, outputs)
-    out_nodes = kept_tensors(g, plans)
+    out_nodes = kept_tensors(g, plans) if keep is None else keep
     graph, locs = fx.Graph(), {}
     env: dict[str, fx.Node] = {inp: graph.placeholder("x")}
     for nid in order:
@@ -758,11 +761,12 @@ def _set_tree_forwards(root: nn.Module, g: nx.DiGraph, plans: Mapping[str, TreeP
     (each distinct one once, headed by the scopes that run it) for ``root.code``."""
     users: dict[str, list[str]] = {}
     sources: dict[tuple, tuple[str, dict[str, Any]]] = {}
+    keep = kept_tensors(g, plans)
     for path, p in plans.items():
         mod = root.get_submodule(path)
         if not isinstance(mod, TreeModule):
             continue
-        graph, locs = region_graph(g, plans, path, p.input, [p.output], order)
+        graph, locs = region_graph(g, plans, path, p.input, [p.output], order, keep)
         key = _graph_key(graph, locs)
         if key not in sources:
             sources[key] = forward_source(graph, locs)
@@ -1041,12 +1045,76 @@ def to_graph(spec: Any, overrides: Any = None) -> nx.DiGraph:
         return spec
     from archspec.graph import compile_graph
     if isinstance(spec, (str, os.PathLike)):
-        from archspec.spec import load_spec
-        spec = load_spec(spec, overrides or None)
-    elif overrides:
+        return _checked_graph(os.fspath(spec), overrides)
+    if overrides:
         raise SpecError("overrides need a spec path; a loaded Spec is already resolved",
                         Location(getattr(spec, "path", "<spec>")))
     return compile_graph(spec)
+
+
+# ------------------------------------------------------- checked graphs, in-process
+# The front end (load, expand, shape-check) costs as much as building the modules of a
+# small network; a process building one spec again (a seed sweep, a grid, the tests)
+# reuses the graph it checked, while every file it read still holds the same text.
+_GRAPHS: dict[tuple, tuple[nx.DiGraph, tuple[tuple[str, str], ...]]] = {}
+_GRAPHS_MAX = 32
+
+
+def _overrides_key(overrides: Any) -> tuple | None:
+    """A hashable form of ``--set`` overrides (a mapping or strings); None: uncacheable."""
+    if not overrides:
+        return ()
+    try:
+        if isinstance(overrides, Mapping):
+            return ("map", tuple((str(k), repr(v)) for k, v in overrides.items()))
+        return ("list", tuple(overrides)) if all(isinstance(o, str) for o in overrides) \
+            else None
+    except TypeError:
+        return None
+
+
+def _sources_unchanged(sources: tuple[tuple[str, str], ...]) -> bool:
+    """True while every file the spec was read from still holds the text it had."""
+    for path, text in sources:
+        data = text.encode("utf-8")
+        try:
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != len(data):
+                return False                     # (never opens what is no longer a file)
+            with open(path, "rb") as fh:
+                if fh.read(len(data) + 1) != data:
+                    return False
+        except OSError:
+            return False
+    return True
+
+
+def _checked_graph(path: str, overrides: Any) -> nx.DiGraph:
+    """The compiled graph of the spec at ``path`` with ``overrides``: from the front end,
+    or a copy of the one made for the same files, overrides, working directory and op
+    registry (a changed file, a newly registered op, another ``--set`` reads afresh)."""
+    from archspec.errors import register_source
+    from archspec.graph import compile_graph
+    from archspec.library import resolve as resolve_spec
+    from archspec.spec import load_spec
+    if overrides is not None and not isinstance(overrides, Mapping):
+        overrides = list(overrides)              # an iterator: read once, for key and load
+    okey = _overrides_key(overrides)
+    real = resolve_spec(path, "spec")
+    key = None if okey is None else \
+        (real, os.getcwd(), okey, tuple((k, id(d)) for k, d in OPS.items()))
+    hit = _GRAPHS.get(key) if key is not None else None
+    if hit is not None and _sources_unchanged(hit[1]):
+        for src_path, text in hit[1]:             # error carets, as a fresh load gives
+            register_source(src_path, text)
+        return hit[0].copy()
+    spec = load_spec(path, overrides or None)
+    g = compile_graph(spec)
+    if key is not None:
+        if len(_GRAPHS) >= _GRAPHS_MAX:
+            _GRAPHS.pop(next(iter(_GRAPHS)))
+        _GRAPHS[key] = (g.copy(), tuple(spec.sources))
+    return g
 
 
 def build_module(spec: Any, overrides: Any = None) -> ArchModule:

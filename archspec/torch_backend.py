@@ -588,9 +588,14 @@ class TreeModule(nn.Module):
     (the function is recompiled, once per distinct source)."""
 
     def _set_forward(self, src: str, globals_: dict[str, Any], label: str) -> None:
-        self._arch_src = src
-        self._arch_glb = _portable(globals_)
-        self._arch_fn = _cached_compile(src, globals_, "forward", label)
+        self._share_forward(src, _portable(globals_),
+                            _cached_compile(src, globals_, "forward", label))
+
+    def _share_forward(self, src: str, portable: dict[str, Any], fn: Callable) -> None:
+        """Run ``fn`` (compiled from ``src``; ``portable``: its globals for pickling) as
+        this module's forward: set once per distinct source for all instances of a block
+        (plain attributes, so straight into ``__dict__``, past ``Module.__setattr__``)."""
+        self.__dict__.update(_arch_src=src, _arch_glb=portable, _arch_fn=fn)
 
     def forward(self, x: torch.Tensor) -> Any:
         return self._arch_fn(self, x)
@@ -760,20 +765,57 @@ def _set_tree_forwards(root: nn.Module, g: nx.DiGraph, plans: Mapping[str, TreeP
     """Give every scope module of ``root`` its generated forward; returns their sources
     (each distinct one once, headed by the scopes that run it) for ``root.code``."""
     users: dict[str, list[str]] = {}
-    sources: dict[tuple, tuple[str, dict[str, Any]]] = {}
+    sources: dict[tuple, tuple[str, dict[str, Any], Callable]] = {}
     keep = kept_tensors(g, plans)
+    made: dict[tuple, tuple] = {}        # region key → graph key: fx runs once per block
     for path, p in plans.items():
         mod = root.get_submodule(path)
         if not isinstance(mod, TreeModule):
             continue
-        graph, locs = region_graph(g, plans, path, p.input, [p.output], order, keep)
-        key = _graph_key(graph, locs)
-        if key not in sources:
-            sources[key] = forward_source(graph, locs)
-        src, glb = sources[key]
-        mod._set_forward(src, glb, f"{g.graph['name']} {p.cls_name}")
+        rkey = _region_key(g, plans, path, p.input, p.output, order, keep)
+        key = made.get(rkey)
+        if key is None:
+            graph, locs = region_graph(g, plans, path, p.input, [p.output], order, keep)
+            key = made[rkey] = _graph_key(graph, locs)
+            if key not in sources:
+                src, glb = forward_source(graph, locs)
+                sources[key] = (src, _portable(glb), _cached_compile(
+                    src, glb, "forward", f"{g.graph['name']} {p.cls_name}"))
+        src, portable, fn = sources[key]
+        mod._share_forward(src, portable, fn)
         users.setdefault(src, []).append(f"{path} ({p.cls_name})")
     return "".join(f"\n# {', '.join(u)}\n{src}" for src, u in users.items())
+
+
+def _region_key(g: nx.DiGraph, plans: Mapping[str, TreePlan], path: str, inp: str,
+                out: str, order: list[str], keep: set[str]) -> tuple:
+    """Everything :func:`region_graph` reads to write scope ``path``'s forward, relative
+    to the scope: per op in order its name, lowering, inputs, in-place choice and spec
+    location, and for a functional op its arguments and input shapes (a module's
+    arguments are its constructor's, not the forward's). Equal keys, equal fx graphs, so
+    the instances of a block build theirs once."""
+    need = _needed(g, path, [out])
+    ref: dict[str, Any] = {inp: "x"}
+    key: list[tuple] = []
+    for nid in order:
+        if nid not in need or nid in ref:
+            continue
+        owner = _owner(g, plans, path, nid)
+        if owner is not None:
+            if nid == plans[owner].output:
+                ref[nid] = ("mod", _rel(path, owner))
+                key.append((ref[nid], ref[plans[owner].input],
+                            g.graph["scopes"][owner]["loc"]))
+            continue
+        d = g.nodes[nid]
+        low = _opdef(g, nid).lower
+        ref[nid] = _rel(path, nid)
+        ins = tuple(ref[i] for i in d["inputs"])
+        call = (repr(sorted(d["args"].items())), tuple(g.nodes[i]["shape"] for i in
+                d["inputs"])) if isinstance(low, TorchCall) else ()
+        key.append((ref[nid], id(low), ins, call, _runs_inplace(g, nid, keep),
+                    node_where(g, nid)))
+    return tuple(key), ref[out]
 
 
 def _graph_key(graph: fx.Graph, locs: Mapping[str, str]) -> tuple:

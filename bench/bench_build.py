@@ -9,10 +9,13 @@ resnet18 it prints, as ratios ours ÷ reference's constructor (issue 14's target
     (the checked graph is reused while the spec's files are unchanged: a seed sweep, a grid);
   - ``fresh``: the same with the front end run again (load, expand, shape-check: the
     in-process graph cache emptied before each build);
-  - ``first``: the first build in the process beside the reference's first construction
-    (one sample each; one-off imports and fx's first code generation included).
+  - ``first``: the first build of the spec in the process beside the reference's first
+    construction (one sample each, wall time; the first model of a run also pays one-off
+    imports and fx's first code generation).
 
-The two sides alternate (ABAB…, order flipped every rep) and each ratio is of medians.
+The two sides alternate (ABAB…, order flipped every rep) and each ratio is of medians,
+of wall time and (``cpu``) of the process's CPU time, which other load on a shared
+machine disturbs far less (with one thread, construction is all on this process's CPU).
 
     PYTHONPATH=. .venv/bin/python bench/bench_build.py --threads 1 --reps 9
     PYTHONPATH=. .venv/bin/python bench/bench_build.py --threads 1 --only resnet50 googlenet
@@ -48,22 +51,25 @@ def _cases() -> list[tuple[str, str, Callable[[], torch.nn.Module]]]:
     ]
 
 
-def _seconds(fn: Callable[[], object]) -> float:
-    t = time.perf_counter()
+def _seconds(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call."""
+    t, c = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def alternated(ours: Callable[[], object], ref: Callable[[], object], reps: int
-               ) -> tuple[float, float]:
-    """Median seconds of (ours, ref), the two run alternately, order flipped every rep."""
+               ) -> tuple[float, float, float]:
+    """Median wall seconds of (ours, ref), the two run alternately (order flipped every
+    rep), and the ratio of their median CPU seconds."""
     a, b = [], []
     for i in range(reps):
         if i % 2 == 0:
             a.append(_seconds(ours)), b.append(_seconds(ref))
         else:
             b.append(_seconds(ref)), a.append(_seconds(ours))
-    return statistics.median(a), statistics.median(b)
+    med = [statistics.median(t[k] for t in side) for side in (a, b) for k in (0, 1)]
+    return med[0], med[2], med[1] / med[3]
 
 
 def _fresh(path: str) -> Callable[[], object]:
@@ -82,16 +88,16 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), medians of "
           f"{args.reps} alternated constructions (first: one each)")
-    head = ("model", "ours s", "ref s", "path", "fresh", "first")
+    head = ("model", "ours s", "ref s", "path", "path cpu", "fresh", "fresh cpu", "first")
     print("  ".join(h.ljust(10) for h in head))
     for name, path, ctor in _cases():
         if args.only and name not in args.only:
             continue
-        first = _seconds(lambda: torch_backend.build_module(path)) / _seconds(ctor)
-        ta, tb = alternated(lambda: torch_backend.build_module(path), ctor, args.reps)
-        fa, fb = alternated(_fresh(path), ctor, args.reps)
-        cells = (name, f"{ta:.3f}", f"{tb:.3f}", f"{ta / tb:.3f}", f"{fa / fb:.3f}",
-                 f"{first:.2f}")
+        first = _seconds(lambda: torch_backend.build_module(path))[0] / _seconds(ctor)[0]
+        ta, tb, cpu = alternated(lambda: torch_backend.build_module(path), ctor, args.reps)
+        fa, fb, fcpu = alternated(_fresh(path), ctor, args.reps)
+        cells = (name, f"{ta:.3f}", f"{tb:.3f}", f"{ta / tb:.3f}", f"{cpu:.3f}",
+                 f"{fa / fb:.3f}", f"{fcpu:.3f}", f"{first:.2f}")
         print("  ".join(c.ljust(10) for c in cells), flush=True)
     return 0
 

@@ -9,6 +9,10 @@ resnet18 it prints, as ratios ours ÷ reference's constructor (issue 14's target
     (the checked graph is reused while the spec's files are unchanged: a seed sweep, a grid);
   - ``fresh``: the same with the front end run again (load, expand, shape-check: the
     in-process graph cache emptied before each build);
+  - ``meta ms``: ours − reference in CPU milliseconds, both built on the meta device
+    (no weight memory, no init kernels): the Python construction overhead alone, which
+    the random-number kernels of the weight init (most of the time, and the part a loaded
+    machine disturbs most) do not blur; ``est`` = 1 + that ÷ the reference's CPU time;
   - ``first``: the first build of the spec in the process beside the reference's first
     construction (one sample each, wall time; the first model of a run also pays one-off
     imports and fx's first code generation).
@@ -79,6 +83,21 @@ def _fresh(path: str) -> Callable[[], object]:
     return build
 
 
+def meta_overhead(path: str, ctor: Callable[[], object], reps: int) -> tuple[float, float]:
+    """(ours − ref CPU seconds on the meta device, the reference's CPU seconds on the CPU)."""
+    def on_meta(fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            with torch.device("meta"):
+                return fn()
+        return run
+    a, b = [], []
+    for _ in range(reps):
+        a.append(_seconds(on_meta(lambda: torch_backend.build_module(path)))[1])
+        b.append(_seconds(on_meta(ctor))[1])
+    ref_cpu = statistics.median(_seconds(ctor)[1] for _ in range(max(3, reps // 3)))
+    return statistics.median(a) - statistics.median(b), ref_cpu
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=9, help="alternated repetitions (median)")
@@ -88,7 +107,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), medians of "
           f"{args.reps} alternated constructions (first: one each)")
-    head = ("model", "ours s", "ref s", "path", "path cpu", "fresh", "fresh cpu", "first")
+    head = ("model", "ours s", "ref s", "path", "path cpu", "fresh", "fresh cpu", "meta ms",
+            "est", "first")
     print("  ".join(h.ljust(10) for h in head))
     for name, path, ctor in _cases():
         if args.only and name not in args.only:
@@ -96,8 +116,10 @@ def main() -> int:
         first = _seconds(lambda: torch_backend.build_module(path))[0] / _seconds(ctor)[0]
         ta, tb, cpu = alternated(lambda: torch_backend.build_module(path), ctor, args.reps)
         fa, fb, fcpu = alternated(_fresh(path), ctor, args.reps)
+        over, ref_cpu = meta_overhead(path, ctor, args.reps)
         cells = (name, f"{ta:.3f}", f"{tb:.3f}", f"{ta / tb:.3f}", f"{cpu:.3f}",
-                 f"{fa / fb:.3f}", f"{fcpu:.3f}", f"{first:.2f}")
+                 f"{fa / fb:.3f}", f"{fcpu:.3f}", f"{over * 1e3:.1f}",
+                 f"{1 + over / ref_cpu:.3f}", f"{first:.2f}")
         print("  ".join(c.ljust(10) for c in cells), flush=True)
     return 0
 

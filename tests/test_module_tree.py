@@ -235,3 +235,28 @@ def test_torchinfo_summary_equals_torchvision_resnet50_row_for_row() -> None:
     assert ours[0][1:] == ref[0][1:]
     assert ours[1:] == ref[1:]
     assert all(r[2] for r in ours)                 # no '--' output: every row ran
+
+
+def _aten_calls(m: nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """How often each aten op runs in one train-mode forward+backward (torch's profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        out = m.train()(x)
+        (out[0] if isinstance(out, tuple) else out).sum().backward()
+    return {e.key: e.count for e in prof.key_averages() if e.key.startswith("aten::")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ["resnet50", "googlenet-torchvision", "wrn-28-10"])
+def test_forward_backward_runs_the_references_aten_ops(spec: str) -> None:
+    """The fwd+bwd bench's ratios (bench/bench_torch.py) without its noise: the tree runs
+    the very aten ops of the reference, each as often (no extra clone, contiguous or
+    out-of-place activation anywhere), forward and backward."""
+    from references.wrn_pystyle import WideResNet
+    refs = {"resnet50": torchvision.models.resnet50,
+            "googlenet-torchvision": lambda: torchvision.models.googlenet(
+                aux_logits=True, transform_input=False, init_weights=True),
+            "wrn-28-10": lambda: WideResNet(28, 10)}
+    x = torch.randn(2, 3, 32, 32) if spec == "wrn-28-10" else torch.randn(2, 3, 64, 64)
+    ours, ref = _aten_calls(build_module(f"specs/{spec}.yaml"), x), _aten_calls(refs[spec](), x)
+    assert ours == ref and sum(ours.values()) > 1000

@@ -24,6 +24,7 @@ import linecache
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -506,13 +507,15 @@ def _needed(g: nx.DiGraph, path: str, outputs: list[str]) -> set[str]:
 
 
 def region_graph(g: nx.DiGraph, plans: Mapping[str, TreePlan], path: str, inp: str,
-                 outputs: list[str], order: list[str]) -> tuple[fx.Graph, dict[str, str]]:
+                 outputs: list[str], order: list[str], keep: set[str] | None = None
+                 ) -> tuple[fx.Graph, dict[str, str]]:
     """The forward of scope ``path`` (``""``: the root) as an fx Graph over its own ops
     and its child module scopes (``call_module``, placed where the child's output is
     made); targets and node names are relative to the scope, so every instance of a
-    block writes the same code. Returns the graph and its nodes' spec locations."""
+    block writes the same code. Returns the graph and its nodes' spec locations.
+    ``keep``: :func:`kept_tensors` (given by a caller making many regions of one graph)."""
     need = _needed(g, path, outputs)
-    out_nodes = kept_tensors(g, plans)
+    out_nodes = kept_tensors(g, plans) if keep is None else keep
     graph, locs = fx.Graph(), {}
     env: dict[str, fx.Node] = {inp: graph.placeholder("x")}
     for nid in order:
@@ -586,9 +589,14 @@ class TreeModule(nn.Module):
     (the function is recompiled, once per distinct source)."""
 
     def _set_forward(self, src: str, globals_: dict[str, Any], label: str) -> None:
-        self._arch_src = src
-        self._arch_glb = _portable(globals_)
-        self._arch_fn = _cached_compile(src, globals_, "forward", label)
+        self._share_forward(src, _portable(globals_),
+                            _cached_compile(src, globals_, "forward", label))
+
+    def _share_forward(self, src: str, portable: dict[str, Any], fn: Callable) -> None:
+        """Run ``fn`` (compiled from ``src``; ``portable``: its globals for pickling) as
+        this module's forward: set once per distinct source for all instances of a block
+        (plain attributes, so straight into ``__dict__``, past ``Module.__setattr__``)."""
+        self.__dict__.update(_arch_src=src, _arch_glb=portable, _arch_fn=fn)
 
     def forward(self, x: torch.Tensor) -> Any:
         return self._arch_fn(self, x)
@@ -1043,19 +1051,57 @@ def _set_tree_forwards(root: nn.Module, g: nx.DiGraph, plans: Mapping[str, TreeP
     """Give every scope module of ``root`` its generated forward; returns their sources
     (each distinct one once, headed by the scopes that run it) for ``root.code``."""
     users: dict[str, list[str]] = {}
-    sources: dict[tuple, tuple[str, dict[str, Any]]] = {}
+    sources: dict[tuple, tuple[str, dict[str, Any], Callable]] = {}
+    keep = kept_tensors(g, plans)
+    made: dict[tuple, tuple] = {}        # region key → graph key: fx runs once per block
     for path, p in plans.items():
         mod = root.get_submodule(path)
         if not isinstance(mod, TreeModule):
             continue
-        graph, locs = region_graph(g, plans, path, p.input, [p.output], order)
-        key = _graph_key(graph, locs)
-        if key not in sources:
-            sources[key] = forward_source(graph, locs)
-        src, glb = sources[key]
-        mod._set_forward(src, glb, f"{g.graph['name']} {p.cls_name}")
+        rkey = _region_key(g, plans, path, p.input, p.output, order, keep)
+        key = made.get(rkey)
+        if key is None:
+            graph, locs = region_graph(g, plans, path, p.input, [p.output], order, keep)
+            key = made[rkey] = _graph_key(graph, locs)
+            if key not in sources:
+                src, glb = forward_source(graph, locs)
+                sources[key] = (src, _portable(glb), _cached_compile(
+                    src, glb, "forward", f"{g.graph['name']} {p.cls_name}"))
+        src, portable, fn = sources[key]
+        mod._share_forward(src, portable, fn)
         users.setdefault(src, []).append(f"{path} ({p.cls_name})")
     return "".join(f"\n# {', '.join(u)}\n{src}" for src, u in users.items())
+
+
+def _region_key(g: nx.DiGraph, plans: Mapping[str, TreePlan], path: str, inp: str,
+                out: str, order: list[str], keep: set[str]) -> tuple:
+    """Everything :func:`region_graph` reads to write scope ``path``'s forward, relative
+    to the scope: per op in order its name, lowering, inputs, in-place choice and spec
+    location, and for a functional op its arguments and input shapes (a module's
+    arguments are its constructor's, not the forward's). Equal keys, equal fx graphs, so
+    the instances of a block build theirs once."""
+    need = _needed(g, path, [out])
+    ref: dict[str, Any] = {inp: "x"}
+    key: list[tuple] = []
+    for nid in order:
+        if nid not in need or nid in ref:
+            continue
+        owner = _owner(g, plans, path, nid)
+        if owner is not None:
+            if nid == plans[owner].output:
+                ref[nid] = ("mod", _rel(path, owner))
+                key.append((ref[nid], ref[plans[owner].input],
+                            g.graph["scopes"][owner]["loc"]))
+            continue
+        d = g.nodes[nid]
+        low = _opdef(g, nid).lower
+        ref[nid] = _rel(path, nid)
+        ins = tuple(ref[i] for i in d["inputs"])
+        call = (repr(sorted(d["args"].items())), tuple(g.nodes[i]["shape"] for i in
+                d["inputs"])) if isinstance(low, TorchCall) else ()
+        key.append((ref[nid], id(low), ins, call, _runs_inplace(g, nid, keep),
+                    node_where(g, nid)))
+    return tuple(key), ref[out]
 
 
 def _graph_key(graph: fx.Graph, locs: Mapping[str, str]) -> tuple:
@@ -1299,12 +1345,76 @@ def to_graph(spec: Any, overrides: Any = None) -> nx.DiGraph:
         return spec
     from archspec.graph import compile_graph
     if isinstance(spec, (str, os.PathLike)):
-        from archspec.spec import load_spec
-        spec = load_spec(spec, overrides or None)
-    elif overrides:
+        return _checked_graph(os.fspath(spec), overrides)
+    if overrides:
         raise SpecError("overrides need a spec path; a loaded Spec is already resolved",
                         Location(getattr(spec, "path", "<spec>")))
     return compile_graph(spec)
+
+
+# ------------------------------------------------------- checked graphs, in-process
+# The front end (load, expand, shape-check) costs as much as building the modules of a
+# small network; a process building one spec again (a seed sweep, a grid, the tests)
+# reuses the graph it checked, while every file it read still holds the same text.
+_GRAPHS: dict[tuple, tuple[nx.DiGraph, tuple[tuple[str, str], ...]]] = {}
+_GRAPHS_MAX = 32
+
+
+def _overrides_key(overrides: Any) -> tuple | None:
+    """A hashable form of ``--set`` overrides (a mapping or strings); None: uncacheable."""
+    if not overrides:
+        return ()
+    try:
+        if isinstance(overrides, Mapping):
+            return ("map", tuple((str(k), repr(v)) for k, v in overrides.items()))
+        return ("list", tuple(overrides)) if all(isinstance(o, str) for o in overrides) \
+            else None
+    except TypeError:
+        return None
+
+
+def _sources_unchanged(sources: tuple[tuple[str, str], ...]) -> bool:
+    """True while every file the spec was read from still holds the text it had."""
+    for path, text in sources:
+        data = text.encode("utf-8")
+        try:
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != len(data):
+                return False                     # (never opens what is no longer a file)
+            with open(path, "rb") as fh:
+                if fh.read(len(data) + 1) != data:
+                    return False
+        except OSError:
+            return False
+    return True
+
+
+def _checked_graph(path: str, overrides: Any) -> nx.DiGraph:
+    """The compiled graph of the spec at ``path`` with ``overrides``: from the front end,
+    or a copy of the one made for the same files, overrides, working directory and op
+    registry (a changed file, a newly registered op, another ``--set`` reads afresh)."""
+    from archspec.errors import register_source
+    from archspec.graph import compile_graph
+    from archspec.library import resolve as resolve_spec
+    from archspec.spec import load_spec
+    if overrides is not None and not isinstance(overrides, Mapping):
+        overrides = list(overrides)              # an iterator: read once, for key and load
+    okey = _overrides_key(overrides)
+    real = resolve_spec(path, "spec")
+    key = None if okey is None else \
+        (real, os.getcwd(), okey, tuple((k, id(d)) for k, d in OPS.items()))
+    hit = _GRAPHS.get(key) if key is not None else None
+    if hit is not None and _sources_unchanged(hit[1]):
+        for src_path, text in hit[1]:             # error carets, as a fresh load gives
+            register_source(src_path, text)
+        return hit[0].copy()
+    spec = load_spec(path, overrides or None)
+    g = compile_graph(spec)
+    if key is not None:
+        if len(_GRAPHS) >= _GRAPHS_MAX:
+            _GRAPHS.pop(next(iter(_GRAPHS)))
+        _GRAPHS[key] = (g.copy(), tuple(spec.sources))
+    return g
 
 
 def build_module(spec: Any, overrides: Any = None, *, features_only: bool = False,

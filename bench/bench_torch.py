@@ -1,8 +1,9 @@
 """Spec-built modules vs hand-written references, measured side by side in one run.
 
-For torchvision's resnet50 and the WRN-28-10 of pystyle.info's 「Pytorch – Wide ResNet の
+For torchvision's resnet50 and googlenet (aux heads on, train mode) and the WRN-28-10 of pystyle.info's 「Pytorch – Wide ResNet の
 仕組みと実装について解説」 (tests/references/wrn_pystyle.py) it prints, as ratios
-spec ÷ reference (targets: time ≤ 1.02, construction ≤ 1.2, graph breaks 0):
+spec ÷ reference (issue 14's targets: fwd+bwd ≤ 1.03, construction ≤ 1.1 — see
+bench/bench_build.py for the alternated construction figures —, graph breaks 0):
   - forward+backward time in train mode (eager; CPU, and CUDA when available),
     the two models timed alternately with the same weights and input, median of N;
   - module construction time (ours from the spec path, and from a compiled graph);
@@ -10,6 +11,8 @@ spec ÷ reference (targets: time ≤ 1.02, construction ≤ 1.2, graph breaks 0)
 
     .venv/bin/python bench/bench_torch.py            # issue sizes: rn50 16×224², WRN 64×32²
     .venv/bin/python bench/bench_torch.py --small    # CPU-friendly: rn50 4×112², WRN 8×32²
+    .venv/bin/python bench/bench_torch.py --small --threads 1 --reps 9   # a shared machine
+    .venv/bin/python bench/bench_torch.py --small --only googlenet
 """
 from __future__ import annotations
 
@@ -83,6 +86,8 @@ def main() -> int:
     ap.add_argument("--small", action="store_true", help="CPU-friendly batch sizes")
     ap.add_argument("--reps", type=int, default=None, help="timed repetitions per model")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    ap.add_argument("--only", nargs="*", help="model names to measure (resnet50, googlenet, "
+                    "WRN-28-10)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -96,12 +101,17 @@ def main() -> int:
     cases = [
         ("resnet50", f"{rn_b}×3×{rn_s}²", "specs/resnet50.yaml", torchvision.models.resnet50,
          (rn_b, 3, rn_s, rn_s)),
+        ("googlenet", f"{rn_b}×3×{rn_s}²", "specs/googlenet-torchvision.yaml",
+         lambda: torchvision.models.googlenet(aux_logits=True, transform_input=False,
+                                              init_weights=True), (rn_b, 3, rn_s, rn_s)),
         ("WRN-28-10", f"{wrn_b}×3×32²", "specs/wrn-28-10.yaml", lambda: WideResNet(28, 10),
          (wrn_b, 3, 32, 32)),
     ]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
     for name, size, path, ctor, shape in cases:
+        if args.only and name not in args.only:
+            continue
         g = archspec.compile_graph(archspec.load_spec(path))
         t_ref = median_time(ctor, 3)
         t_path = median_time(lambda: build_module(path), 3)

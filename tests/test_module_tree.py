@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from typing import Any
 
 import pytest
 import torch
@@ -210,3 +211,52 @@ def test_backward_hooks_on_every_scope_module(spec: str) -> None:
     x = torch.empty(2, *shape, device="meta", requires_grad=True)
     m.train()(x).sum().backward()
     assert x.grad is not None and x.grad.shape == x.shape
+
+
+def _summary_rows(model: nn.Module, torchinfo: Any) -> list[tuple]:
+    """torchinfo's table rows (depth 3) as (class name, depth-index, output shape, params)."""
+    s = torchinfo.summary(model, input_size=(1, 3, 64, 64), depth=3, device="cpu", verbose=0)
+    return [(type(r.module).__name__, f"{r.depth}-{r.depth_index}", r.output_size,
+             r.num_params, r.trainable_params) for r in s.summary_list]
+
+
+def test_torchinfo_summary_equals_torchvision_resnet50_row_for_row() -> None:
+    """Issue 14's figure: the spec-built resnet50's torchinfo table at depth 3 is
+    torchvision's, row for row in layer names (class: depth-index), output shapes and
+    parameter counts. Only the root's class differs (ArchModule, not ResNet); the three
+    ReLUs of a block are three modules where torchvision calls one three times, which
+    torchinfo's default table (no variable names) shows alike."""
+    torchinfo = pytest.importorskip("torchinfo")
+    torch.manual_seed(0)
+    ours = _summary_rows(build_module("specs/resnet50.yaml"), torchinfo)
+    ref = _summary_rows(torchvision.models.resnet50(), torchinfo)
+    assert len(ours) == len(ref) == 183
+    assert ours[0][0] == "ArchModule" and ref[0][0] == "ResNet"
+    assert ours[0][1:] == ref[0][1:]
+    assert ours[1:] == ref[1:]
+    assert all(r[2] for r in ours)                 # no '--' output: every row ran
+
+
+def _aten_calls(m: nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """How often each aten op runs in one train-mode forward+backward (torch's profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        out = m.train()(x)
+        (out[0] if isinstance(out, tuple) else out).sum().backward()
+    return {e.key: e.count for e in prof.key_averages() if e.key.startswith("aten::")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ["resnet50", "googlenet-torchvision", "wrn-28-10"])
+def test_forward_backward_runs_the_references_aten_ops(spec: str) -> None:
+    """The fwd+bwd bench's ratios (bench/bench_torch.py) without its noise: the tree runs
+    the very aten ops of the reference, each as often (no extra clone, contiguous or
+    out-of-place activation anywhere), forward and backward."""
+    from references.wrn_pystyle import WideResNet
+    refs = {"resnet50": torchvision.models.resnet50,
+            "googlenet-torchvision": lambda: torchvision.models.googlenet(
+                aux_logits=True, transform_input=False, init_weights=True),
+            "wrn-28-10": lambda: WideResNet(28, 10)}
+    x = torch.randn(2, 3, 32, 32) if spec == "wrn-28-10" else torch.randn(2, 3, 64, 64)
+    ours, ref = _aten_calls(build_module(f"specs/{spec}.yaml"), x), _aten_calls(refs[spec](), x)
+    assert ours == ref and sum(ours.values()) > 1000

@@ -418,6 +418,56 @@ def test_onnx_export(tmp_path: Path) -> None:
     assert len(model.graph.initializer) >= 10
 
 
+def _tree18() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """resnet18 from the spec (a module tree: Sequential stages of Basic blocks, each with
+    its own generated forward) in eval mode, a small input and its eager output."""
+    torch.manual_seed(0)
+    m = build_module("specs/resnet18.yaml").eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        return m, x, m(x)
+
+
+@pytest.mark.slow
+def test_torch_compile_fullgraph_on_the_module_tree() -> None:
+    """Issue 14: torch.compile(fullgraph=True) of the tree (a graph break raises), equal
+    to eager, forward and backward (GoogLeNet's train forward: the test above)."""
+    m, x, want = _tree18()
+    torch._dynamo.reset()
+    compiled = torch.compile(m, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), want, atol=1e-5)
+    m.train()
+    compiled(x).sum().backward()
+    assert m.layer3[1].conv1.weight.grad is not None
+    torch._dynamo.reset()
+
+
+def test_torch_export_of_the_module_tree_equals_eager() -> None:
+    m, x, want = _tree18()
+    ep = torch.export.export(m, (x,))
+    assert torch.allclose(ep.module()(x), want, atol=1e-5)
+    assert [k for k in ep.state_dict if k.startswith("layer3.1.")][:2] == \
+        ["layer3.1.conv1.weight", "layer3.1.bn1.weight"]
+
+
+@pytest.mark.slow
+def test_onnx_export_of_the_module_tree(tmp_path: Path) -> None:
+    """ONNX (the dynamo exporter) of the tree: checked by onnx.checker and, with no
+    onnxruntime here, run by onnx's reference evaluator against the eager output."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    from onnx.reference import ReferenceEvaluator
+    m, x, want = _tree18()
+    out = tmp_path / "tree.onnx"
+    torch.onnx.export(m, (x,), str(out), dynamo=True)
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    (got,) = ReferenceEvaluator(model).run(None, {model.graph.input[0].name: x.numpy()})
+    assert got.shape == (2, 1000)
+    assert torch.allclose(torch.from_numpy(got), want, atol=1e-4)
+
+
 # ------------------------------------------------------------------- commands
 def test_build_command_writes_directory(tmp_path: Path, capsys) -> None:
     from safetensors.torch import load_file

@@ -33,6 +33,7 @@ import torch
 import torch.fx as fx
 
 from archspec.errors import SpecError
+from archspec.ops import OPS
 from archspec.text import py_comment, py_docstring, str_literal
 from archspec.torch_backend import (ModuleDef, ParamDef, TreePlan, _order, _root_graph,
                                     kept_tensors, module_access, module_defs, param_defs,
@@ -204,13 +205,16 @@ def _fmt(v: Any, indent: int, col: int) -> str:
         return flat
     pad = indent + 4
     lines: list[str] = []
+    packs = False            # the last line holds plain values (a call gets a line of its own)
     for key, x in _labelled(v):
         text = key + _fmt(x, pad, pad + len(key)) + ","
-        if lines and "\n" not in text and "\n" not in lines[-1] and \
-                len(lines[-1]) + 1 + len(text) <= _WIDTH:
+        plain = "\n" not in text and not (isinstance(x, Repeat) or
+                                          isinstance(x, Call) and x.callee != "")
+        if packs and plain and len(lines[-1]) + 1 + len(text) <= _WIDTH:
             lines[-1] += " " + text
         else:
             lines.append(" " * pad + text)
+        packs = plain
     if v.callee != "" or len(lines) > 1 or lines[0].count(",") > 1:
         lines[-1] = lines[-1][:-1] if lines[-1].endswith(",") and v.callee != "" else lines[-1]
     return _open(v) + "\n" + "\n".join(lines) + "\n" + " " * indent + _close(v)
@@ -612,7 +616,7 @@ class _Emitter:
         body: list[str] = []
         made: set[str] = set()
         for rel in values[master]:
-            expr = _unify([values[q].get(rel) for q in insts], rel, params)
+            expr = _unify([values[q].get(rel) for q in insts], self.hint(rel, insts), params)
             body += self.assign(rel, expr, made, params.modules, rel in called,
                                 isinstance(self.leaves.get(targets[rel]), ParamDef))
         for i, q in enumerate(insts):
@@ -625,6 +629,16 @@ class _Emitter:
             f"    def __init__({', '.join(['self', *params.signature()])}):",
             "        super().__init__()", *body, "",
             _method_source(graph, dict(locs), "forward", _own_line)]))
+
+    def hint(self, rel: str, insts: list[str]) -> str:
+        """A parameter-name hint for submodule ``rel``: its name, or for a position
+        (``2``) the diagram kind its op has in every instance (``activation``)."""
+        last = rel.rpartition(".")[2]
+        if _ident(last):
+            return rel
+        kinds = {getattr(OPS.get(self.g.nodes[t]["op"]), "kind", None)
+                 for q in insts for r, t in self.items.get(q, []) if r == rel and t in self.g}
+        return kinds.pop() if len(kinds) == 1 and None not in kinds else rel
 
     def assign(self, rel: str, expr: Any, made: set[str], modules: Mapping[str, bool],
                called: bool, param: bool) -> list[str]:

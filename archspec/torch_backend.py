@@ -265,8 +265,8 @@ def loc_text(loc: Location, base: str | None = None) -> str:
     name alone: generated code never carries a path of the machine it was built on."""
     if loc.path.startswith("<"):
         return str(loc)
-    return str(Location(_shown_path(loc.path, base or os.getcwd(), os.getcwd()),
-                        loc.line, loc.col))
+    cwd = os.getcwd()
+    return str(Location(_shown_path(loc.path, base or cwd, cwd), loc.line, loc.col))
 
 
 def spec_dir(g: nx.DiGraph) -> str:

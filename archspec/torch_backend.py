@@ -191,12 +191,13 @@ def node_where(g: nx.DiGraph, nid: str) -> str:
     """Where a node comes from: its spec line and, for an op defined in another file
     (a library block), the use site that instantiated it: ``stdlib.yaml:26:13 via wrn.yaml:41:9``."""
     d = g.nodes[nid]
-    text = loc_text(d["loc"])
+    base = spec_dir(g)
+    text = loc_text(d["loc"], base)
     scopes = g.graph.get("scopes", {})
     for scope in reversed(d["scope"]):
         sl = scopes.get(scope, {}).get("loc")
         if sl is not None and sl.path != d["loc"].path:
-            return f"{text} via {loc_text(sl)}"
+            return f"{text} via {loc_text(sl, base)}"
     return text
 
 
@@ -260,17 +261,36 @@ def _call(graph: fx.Graph, low: TorchCall, args: list[fx.Node], a: Mapping[str, 
     return n
 
 
-def loc_text(loc: Location) -> str:
-    """``path:line:col`` with the path relative to the working directory when inside it."""
-    path = _shown_path(loc.path, os.getcwd()) if os.path.isabs(loc.path) else loc.path
-    return str(Location(path, loc.line, loc.col))
+def loc_text(loc: Location, base: str | None = None) -> str:
+    """``path:line:col`` with the path relative to ``base`` (the spec's own folder,
+    :func:`spec_dir`; the working directory when None) if inside it, else the file's
+    name alone: generated code never carries a path of the machine it was built on."""
+    if loc.path.startswith("<"):
+        return str(loc)
+    cwd = os.getcwd()
+    return str(Location(_shown_path(loc.path, base or cwd, cwd), loc.line, loc.col))
 
 
-@functools.lru_cache(maxsize=1024)
-def _shown_path(path: str, cwd: str) -> str:
-    """``path`` relative to ``cwd`` when inside it (cached: every op of a block asks)."""
-    rel = os.path.relpath(path, cwd)
-    return path if rel.startswith("..") else rel
+def spec_dir(g: nx.DiGraph) -> str:
+    """The folder of the spec a graph was compiled from (the working directory when it
+    has no file), absolute: the base of every location :func:`loc_text` writes."""
+    path = g.graph.get("path")
+    if not isinstance(path, str) or path.startswith("<"):
+        return os.getcwd()
+    return _abs_dir(path, os.getcwd())
+
+
+@functools.lru_cache(maxsize=256)
+def _abs_dir(path: str, cwd: str) -> str:
+    return os.path.dirname(os.path.join(cwd, path))
+
+
+@functools.lru_cache(maxsize=4096)
+def _shown_path(path: str, base: str, cwd: str) -> str:
+    """``path`` (relative to ``cwd`` unless absolute) relative to ``base`` when inside
+    it, else its file name (cached: every op of a block asks)."""
+    rel = os.path.relpath(os.path.join(cwd, path), base)
+    return os.path.basename(path) if rel.startswith("..") or os.path.isabs(rel) else rel
 
 
 def _fx_format_target(base: str, target: str) -> str:
@@ -527,7 +547,8 @@ def region_graph(g: nx.DiGraph, plans: Mapping[str, TreePlan], path: str, inp: s
                 rel = _rel(path, owner)
                 env[nid] = graph.create_node("call_module", rel, (env[plans[owner].input],),
                                              {}, name=re.sub(r"\W", "_", rel))
-                locs[env[nid].name] = loc_text(g.graph["scopes"][owner]["loc"])
+                locs[env[nid].name] = loc_text(g.graph["scopes"][owner]["loc"],
+                                                       spec_dir(g))
             continue
         env[nid] = _op_node(g, nid, _rel(path, nid), env, out_nodes, graph, locs)
     results = [env[o] for o in outputs]

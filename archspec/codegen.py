@@ -34,6 +34,7 @@ import torch.fx as fx
 
 from archspec.errors import SpecError
 from archspec.ops import OPS
+from archspec.fxsource import method_source
 from archspec.text import py_comment, py_docstring, str_literal
 from archspec.torch_backend import (ModuleDef, ParamDef, TreePlan, _order, _root_graph,
                                     kept_tensors, module_access, module_defs, param_defs,
@@ -333,75 +334,11 @@ def _same_shape(vals: list[Call]) -> bool:
 
 
 # ------------------------------------------------------------ fx → a method's source
-class _Method(fx.CodeGen):
-    """fx's code generation with the method named ``name`` (``forward_eval``...)."""
-
-    def __init__(self, name: str):
-        super().__init__()
-        self.method = name
-
-    def gen_fn_def(self, free_vars: list[str], maybe_return_annotation: str, **_: Any) -> str:
-        if not free_vars or free_vars[0] != "self":
-            free_vars.insert(0, "self")
-        return f"def {self.method}({', '.join(free_vars)}){maybe_return_annotation}:"
-
-
-_COUNTER = re.compile(r"# COUNTER: (\d+)\n")
-
-
-def _commented(notes: Mapping[int, str]) -> Callable[[list[str]], list[str]]:
-    """A body transformer for ``Graph.on_generate_code``: each statement of node ``i``
-    ends in ``# notes[i]`` instead of fx's ``;  x = None`` (freeing a tensor early is
-    noise in code a person reads). If fx's body has no node markers, it is unchanged."""
-    def transform(body: list[str]) -> list[str]:
-        out: list[str] = []
-        node, seen = None, 0
-        for frag in body:
-            m = _COUNTER.fullmatch(frag)
-            if m:
-                node, seen = int(m.group(1)), 0
-            elif node is not None and seen == 1 and (frag == "\n" or frag.startswith(";")):
-                note = notes.get(node)
-                frag = f"  # {note}\n" if note else "\n"
-                node = None
-            else:
-                seen += 1
-            out.append(frag)
-        return out
-    return transform
-
-
-def _keyword_targets(graph: fx.Graph, locs: dict[str, str]) -> None:
-    """A submodule or parameter whose path has a Python keyword (``self.in``, which fx
-    would write as an attribute) is reached by ``get_submodule`` / ``get_parameter``."""
-    bad = [n for n in graph.nodes if n.op in ("call_module", "get_attr")
-           and any(keyword.iskeyword(p) for p in n.target.split("."))]
-    if not bad:
-        return
-    with graph.inserting_before(next(iter(graph.nodes))):
-        me = graph.placeholder("self")
-    for n in bad:
-        with graph.inserting_before(n):
-            how = "get_submodule" if n.op == "call_module" else "get_parameter"
-            new = graph.call_method(how, (me, n.target))
-            if n.op == "call_module":
-                new = graph.call_method("__call__", (new, *n.args), dict(n.kwargs))
-        if n.name in locs:
-            locs[new.name] = locs[n.name]
-        n.replace_all_uses_with(new)
-        graph.erase_node(n)
-
-
 def _method_source(graph: fx.Graph, locs: dict[str, str], name: str,
                    note: Callable[[str], str] = lambda s: s) -> str:
     """fx's source of ``graph`` as method ``name``, each op's line ending in its spec
-    location (``note`` shortens it), indented for a class body."""
-    _keyword_targets(graph, locs)
-    notes = {i: py_comment(note(locs[n.name])) for i, n in enumerate(graph.nodes)
-             if n.name in locs}
-    graph.set_codegen(_Method(name))
-    with graph.on_generate_code(lambda _old: _commented(notes)):
-        src = graph.python_code(root_module="self").src
+    location (``note`` shortens it), without fx's early frees, indented for a class body."""
+    src, _ = method_source(graph, locs, name, note, keep_frees=False)
     return _indent(src.strip("\n").rstrip())
 
 

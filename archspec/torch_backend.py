@@ -34,6 +34,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from archspec.errors import Location, SpecError
+from archspec.fxsource import method_source
 from archspec.ops import (INIT_FNS, OPS, OpDef, OpError, TorchCall, TorchModule, TorchParameter,
                           torch_init_kwargs)
 from archspec.text import py_comment, str_literal
@@ -293,18 +294,6 @@ def _shown_path(path: str, base: str, cwd: str) -> str:
     return os.path.basename(path) if rel.startswith("..") or os.path.isabs(rel) else rel
 
 
-def _fx_format_target(base: str, target: str) -> str:
-    """How fx writes a submodule access (private API; the same rule if it moves)."""
-    try:
-        from torch.fx.graph import _format_target
-    except ImportError:
-        expr = base
-        for e in target.split("."):
-            expr = f"{expr}.{e}" if e.isidentifier() else f"getattr({expr}, {str_literal(e)})"
-        return expr
-    return _format_target(base, target)
-
-
 def module_access(path: str, base: str = "self") -> str:
     """Python expression for submodule ``path``: ``getattr`` for digits and keywords."""
     expr = base
@@ -314,28 +303,12 @@ def module_access(path: str, base: str = "self") -> str:
     return expr
 
 
-_ASSIGN = re.compile(r"^(\s+)(\w+) = ")
-
-
 def forward_source(graph: fx.Graph, locs: Mapping[str, str], name: str = "forward"
                    ) -> tuple[str, dict[str, Any]]:
-    """Python source of ``graph`` as method ``name``, each op line ending in its spec location."""
-    code = graph.python_code(root_module="self")
-    text = code.src
-    for n in graph.nodes:
-        if n.op in ("call_module", "get_attr"):   # fx writes keyword names as attributes
-            bad, good = _fx_format_target("self", n.target), module_access(n.target)
-            end = "(" if n.op == "call_module" else "\n"
-            if bad != good:
-                text = text.replace(f"= {bad}{end}", f"= {good}{end}")
-    lines = []
-    for line in text.strip("\n").splitlines():
-        m = _ASSIGN.match(line)
-        if m and m.group(2) in locs:
-            line = f"{line.rstrip()}  # {py_comment(locs[m.group(2)])}"
-        lines.append(line.rstrip())
-    src = "\n".join(lines).replace("def forward(self, x):", f"def {name}(self, x):", 1) + "\n"
-    return src, dict(code.globals)
+    """Python source of ``graph`` as method ``name``, each op line ending in its spec
+    location (fx's own code generation: :mod:`archspec.fxsource`), and its globals."""
+    src, glb = method_source(graph, locs, name)
+    return src.strip("\n") + "\n", glb
 
 
 _COUNTER = [0]

@@ -72,7 +72,8 @@ def test_generated_shake_is_inlined(spec_file) -> None:
 
 
 def test_keyword_and_digit_layer_names(spec_file) -> None:
-    """Names that are Python keywords or digits become getattr(...), in both code paths."""
+    """Names that are Python keywords (reached as self.__getattr__("in")) or digits, in
+    both code paths."""
     p = spec_file("""
         archspec: 1
         name: kw
@@ -84,7 +85,7 @@ def test_keyword_and_digit_layer_names(spec_file) -> None:
           - 0: {op: flatten}
     """)
     built = build_module(p).eval()
-    assert 'getattr(self, "in")' in built.code
+    assert "self.__getattr__('in')" in built.code
     model = _load(generate(p))().eval()
     model.load_state_dict(built.state_dict(), strict=True)
     x = torch.randn(1, 3, 8, 8)

@@ -301,8 +301,10 @@ def names_in(text: str) -> frozenset[str]:
         tree = parse(text)
     except ExprError:
         return frozenset()
+    bound = {g.target.id for n in ast.walk(tree) if isinstance(n, ast.ListComp)
+             for g in n.generators if isinstance(g.target, ast.Name)}   # comprehension variables
     return frozenset({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-                     - set(FUNCTIONS) - set(_CONSTANTS))
+                     - set(FUNCTIONS) - set(_CONSTANTS) - bound)
 
 
 def evaluate(tree: ast.expression, env: Mapping[str, Any]) -> Any:
@@ -457,6 +459,37 @@ class _Eval:
             raise self.fail(node, str(e)) from None
 
     _Tuple = _List
+
+    def _ListComp(self, node: ast.ListComp) -> list:
+        """``[f(j) for j in range(d) if c]``: a list built per item, as RegNet's per-block
+        widths are. Loop variables are plain names, seen only inside the brackets; the
+        iterations (all ``for`` clauses together) are bounded like a list's length."""
+        envs: list[dict] = [dict(self.env)]
+        for gen in node.generators:
+            if not isinstance(gen.target, ast.Name) or gen.is_async:
+                raise self.fail(gen.target, "a comprehension's loop variable is one name",
+                                "write [w * 2 for w in widths]")
+            grown: list[dict] = []
+            for env in envs:
+                items = _Eval(env).run(gen.iter)
+                if not isinstance(items, list):
+                    raise self.fail(gen.iter, f"a comprehension loops over a list, got "
+                                    f"{_type_name(items)} {items!r}", "e.g. range(n) or a list")
+                for item in items:
+                    inner = {**env, gen.target.id: item}
+                    if all(_Eval(inner).run(c) for c in gen.ifs):
+                        grown.append(inner)
+                    if len(grown) > _MAX_SEQ:
+                        raise self.fail(node, f"the comprehension runs more than {_MAX_SEQ:,} "
+                                        "iterations")
+            envs = grown
+        return self._sized(node, [_Eval(env).run(node.elt) for env in envs])
+
+    def _sized(self, node: ast.AST, out: list) -> list:
+        try:
+            return _check_size(out)
+        except ValueError as e:
+            raise self.fail(node, str(e)) from None
 
     def _Subscript(self, node: ast.Subscript) -> Any:
         seq = self.run(node.value)

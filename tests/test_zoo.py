@@ -281,3 +281,36 @@ def test_inception_v3_aux_head_is_training_only() -> None:
         ref = torchvision.models.inception_v3(aux_logits=False, init_weights=False)
     assert _static_params("inception_v3", {"aux_logits": False}) == \
         sum(p.numel() for p in ref.parameters())
+
+
+@pytest.mark.parametrize("b,g", [(0.75, 16), (0.5, 24), (0.25, 8)])
+def test_regnet_bottleneck_ratio_adjusts_widths_as_torchvision(b: float, g: int) -> None:
+    """Away from b = 1 the group-width compatibility step changes the stage widths
+    (w·b rounded to a multiple of min(g, w·b), then divided by b): the spec's
+    RegNetY-800MF with --set b and g has the parameters of torchvision's RegNet built
+    from from_init_params with the same b and g."""
+    from functools import partial
+    from torchvision.models.regnet import BlockParams, RegNet
+    init = dict(REGNETS["regnet_y_800mf"], group_width=g)
+    bp = BlockParams.from_init_params(**init, bottleneck_multiplier=b, se_ratio=0.25)
+    ref = RegNet(bp, norm_layer=partial(nn.BatchNorm2d, eps=1e-05, momentum=0.1))
+    spec = archspec.load_spec("specs/regnet_y_800mf.yaml",
+                              {"bottleneck_multiplier": b, "group_width": g})
+    assert dict(spec.env)["widths"] == bp.widths
+    assert archspec.summarize(archspec.compile_graph(spec)).params == \
+        sum(p.numel() for p in ref.parameters())
+
+
+def test_regnet_group_width_that_fits_no_stage_is_a_check_error() -> None:
+    """b = 1.25, g = 8: torchvision's compatibility step gives a first stage of width 57,
+    whose bottleneck round(57 × 1.25) = 71 is no multiple of 8, so torchvision fails
+    inside a conv ("in_channels must be divisible by groups"); the spec says so at its
+    check, in the paper's terms."""
+    from torchvision.models.regnet import BlockParams, RegNet
+    bp = BlockParams.from_init_params(**dict(REGNETS["regnet_y_800mf"], group_width=8),
+                                      bottleneck_multiplier=1.25, se_ratio=0.25)
+    with pytest.raises(ValueError, match="divisible by groups"):
+        RegNet(bp)
+    with pytest.raises(archspec.SpecError, match="no valid group width"):
+        archspec.load_spec("specs/regnet_y_800mf.yaml",
+                           {"bottleneck_multiplier": 1.25, "group_width": 8})

@@ -316,6 +316,7 @@ def evaluate(tree: ast.expression, env: Mapping[str, Any]) -> Any:
         return body.value
     if _STATE.depth == 0:
         _STATE.calls = 0    # a fresh budget of user-function calls per top-level expression
+        _STATE.steps = 0    # and of comprehension iterations
     return _guarded(_Eval(env).run, body)
 
 
@@ -463,7 +464,8 @@ class _Eval:
     def _ListComp(self, node: ast.ListComp) -> list:
         """``[f(j) for j in range(d) if c]``: a list built per item, as RegNet's per-block
         widths are. Loop variables are plain names, seen only inside the brackets; the
-        iterations (all ``for`` clauses together) are bounded like a list's length."""
+        iterations of all comprehensions in a top-level expression, nested ones included,
+        are bounded (:data:`MAX_ITERATIONS`), so one cannot multiply another's cost."""
         envs: list[dict] = [dict(self.env)]
         for gen in node.generators:
             if not isinstance(gen.target, ast.Name) or gen.is_async:
@@ -479,9 +481,10 @@ class _Eval:
                     inner = {**env, gen.target.id: item}
                     if all(_Eval(inner).run(c) for c in gen.ifs):
                         grown.append(inner)
-                    if len(grown) > _MAX_SEQ:
-                        raise self.fail(node, f"the comprehension runs more than {_MAX_SEQ:,} "
-                                        "iterations")
+                    _STATE.steps += 1
+                    if _STATE.steps > MAX_ITERATIONS:
+                        raise self.fail(node, f"the expression's comprehensions run more than "
+                                        f"{MAX_ITERATIONS:,} iterations", "loop over fewer items")
             envs = grown
         return self._sized(node, [_Eval(env).run(node.elt) for env in envs])
 
@@ -538,12 +541,15 @@ class _Eval:
 #: the most calls one top-level expression may make (``f(n-1) + f(n-1)`` doubles them).
 MAX_CALL_DEPTH = 32
 MAX_CALLS = 10_000
+#: The most list-comprehension iterations one top-level expression may run, nested included.
+MAX_ITERATIONS = 10_000
 _NO_DEFAULT = object()
 
 
 class _CallState(threading.local):
     depth = 0
     calls = 0
+    steps = 0       # list-comprehension iterations
 
 
 _STATE = _CallState()

@@ -77,7 +77,14 @@ def test_undefined_name_points_at_it_and_suggests() -> None:
     ("eval('1')", "function 'eval' is not available"),
     ("(lambda: 1)()", "is not available in expressions"),
     ("lambda: 1", "'Lambda' is not allowed"),
-    ("[x for x in range(3)]", "'ListComp' is not allowed"),
+    ("{x for x in range(3)}", "'SetComp' is not allowed"),
+    ("sum(x for x in range(3))", "'GeneratorExp' is not allowed"),
+    ("[y for y in 3]", "a comprehension loops over a list, got int 3"),
+    ("[a for a, b in [[1, 2]]]", "a comprehension's loop variable is one name"),
+    ("[1 for i in range(1000) for j in range(1000)]", "run more than 10,000 iterations"),
+    ("[[1 for i in range(200)] for j in range(200)]", "run more than 10,000 iterations"),
+    ("[sum([1 for i in range(100)]) for j in range(100)]", "run more than 10,000 iterations"),
+    ("[[0] * 1000 for i in range(1000)]", "is too long"),
     ("{'a': 1}", "'Dict' is not allowed"),
     ("x.__class__", "attribute '.__class__' is not available"),
     ("().__class__.__bases__", "attribute '.__class__' is not available"),
@@ -119,7 +126,26 @@ def test_parse_error_offset_and_flow_comma_hint() -> None:
     assert "quote it" in info.value.hint
 
 
+@pytest.mark.parametrize("text, value", [
+    ("[2 * w for w in M]", [2, 4, 6]),
+    ("[j for j in range(5) if j == 0 or W[j] != W[j - 1]]", [0, 2, 4]),    # runs start
+    ("[W[j] for j in range(5) if j % 2 if j > 0]", [1, 2]),
+    ("[10 * i + j for i in range(3) for j in range(i)]", [10, 20, 21]),
+    ("[[w, k] for w in M for k in range(w) if k == w - 1]", [[1, 0], [2, 1], [3, 2]]),
+    ("[x for x in []]", []),
+])
+def test_list_comprehensions(text: str, value: object) -> None:
+    """RegNet's per-block widths and stage runs read as one list each."""
+    assert ev(text, M=[1, 2, 3], W=[1, 1, 2, 2, 3]) == value
+
+
+def test_comprehension_variable_stays_inside() -> None:
+    assert ev("[x for x in M] + [x]", M=[1, 2], x=9) == [1, 2, 9]
+    assert "undefined name 'j'" in fails("[j for j in M][0] + j", M=[1]).message
+
+
 def test_names_in() -> None:
+    assert ex.names_in("[w * k for w in M if w > n]") == {"k", "M", "n"}
     assert ex.names_in("(d - 4) / per_group + len(M)") == {"d", "per_group", "M"}
     assert ex.names_in("true or null") == set()
     assert ex.names_in("1 +") == set()

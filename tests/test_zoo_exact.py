@@ -42,14 +42,17 @@ REPRESENTATIVE = {"resnet": "resnet50", "efficientnet": "efficientnet_b0",
 REPRESENTATIVE.update(vgg="vgg16", squeezenet="squeezenet1_0", densenet="densenet121")
 #: builders whose spec is not yet the torchvision network of that name
 PENDING = {"googlenet"}     # specs/googlenet.yaml is the paper's GoogLeNet (TEMPORARY)
+PENDING.add("inception_v3")  # train output (logits, aux) and aux grads None: tests/test_zoo.py
 #: families whose torchvision init the spec language cannot say yet (ConvNeXt's
 #: trunc_normal std 0.02 on convs and linears): strict xfails, so the day it can is seen
 INIT_PENDING = {"convnext"}
 INIT_PENDING.add("squeezenet")  # kaiming uniform on convs, N(0, 0.01) on final_conv only
 REPRESENTATIVE.update(mobilenetv2="mobilenet_v2", mnasnet="mnasnet1_0")
 INIT_PENDING.add("mnasnet")     # MNASNet's linear: kaiming_uniform fan_out, gain 1 (sigmoid)
+INIT_PENDING.add("inception")   # trunc_normal std 0.1 on convs and linears, 0.001 on AuxLogits.fc
 #: input side of the output checks where 64 is too small for the network
 SIZE: dict[str, int] = {}
+SIZE["inception_v3"] = 299      # its aux head needs the 17×17 grid in training (min 75 in eval)
 TOL = 1e-5          # relative to the output's largest magnitude, float32
 
 

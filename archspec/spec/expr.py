@@ -301,8 +301,10 @@ def names_in(text: str) -> frozenset[str]:
         tree = parse(text)
     except ExprError:
         return frozenset()
+    bound = {g.target.id for n in ast.walk(tree) if isinstance(n, ast.ListComp)
+             for g in n.generators if isinstance(g.target, ast.Name)}   # comprehension variables
     return frozenset({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-                     - set(FUNCTIONS) - set(_CONSTANTS))
+                     - set(FUNCTIONS) - set(_CONSTANTS) - bound)
 
 
 def evaluate(tree: ast.expression, env: Mapping[str, Any]) -> Any:
@@ -314,6 +316,7 @@ def evaluate(tree: ast.expression, env: Mapping[str, Any]) -> Any:
         return body.value
     if _STATE.depth == 0:
         _STATE.calls = 0    # a fresh budget of user-function calls per top-level expression
+        _STATE.steps = 0    # and of comprehension iterations
     return _guarded(_Eval(env).run, body)
 
 
@@ -458,6 +461,39 @@ class _Eval:
 
     _Tuple = _List
 
+    def _ListComp(self, node: ast.ListComp) -> list:
+        """``[f(j) for j in range(d) if c]``: a list built per item, as RegNet's per-block
+        widths are. Loop variables are plain names, seen only inside the brackets; the
+        iterations of all comprehensions in a top-level expression, nested ones included,
+        are bounded (:data:`MAX_ITERATIONS`), so one cannot multiply another's cost."""
+        envs: list[dict] = [dict(self.env)]
+        for gen in node.generators:
+            if not isinstance(gen.target, ast.Name) or gen.is_async:
+                raise self.fail(gen.target, "a comprehension's loop variable is one name",
+                                "write [w * 2 for w in widths]")
+            grown: list[dict] = []
+            for env in envs:
+                items = _Eval(env).run(gen.iter)
+                if not isinstance(items, list):
+                    raise self.fail(gen.iter, f"a comprehension loops over a list, got "
+                                    f"{_type_name(items)} {items!r}", "e.g. range(n) or a list")
+                for item in items:
+                    inner = {**env, gen.target.id: item}
+                    if all(_Eval(inner).run(c) for c in gen.ifs):
+                        grown.append(inner)
+                    _STATE.steps += 1
+                    if _STATE.steps > MAX_ITERATIONS:
+                        raise self.fail(node, f"the expression's comprehensions run more than "
+                                        f"{MAX_ITERATIONS:,} iterations", "loop over fewer items")
+            envs = grown
+        return self._sized(node, [_Eval(env).run(node.elt) for env in envs])
+
+    def _sized(self, node: ast.AST, out: list) -> list:
+        try:
+            return _check_size(out)
+        except ValueError as e:
+            raise self.fail(node, str(e)) from None
+
     def _Subscript(self, node: ast.Subscript) -> Any:
         seq = self.run(node.value)
         if isinstance(node.slice, ast.Slice):
@@ -505,12 +541,15 @@ class _Eval:
 #: the most calls one top-level expression may make (``f(n-1) + f(n-1)`` doubles them).
 MAX_CALL_DEPTH = 32
 MAX_CALLS = 10_000
+#: The most list-comprehension iterations one top-level expression may run, nested included.
+MAX_ITERATIONS = 10_000
 _NO_DEFAULT = object()
 
 
 class _CallState(threading.local):
     depth = 0
     calls = 0
+    steps = 0       # list-comprehension iterations
 
 
 _STATE = _CallState()

@@ -47,7 +47,7 @@ def _cases() -> list[tuple[str, str, Callable[[], torch.nn.Module]]]:
     from references.wrn_pystyle import WideResNet
     return [
         ("resnet50", "specs/resnet50.yaml", torchvision.models.resnet50),
-        ("googlenet", "specs/googlenet-torchvision.yaml",
+        ("googlenet", "specs/googlenet.yaml",
          lambda: torchvision.models.googlenet(aux_logits=True, transform_input=False,
                                               init_weights=True)),
         ("wrn-28-10", "specs/wrn-28-10.yaml", lambda: WideResNet(28, 10)),

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 REFS = {
     "resnet50": ("torchvision.models.resnet",
                  ("conv1x1", "conv3x3", "Bottleneck", "ResNet", "_resnet", "resnet50")),
-    "googlenet-torchvision": ("torchvision.models.googlenet",
+    "googlenet": ("torchvision.models.googlenet",
                               ("GoogLeNet", "BasicConv2d", "Inception", "InceptionAux")),
     "efficientnet_b0": ("torchvision.models.efficientnet",
                         ("MBConv", "EfficientNet", "_efficientnet_conf", "_efficientnet",

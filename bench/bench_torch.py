@@ -101,7 +101,7 @@ def main() -> int:
     cases = [
         ("resnet50", f"{rn_b}×3×{rn_s}²", "specs/resnet50.yaml", torchvision.models.resnet50,
          (rn_b, 3, rn_s, rn_s)),
-        ("googlenet", f"{rn_b}×3×{rn_s}²", "specs/googlenet-torchvision.yaml",
+        ("googlenet", f"{rn_b}×3×{rn_s}²", "specs/googlenet.yaml",
          lambda: torchvision.models.googlenet(aux_logits=True, transform_input=False,
                                               init_weights=True), (rn_b, 3, rn_s, rn_s)),
         ("WRN-28-10", f"{wrn_b}×3×32²", "specs/wrn-28-10.yaml", lambda: WideResNet(28, 10),

@@ -15,7 +15,7 @@ archspec render specs/wrn-28-10.yaml --depth 2 --expand layer2.0 -o "$OUT/wrn-28
 
 # GoogLeNet at top level, with the first Inception module opened: four branches side by side,
 # the two auxiliary heads (training only) dashed.
-archspec render specs/googlenet.yaml --depth 1 --expand inception3a -o "$OUT/googlenet-inception3a.svg"
+archspec render specs/googlenet-paper.yaml --depth 1 --expand inception3a -o "$OUT/googlenet-inception3a.svg"
 
 # Two block types: WRN-16-1 with B(3,3) vs B(1,3,1), layer2.0 opened; the report as text.
 archspec diff specs/wrn.yaml --set count=blocks --set d=16 --set k=1 --set-b 'block=B(1,3,1)' \

@@ -34,7 +34,7 @@ def _imports(src: str) -> set[str]:
     ("specs/cifar10-resnet.yaml", 32, None),
     ("specs/cifar10-basiccnn.yaml", 32, None),
     ("specs/resnext50_32x4d.yaml", 64, None),
-    ("specs/googlenet-torchvision.yaml", 64, None),
+    ("specs/googlenet.yaml", 64, None),
     ("specs/shake-shake-26-2x32d.yaml", 32, {"depth": 8}),
 ])
 def test_generated_source_matches_built_module(spec: str, size: int, over) -> None:

@@ -174,8 +174,8 @@ def test_googlenet_source_is_torchvision() -> None:
     torch.manual_seed(0)
     ref = torchvision.models.googlenet(aux_logits=True, transform_input=False,
                                        init_weights=True)
-    _tv_check("googlenet-torchvision", randomise_reference(ref, seed=1).eval(), 96)
-    src = generate("specs/googlenet-torchvision.yaml")
+    _tv_check("googlenet", randomise_reference(ref, seed=1).eval(), 96)
+    src = generate("specs/googlenet.yaml")
     assert "class Inception(nn.Module):" in src and "class BasicConv2d(nn.Module):" in src
     assert "def __init__(self, in_channels, n1x1, n3x3red, n3x3, n5x5red, n5x5, pool_proj):" \
         in src
@@ -247,7 +247,7 @@ def test_parameter_names_never_shadow_what_init_uses(spec_file) -> None:
 #: over ~3 s each here (their sources' outputs are checked against torchvision's by
 #: test_zoo.py and the tests above): with --runslow
 _SLOW = {"resnet152", "resnet101", "mobilenet_v3_small", "efficientnet_b0", "googlenet",
-         "shake-shake", "googlenet-torchvision", "wide_resnet50_2", "convnext_tiny",
+         "shake-shake", "googlenet-paper", "wide_resnet50_2", "convnext_tiny",
          "regnet_y_400mf"}
 SHIPPED = [pytest.param(p.stem, marks=[pytest.mark.slow] if p.stem in _SLOW else [])
            for p in sorted((ROOT / "specs").glob("*.yaml"))]

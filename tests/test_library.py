@@ -102,9 +102,11 @@ def test_list_shows_every_shipped_file(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == f"Specs ({N_SPECS}, in {ROOT / 'specs'}):"
-    assert "  resnet50               ResNet-50 as torchvision.models.resnet50: Bottleneck, " \
-           "[3, 4, 6, 3]" in lines
-    assert f"Grids (5, in {ROOT / 'specs' / 'grids'}):" in lines
+    width = max(len(p.stem) for p in (ROOT / "specs").glob("*.yaml")) + 2   # names, aligned
+    assert "  " + "resnet50".ljust(width) + "ResNet-50 as torchvision.models.resnet50: " \
+           "Bottleneck, [3, 4, 6, 3]" in lines
+    n_grids = len(list((ROOT / 'specs' / 'grids').glob('*.yaml')))
+    assert f"Grids ({n_grids}, in {ROOT / 'specs' / 'grids'}):" in lines
     assert f"Recipes (4, in {ROOT / 'recipes'}):" in lines
     for kind in library.KINDS:
         for name in library.names(kind):

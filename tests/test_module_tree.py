@@ -88,7 +88,7 @@ def test_one_class_per_block_definition() -> None:
         again = build_module("specs/resnet101.yaml")
         wrn = build_module("specs/wrn.yaml", ["d=16", "k=1"])
         wrn313 = build_module("specs/wrn.yaml", ["d=22", "k=1", "block=B(3,1,3)"])
-        goog = build_module("specs/googlenet-torchvision.yaml")
+        goog = build_module("specs/googlenet.yaml")
     assert type(r50.layer1[0]) is type(r50.layer1[1]) is type(r50.layer4[2])
     assert type(r50.layer1[0]).__name__ == "Bottleneck"
     assert type(again.layer3[22]) is type(r50.layer1[0])
@@ -142,7 +142,7 @@ def test_pickle_and_deepcopy_keep_every_forward(pair) -> None:
 
 def test_googlenet_train_forward_calls_aux_heads() -> None:
     with torch.device("meta"):
-        m = build_module("specs/googlenet-torchvision.yaml")
+        m = build_module("specs/googlenet.yaml")
     calls: list[str] = []
     for name in ("aux1", "aux2", "inception4a"):
         m.get_submodule(name).register_forward_hook(lambda mod, i, o, n=name: calls.append(n))
@@ -247,14 +247,14 @@ def _aten_calls(m: nn.Module, x: torch.Tensor) -> dict[str, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("spec", ["resnet50", "googlenet-torchvision", "wrn-28-10"])
+@pytest.mark.parametrize("spec", ["resnet50", "googlenet", "wrn-28-10"])
 def test_forward_backward_runs_the_references_aten_ops(spec: str) -> None:
     """The fwd+bwd bench's ratios (bench/bench_torch.py) without its noise: the tree runs
     the very aten ops of the reference, each as often (no extra clone, contiguous or
     out-of-place activation anywhere), forward and backward."""
     from references.wrn_pystyle import WideResNet
     refs = {"resnet50": torchvision.models.resnet50,
-            "googlenet-torchvision": lambda: torchvision.models.googlenet(
+            "googlenet": lambda: torchvision.models.googlenet(
                 aux_logits=True, transform_input=False, init_weights=True),
             "wrn-28-10": lambda: WideResNet(28, 10)}
     x = torch.randn(2, 3, 32, 32) if spec == "wrn-28-10" else torch.randn(2, 3, 64, 64)

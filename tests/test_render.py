@@ -162,9 +162,9 @@ def test_golden_dot(depth):
 # ------------------------------------------------------------- larger graphs
 @needs_dot
 def test_googlenet_branches_side_by_side(tmp_path):
-    if not (ROOT / "specs/googlenet.yaml").exists():
-        pytest.skip("specs/googlenet.yaml not written yet")
-    g = graph("specs/googlenet.yaml")
+    if not (ROOT / "specs/googlenet-paper.yaml").exists():
+        pytest.skip("specs/googlenet-paper.yaml not written yet")
+    g = graph("specs/googlenet-paper.yaml")
     out = render_graph(g, tmp_path / "g.svg")
     root = ET.parse(out).getroot()
     boxes = {}

@@ -57,10 +57,10 @@ GOLDEN: dict[str, tuple[int, int, int, tuple, dict]] = {
     "wide_resnet50_2": (68_883_240, 68_883_240, 11_398_021_120, (3, 224, 224),
                         {"out": (1000,)}),
     # GoogLeNet: outputs in torchvision's training order (logits, aux2, aux1)
-    "googlenet-torchvision": (13_004_888, 6_624_904, 1_498_376_192, (3, 224, 224),
+    "googlenet": (13_004_888, 6_624_904, 1_498_376_192, (3, 224, 224),
                               {"logits": (1000,), "aux2": (1000,), "aux1": (1000,)}),
     # the paper's GoogLeNet (5×5 branch, 3×3/2 maxpool4): 16·Σ n5x5red·n5x5 = 380,928 more
-    "googlenet": (13_385_816, 7_005_832, 1_582_671_872, (3, 224, 224),
+    "googlenet-paper": (13_385_816, 7_005_832, 1_582_671_872, (3, 224, 224),
                   {"logits": (1000,), "aux2": (1000,), "aux1": (1000,)}),
     # Shake-Shake-26 (issue 6): the official Lua definition's counts (the template is 2x32d)
     "shake-shake": (2_923_162, 2_923_162, 426_689_792, (3, 32, 32), {"out": (10,)}),
@@ -167,7 +167,7 @@ TORCHVISION_GFLOPS = {
     "resnet152": 11.514,
     "resnext50_32x4d": 4.23,
     "wide_resnet50_2": 11.398,
-    "googlenet-torchvision": 1.498,
+    "googlenet": 1.498,
     "shufflenet_v2_x1_0": 0.145,
     "convnext_tiny": 4.456,
     "mobilenet_v3_small": 0.057,
@@ -255,7 +255,7 @@ def test_golden_numbers(stem):
     assert [o["name"] for o in s.outputs] == list(outputs)
 
 
-@pytest.mark.parametrize("stem", ["wrn-28-10", "resnet50", "googlenet-torchvision",
+@pytest.mark.parametrize("stem", ["wrn-28-10", "resnet50", "googlenet",
                                   "cifar10-resnet"])
 def test_golden_numbers_from_cli_json(stem):
     params, params_eval, macs, in_shape, outputs = GOLDEN[stem]
@@ -321,7 +321,7 @@ def test_resnet_names_are_torchvision_module_paths():
 
 
 def test_googlenet_structure():
-    g = graph("googlenet-torchvision")
+    g = graph("googlenet")
     # the shape comments of pystyle.info's GoogLeNet post, (N, C, H, W) after each stage
     for name, shape in [("conv1.relu", (64, 112, 112)), ("maxpool1", (64, 56, 56)),
                         ("conv3.relu", (192, 56, 56)), ("maxpool2", (192, 28, 28)),
@@ -355,13 +355,13 @@ def test_googlenet_structure():
 
 
 def test_googlenet_table_and_variants():
-    spec = archspec.load_spec(spec_path("googlenet"))
+    spec = archspec.load_spec(spec_path("googlenet-paper"))
     t = spec.table("inception")
     assert t.columns == ("n1x1", "n3x3red", "n3x3", "n5x5red", "n5x5", "pool_proj")
     assert t.headers == ("#1×1", "#3×3 reduce", "#3×3", "#5×5 reduce", "#5×5", "pool proj")
     assert [r for r, _, _ in t.rows] == ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
     paper = archspec.compile_graph(spec)
-    tv = graph("googlenet-torchvision")
+    tv = graph("googlenet")
     assert paper.nodes["inception3a.branch3.1.conv"]["args"]["kernel"] == (5, 5)
     assert tv.nodes["inception3a.branch3.1.conv"]["args"]["kernel"] == (3, 3)
     assert paper.nodes["maxpool4"]["args"]["kernel"] == (3, 3)
@@ -370,7 +370,7 @@ def test_googlenet_table_and_variants():
     assert tv.nodes["dropout"]["args"]["p"] == 0.2
     assert paper.graph["init"] == "pystyle_googlenet"
     assert tv.graph["init"] == "torchvision_googlenet"
-    tv_spec = archspec.load_spec(spec_path("googlenet-torchvision"))
+    tv_spec = archspec.load_spec(spec_path("googlenet"))
     changed = {k for k, v in tv_spec.param_values.items() if spec.param_values[k] != v}
     assert changed == {"branch3_kernel", "maxpool4_kernel", "dropout"}
     assert sorted(paper.nodes) == sorted(tv.nodes)

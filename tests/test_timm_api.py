@@ -142,7 +142,7 @@ def test_features_only_shapes_match_feature_info(spec: str, chs: list, red: list
 
 
 def test_features_only_drops_aux_heads_and_later_stages() -> None:
-    fm = build_module("specs/googlenet-torchvision.yaml", features_only=True, out_indices=2)
+    fm = build_module("specs/googlenet.yaml", features_only=True, out_indices=2)
     assert fm.feature_info.module_name() == ["inception4e", "inception5b"]
     assert not any(k.startswith(("aux", "fc")) for k in fm.state_dict())
     with torch.no_grad():

@@ -114,7 +114,7 @@ def test_torchvision_googlenet() -> None:
     ref = torchvision.models.googlenet(aux_logits=True, transform_input=False,
                                        init_weights=True)
     randomise_bn(ref)
-    ours = _ours_empty("specs/googlenet-torchvision.yaml")
+    ours = _ours_empty("specs/googlenet.yaml")
     assert n_params(ours) == n_params(ref) == 13_004_888
     x = torch.randn(2, 3, 96, 96)
     assert_same_outputs(ours, ref, x)
@@ -142,7 +142,7 @@ def test_torchvision_googlenet_without_aux_heads() -> None:
                                        init_weights=True)
     randomise_bn(ref)
     with torch.device("meta"):
-        ours = build_module("specs/googlenet-torchvision.yaml", ["aux_logits=false"])
+        ours = build_module("specs/googlenet.yaml", ["aux_logits=false"])
     ours = ours.to_empty(device="cpu")
     assert n_params(ours) == n_params(ref) == 6_624_904
     assert not any(k.startswith("aux") for k in ours.state_dict())
@@ -161,7 +161,7 @@ def test_torchvision_googlenet_without_aux_heads() -> None:
 
 def test_googlenet_eval_skips_train_only_heads() -> None:
     with torch.device("meta"):
-        m = build_module("specs/googlenet.yaml")
+        m = build_module("specs/googlenet-paper.yaml")
     assert "aux1" not in m.code.split("def forward_train")[0]
     assert "aux1" in m.code.split("def forward_train")[1]
 
@@ -292,14 +292,14 @@ def test_init_schemes() -> None:
     assert abs(w.std().item() / (2 / (w.shape[0] * 9)) ** 0.5 - 1) < 0.05   # fan_out
 
     torch.manual_seed(0)
-    gn = build_module("specs/googlenet.yaml")     # its output layers' zero biases: layer rules
+    gn = build_module("specs/googlenet-paper.yaml")     # its output layers' zero biases: layer rules
     assert torch.count_nonzero(gn.fc.bias) == 0
     assert torch.all(gn.aux1.fc1.bias == 0.2) and torch.count_nonzero(gn.aux1.fc2.bias) == 0
     w = gn.conv1.conv.weight
     bound = (3 / w[0].numel()) ** 0.5
     assert w.abs().max().item() <= bound and w.abs().max().item() > 0.9 * bound
 
-    tg = _ours_empty("specs/googlenet-torchvision.yaml")
+    tg = _ours_empty("specs/googlenet.yaml")
     init_weights(tg, "torchvision_googlenet")
     # torchvision's a=-2, b=2 are absolute bounds, so at std 0.01 nothing is truncated
     assert abs(tg.fc.weight.std().item() - 0.01) < 0.001
@@ -380,7 +380,7 @@ def test_torch_compile_fullgraph_no_graph_breaks() -> None:
     compiled = torch.compile(m, fullgraph=True, backend="aot_eager")
     with torch.no_grad():
         assert torch.allclose(compiled(x), m(x), atol=1e-5)
-    g = build_module("specs/googlenet-torchvision.yaml").train()
+    g = build_module("specs/googlenet.yaml").train()
     explain = dynamo.explain(g)(torch.randn(2, 3, 64, 64))
     assert explain.graph_break_count == 0
     dynamo.reset()
@@ -585,7 +585,7 @@ def test_build_keeps_initial_batchnorm_statistics(tmp_path: Path, capsys) -> Non
 
     from archspec.cli import main
     out = tmp_path / "g"
-    assert main(["build", "specs/googlenet-torchvision.yaml", "-o", str(out), "--batch", "1"]) == 0
+    assert main(["build", "specs/googlenet.yaml", "-o", str(out), "--batch", "1"]) == 0
     assert "aux1 (1, 1000)" in capsys.readouterr().out
     w = load_file(str(out / "weights.safetensors"))
     assert torch.all(w["conv1.bn.running_mean"] == 0) and torch.all(w["conv1.bn.running_var"] == 1)

@@ -25,8 +25,6 @@ SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 def _summary(builder: str, in_size: int | None = None):
     spec = SPECS / f"{builder}.yaml"
-    if builder == "googlenet":   # TEMPORARY until specs/googlenet.yaml is torchvision's
-        pytest.xfail("specs/googlenet.yaml is the paper's GoogLeNet")
     if not spec.exists():
         pytest.skip(f"no spec for torchvision's {builder} yet")
     overrides = {"in_size": in_size} if in_size is not None else None

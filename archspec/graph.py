@@ -1252,4 +1252,5 @@ def compile_graph(spec: Spec) -> nx.DiGraph:
     >>> g.nodes["layer2.0.conv1"]["shape"]
     (320, 16, 16)
     """
+    ex.reset_work()
     return _Builder(spec).build()

@@ -317,6 +317,7 @@ def evaluate(tree: ast.expression, env: Mapping[str, Any]) -> Any:
     if _STATE.depth == 0:
         _STATE.calls = 0    # a fresh budget of user-function calls per top-level expression
         _STATE.steps = 0    # and of comprehension iterations
+        _STATE.work = 0     # and of list items handled by built-ins
     return _guarded(_Eval(env).run, body)
 
 
@@ -530,10 +531,27 @@ class _Eval:
         args = self._items(node.args)
         if node.keywords:
             raise self.fail(node, "keyword arguments are not allowed in function calls")
+        self._charge(node, sum(len(a) for a in args if isinstance(a, (list, str))))
         try:
-            return _check_size(FUNCTIONS[node.func.id](*args))
+            out = _check_size(FUNCTIONS[node.func.id](*args))
         except (TypeError, ValueError, ArithmeticError) as e:
             raise self.fail(node, f"{node.func.id}(): {e}") from None
+        if isinstance(out, (list, str)):
+            self._charge(node, len(out))
+        return out
+
+    def _charge(self, node: ast.AST, items: int) -> None:
+        """Count the items a built-in reads or makes against the expression's and the
+        compile's budgets (:data:`MAX_WORK`): each call is bounded by the sequence limit,
+        but a function or comprehension may repeat it thousands of times."""
+        _STATE.work += items
+        _STATE.total += items
+        if _STATE.work > MAX_WORK:
+            raise self.fail(node, f"the expression's built-in functions handle more than "
+                            f"{MAX_WORK:,} list items", "compute on shorter lists, or fewer times")
+        if _STATE.total > MAX_TOTAL_WORK:
+            raise self.fail(node, f"the spec's expressions handle more than "
+                            f"{MAX_TOTAL_WORK:,} list items in all", "compute on shorter lists")
 
 
 # ------------------------------------------------------------ user functions
@@ -543,6 +561,11 @@ MAX_CALL_DEPTH = 32
 MAX_CALLS = 10_000
 #: The most list-comprehension iterations one top-level expression may run, nested included.
 MAX_ITERATIONS = 10_000
+#: The most list items built-in functions may read or make: in one top-level expression
+#: (``sum(range(100000))`` in a function called 10,000 times), and over one load or
+#: compile (:func:`reset_work`), so a spec of many such expressions is bounded too.
+MAX_WORK = 1_000_000
+MAX_TOTAL_WORK = 5_000_000
 _NO_DEFAULT = object()
 
 
@@ -550,6 +573,13 @@ class _CallState(threading.local):
     depth = 0
     calls = 0
     steps = 0       # list-comprehension iterations
+    work = 0        # list items built-ins handled, this expression
+    total = 0       # and since reset_work()
+
+
+def reset_work() -> None:
+    """Start the budget of :data:`MAX_TOTAL_WORK` afresh (a load or a compile begins)."""
+    _STATE.total = 0
 
 
 _STATE = _CallState()

@@ -961,6 +961,7 @@ def load_spec(path: str | os.PathLike, overrides: Mapping[str, Any] | Iterable[s
     """
     from archspec.library import resolve
     path = resolve(os.fspath(path), "spec")   # a shipped name ('resnet50') or a path
+    ex.reset_work()
     sources: dict[str, str] = {}
     root = _resolve(path, sources, (), None, check_keys=False)
     return spec_from_yaml(root, path, sources, overrides, partial=partial)

@@ -982,7 +982,7 @@ class _Builder:
                             init=spec.init, input=in_id, outputs=outputs, scopes=self.scopes,
                             params={k: v for k, v in spec.env}, roles=roles)
         self.g.graph["warnings"] = dead_op_warnings(self.g)
-        return self.g
+        return nx.freeze(self.g)     # later stages read the IR; none may add or remove a node
 
 
 @dataclass(frozen=True)

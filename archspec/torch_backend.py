@@ -1401,7 +1401,7 @@ def _checked_graph(path: str, overrides: Any) -> nx.DiGraph:
     if hit is not None and _sources_unchanged(hit[1]):
         for src_path, text in hit[1]:             # error carets, as a fresh load gives
             register_source(src_path, text)
-        return hit[0].copy()
+        return nx.freeze(hit[0].copy())
     spec = load_spec(path, overrides or None)
     g = compile_graph(spec)
     if key is not None:

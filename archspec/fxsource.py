@@ -10,13 +10,12 @@ classes a person reads. Both go through fx's public code generation only:
   markers fx puts in the body for such transformers;
 - :func:`reach_keyword_targets`, a graph rewrite for a submodule whose path has a Python
   keyword (``self.in``, which fx would write as an attribute): it is reached with
-  ``nn.Module.__getattr__(self, 'in')`` instead (fx writes a ``getattr`` call as an
-  attribute, keywords too; dynamo cannot guard a ``get_submodule('in')``).
+  ``self.__getattr__('in')`` instead (fx writes a ``getattr`` call as an attribute,
+  keywords too; dynamo cannot guard a ``get_submodule('in')``).
 
 No generated text is edited afterwards, and nothing private of torch is imported.
 
 >>> import torch.fx as fx
-import torch.nn as nn
 >>> g = fx.Graph()
 >>> x = g.placeholder("x")
 >>> g.output(g.call_module("conv1", (x,)))
@@ -33,7 +32,6 @@ import re
 from typing import Any, Callable, Mapping
 
 import torch.fx as fx
-import torch.nn as nn
 
 from archspec.text import py_comment
 
@@ -80,8 +78,8 @@ def commented_body(notes: Mapping[int, str], keep_frees: bool
 
 def reach_keyword_targets(graph: fx.Graph, locs: dict[str, str]) -> None:
     """Rewrite accesses to a submodule or parameter whose path has a Python keyword
-    (fx would write ``self.in``) as ``nn.Module.__getattr__`` calls, one per level; the
-    spec location moves to the new node."""
+    (fx would write ``self.in``) as ``self.__getattr__('in')`` calls, one per level;
+    the spec location moves to the new node."""
     bad = [n for n in graph.nodes if n.op in ("call_module", "get_attr")
            and any(keyword.iskeyword(p) for p in n.target.split("."))]
     if not bad:

@@ -11,9 +11,10 @@ of the builder's graph (``archspec.compile_graph``'s nodes less the input, the f
 `archspec summary` prints as "Ops"). It prints a table sorted by ops, a least-squares
 line ``ms = a + b·ops`` (b is the front end's cost per op, a the fixed cost of a
 process), and writes a scatter plot with that line to --plot (a PNG; matplotlib's Agg
-backend). Why: issue 16 wants check on the largest builder, regnet_y_128gf, under 1 s
-for the whole process, and the zoo spans 22 ops (alexnet) to 1,092 (efficientnet_v2_l), so the slope says how
-far that target is from the graph's size and how much is fixed start-up cost.
+backend). Why: issue 16 wants check on the largest builder by params, regnet_y_128gf,
+under 1 s for the whole process; the zoo spans 22 ops (alexnet) to 1,092
+(efficientnet_v2_l), so the slope says how much of a check is the graph's size and
+how much the fixed start-up cost.
 
 It asserts nothing: a report, not a gate (bench/bench_check.py is the gate on 1 s). The
 plot is generated output and goes under bench/results/ by default, which .gitignore

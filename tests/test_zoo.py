@@ -253,11 +253,15 @@ def test_inception_v3_train_outputs_gradients_and_statistics_equal() -> None:
 
 def test_inception_v3_aux_head_is_training_only() -> None:
     """aux_logits=False drops the head and its output, as torchvision's does; the
-    static count is torchvision's either way."""
+    static count is torchvision's either way, and the module builds (its init rules
+    name no AuxLogits layer) with torchvision's state_dict keys and shapes."""
     with torch.device("meta"):
         ref = torchvision.models.inception_v3(aux_logits=False, init_weights=False)
+        ours = build_module("specs/inception_v3.yaml", {"aux_logits": False})
     assert _static_params("inception_v3", {"aux_logits": False}) == \
         sum(p.numel() for p in ref.parameters())
+    assert {k: v.shape for k, v in ours.state_dict().items()} == \
+        {k: v.shape for k, v in ref.state_dict().items()}
 
 
 @pytest.mark.parametrize("b,g", [(0.75, 16), (0.5, 24), (0.25, 8)])

@@ -29,6 +29,7 @@ from archspec.codegen import generate
 torchvision = pytest.importorskip("torchvision")
 from references.randomise import randomise_reference  # noqa: E402
 from references.wrn_pystyle import WideResNet  # noqa: E402
+from zoo_builders import zoo_marks  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -249,7 +250,8 @@ def test_parameter_names_never_shadow_what_init_uses(spec_file) -> None:
 _SLOW = {"resnet152", "resnet101", "mobilenet_v3_small", "efficientnet_b0", "googlenet",
          "shake-shake", "googlenet-paper", "wide_resnet50_2", "convnext_tiny",
          "regnet_y_400mf"}
-SHIPPED = [pytest.param(p.stem, marks=[pytest.mark.slow] if p.stem in _SLOW else [])
+SHIPPED = [pytest.param(p.stem, marks=([pytest.mark.slow] if p.stem in _SLOW else [])
+                        + zoo_marks(p.stem))
            for p in sorted((ROOT / "specs").glob("*.yaml"))]
 
 

@@ -19,6 +19,7 @@ from archspec.torch_backend import build_module, init_weights
 from archspec.torch_ops import shake
 from references.cifar10_blog import NETS as CIFAR10_NETS
 from references.wrn_pystyle import WRN_TABLE, WideResNet
+from zoo_builders import zoo_marks
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,7 +173,8 @@ WRN_VARIANTS = [("wrn.yaml", o) for o in (["block=B(1,3,1)", "d=22"], ["block=B(
                                             ["dropout=0"])]
 
 
-@pytest.mark.parametrize("spec,over", [(s, None) for s in ALL_SPECS] + WRN_VARIANTS)
+@pytest.mark.parametrize("spec,over", [pytest.param(s, None, marks=zoo_marks(s[:-5]))
+                                       for s in ALL_SPECS] + WRN_VARIANTS)
 def test_static_shapes_match_torch(spec: str, over) -> None:
     g = archspec.compile_graph(archspec.load_spec(f"specs/{spec}", over))
     with torch.device("meta"):

@@ -20,7 +20,6 @@ in tests/test_zoo_counts.py.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -30,17 +29,12 @@ torchvision = pytest.importorskip("torchvision")
 
 from archspec.torch_backend import build_module  # noqa: E402
 from references.randomise import randomise_reference  # noqa: E402
+import zoo_builders as zb  # noqa: E402
 
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = json.loads((ROOT / "tests" / "golden" / "torchvision-zoo.json").read_text())["builders"]
-#: the default suite's builder of each family (the first with a spec where not named)
-REPRESENTATIVE = {"resnet": "resnet50", "efficientnet": "efficientnet_b0",
-                  "regnet": "regnet_y_400mf", "convnext": "convnext_tiny",
-                  "shufflenetv2": "shufflenet_v2_x1_0", "mobilenetv3": "mobilenet_v3_small"}
-REPRESENTATIVE.update(vgg="vgg16", squeezenet="squeezenet1_0", densenet="densenet121")
-REPRESENTATIVE.update(mobilenetv2="mobilenet_v2", mnasnet="mnasnet1_0")
+GOLDEN = zb.GOLDEN
 #: builders whose modules torchvision registers in another order than they run, so one
 #: seed draws their tensors in another order: GoogLeNet registers aux1 and aux2 after
 #: inception5b, runs them after inception4a and 4d, and the spec writes each layer where
@@ -52,23 +46,10 @@ SIZE["inception_v3"] = 299      # its aux head needs the 17×17 grid in training
 TOL = 1e-5          # relative to the output's largest magnitude, float32
 
 
-def _with_specs() -> list[str]:
-    return sorted(b for b in GOLDEN if (ROOT / "specs" / f"{b}.yaml").exists())
-
-
-def _representatives() -> set[str]:
-    have = _with_specs()
-    out = set()
-    for family in sorted({GOLDEN[b]["family"] for b in have}):
-        named = REPRESENTATIVE.get(family)
-        out.add(named if named in have else min(b for b in have if GOLDEN[b]["family"] == family))
-    return out
-
-
 def _params() -> list:
-    reps = _representatives()
+    reps = zb.representatives()
     return [pytest.param(b, marks=() if b in reps else pytest.mark.zoo_all)
-            for b in _with_specs()]
+            for b in zb.with_specs()]
 
 
 def _reference(builder: str) -> torch.nn.Module:

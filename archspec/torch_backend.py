@@ -79,17 +79,6 @@ class ModuleDef:
                             "the op's torch module (its Python registration) refused these "
                             "arguments") from None
 
-    def source(self) -> str:
-        """The constructor call in standalone source (which imports ``torch.nn as nn``)."""
-        if self.cls in self.paste:
-            name = self.cls.rpartition(".")[2]
-        elif self.cls.startswith("torch.nn."):
-            name = "nn." + self.cls[len("torch.nn."):]
-        else:
-            name = self.cls
-        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs)
-        return f"{name}({args})"
-
 
 @dataclass(frozen=True)
 class ParamDef:

@@ -191,46 +191,6 @@ def node_where(g: nx.DiGraph, nid: str) -> str:
     return text
 
 
-def fx_graph(g: nx.DiGraph, train: bool) -> tuple[fx.Graph, dict[str, str]]:
-    """The forward pass as an fx Graph: the nodes the chosen outputs need, in spec order.
-
-    ``train`` selects every output (spec order) instead of the evaluation ones only.
-    Returns the graph and a map from fx node name to its spec location (:func:`node_where`).
-    """
-    outs = [o for o in g.graph["outputs"] if train or not o["train_only"]]
-    need: set[str] = set()
-    for o in outs:
-        need.add(o["node"])
-        need |= nx.ancestors(g, o["node"])
-    out_nodes = {o["node"] for o in g.graph["outputs"]}
-    graph = fx.Graph()
-    locs: dict[str, str] = {}
-    env: dict[str, fx.Node] = {}
-    inp = g.graph["input"]
-    env[inp] = graph.placeholder("x")
-    for nid in _order(g):
-        if nid == inp or nid not in need:
-            continue
-        d = g.nodes[nid]
-        a, loc = d["args"], node_where(g, nid)
-        args = [env[i] for i in d["inputs"]]
-        name = re.sub(r"\W", "_", nid)
-        low = _opdef(g, nid).lower
-        if isinstance(low, TorchCall):
-            n = _call(graph, low, args, a, [g.nodes[i]["shape"] for i in d["inputs"]], name,
-                      _runs_inplace(g, nid, out_nodes), locs, loc)
-        elif isinstance(low, TorchParameter):    # the tensor (get_attr), then the product
-            p = graph.create_node("get_attr", nid, name=f"{name}_param")
-            n = graph.create_node("call_function", resolve(low.fn), (p, *args), {}, name=name)
-        else:
-            n = graph.create_node("call_module", nid, tuple(args), {}, name=name)
-        locs[n.name] = loc
-        env[nid] = n
-    results = [env[o["node"]] for o in outs]
-    graph.output(results[0] if len(results) == 1 else tuple(results))
-    return graph, locs
-
-
 def _call(graph: fx.Graph, low: TorchCall, args: list[fx.Node], a: Mapping[str, Any],
           ins: list[Any], name: str, inplace: bool, locs: dict[str, str], loc: str) -> fx.Node:
     """The fx node(s) of a functional op; a fold writes one node per pair of inputs."""
